@@ -1,0 +1,21 @@
+"""API settings."""
+
+from pathlib import Path
+from typing import Literal
+
+from plexzoom.settings import CommonSettings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class ApiSettings(CommonSettings):
+    """PLEXZOOM_* variables read by the API, tile service and viewer host."""
+
+    max_upload_bytes: int = 100 * 1024**3
+    # proxy: tiles through /tiles; presigned: the browser reads the pyramid from S3 with Range.
+    tile_mode: Literal["proxy", "presigned"] = "proxy"
+    presign_expires_s: int = 3600
+    # Origins allowed to read the bucket in presigned mode (the viewer's origin).
+    s3_cors_origins: tuple[str, ...] = ("http://127.0.0.1:8000", "http://localhost:8000")
+    tile_cache_bytes: int = 256 * 1024**2
+    viewer_dir: Path = REPO_ROOT / "viewer"

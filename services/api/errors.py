@@ -1,0 +1,48 @@
+"""The one table that maps plexzoom errors to HTTP answers (JSON, never a traceback)."""
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from plexzoom.api.upload import BadUpload
+from plexzoom.core import errors
+
+log = logging.getLogger(__name__)
+
+STATUS_CODES: dict[type[errors.PlexzoomError], int] = {
+    errors.NotFound: 404,
+    errors.UnsupportedFormat: 415,
+    errors.ImageTooLarge: 413,
+    errors.CorruptImage: 422,
+    errors.Conflict: 409,
+    BadUpload: 400,
+    errors.StorageError: 503,
+    errors.BrokerError: 503,
+}
+
+
+def status_for(exc: errors.PlexzoomError) -> int:
+    """HTTP status for an error (the nearest class in the table wins)."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS_CODES:
+            return STATUS_CODES[cls]
+    return 400
+
+
+async def _plexzoom_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.PlexzoomError)
+    status = status_for(exc)
+    headers = {"Connection": "close"} if status == 413 else None  # the rest of the body is unread
+    return JSONResponse({"detail": exc.message}, status_code=status, headers=headers)
+
+
+async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    log.error("unexpected error: %s", type(exc).__name__, exc_info=exc)
+    return JSONResponse({"detail": "Something went wrong on the server; try again."}, 500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the table with the app."""
+    app.add_exception_handler(errors.PlexzoomError, _plexzoom_error)
+    app.add_exception_handler(Exception, _unexpected)

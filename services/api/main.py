@@ -1,0 +1,112 @@
+"""The web process: API, tile service and viewer on one origin.
+
+Run with: uvicorn --factory plexzoom.api.main:create_app_from_env
+"""
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from plexzoom.api.config import ApiSettings
+from plexzoom.api.errors import install_error_handlers
+from plexzoom.api.routes import health, images
+from plexzoom.core.images import Enqueue
+from plexzoom.core.storage import S3Storage, Storage
+from plexzoom.settings import build_storage
+from plexzoom.tiles.app import PREFIX as TILES_PREFIX
+from plexzoom.tiles.app import TileService
+
+log = logging.getLogger(__name__)
+_VENDOR = {
+    "/vendor/openseadragon": "node_modules/openseadragon/build/openseadragon",
+    "/vendor/swagger-ui": "node_modules/swagger-ui-dist",
+}
+
+
+class OneOrigin:
+    """Sends /tiles/ straight to the bare tile service and everything else to FastAPI."""
+
+    def __init__(self, api: FastAPI, tiles: TileService) -> None:
+        self.api, self.tiles = api, tiles
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(TILES_PREFIX):
+            await self.tiles(scope, receive, send)
+        else:
+            await self.api(scope, receive, send)
+
+
+def create_api(
+    settings: ApiSettings, storage: Storage, enqueue: Enqueue, ping_broker: Callable[[], None]
+) -> FastAPI:
+    """The FastAPI app with its routes, error table, docs and static viewer."""
+    api = FastAPI(
+        title="plexzoom",
+        version="0.1.0",
+        docs_url=None,
+        redoc_url=None,
+        description="Upload huge images; get Deep Zoom pyramids and a browser viewer.",
+    )
+    api.state.settings, api.state.storage = settings, storage
+    api.state.enqueue, api.state.ping_broker = enqueue, ping_broker
+    install_error_handlers(api)
+    api.include_router(images.router)
+    api.include_router(health.router)
+
+    @api.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="plexzoom API",
+            swagger_js_url="/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/vendor/swagger-ui/favicon-32x32.png",
+        )
+
+    _mount_static(api, settings.viewer_dir)
+    return api
+
+
+def _mount_static(api: FastAPI, viewer_dir: Path) -> None:
+    """Serve the viewer and its npm packages (never a CDN: users may be offline)."""
+    for url, folder in _VENDOR.items():
+        path = viewer_dir / folder
+        if path.is_dir():
+            api.mount(url, StaticFiles(directory=path), name=url.strip("/"))
+        else:
+            log.warning("%s is missing; run `make install` to fetch the viewer's packages", path)
+    if viewer_dir.is_dir():
+        api.mount("/", StaticFiles(directory=viewer_dir, html=True), name="viewer")
+
+
+def create_app(
+    settings: ApiSettings, storage: Storage, enqueue: Enqueue, ping_broker: Callable[[], None]
+) -> OneOrigin:
+    """API, tiles and viewer behind one ASGI callable."""
+    api = create_api(settings, storage, enqueue, ping_broker)
+    return OneOrigin(api, TileService(storage, settings.tile_cache_bytes))
+
+
+def create_app_from_env() -> OneOrigin:
+    """Build everything from PLEXZOOM_* settings (the uvicorn factory)."""
+    from plexzoom.worker.broker import connect_broker, enqueue_conversion
+
+    settings = ApiSettings()
+    storage = build_storage(settings)
+    if isinstance(storage, S3Storage):
+        cors = list(settings.s3_cors_origins) if settings.tile_mode == "presigned" else None
+        storage.ensure_bucket(cors)
+    broker = connect_broker(settings.redis_url)
+
+    def ping_broker() -> None:
+        from plexzoom.worker.broker import ping
+
+        ping(broker)
+
+    return create_app(settings, storage, lambda i: enqueue_conversion(broker, i), ping_broker)

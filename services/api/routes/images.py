@@ -1,0 +1,87 @@
+"""/v1/images: upload, status, listing, deletion, re-conversion."""
+
+from typing import Annotated
+
+from anyio import to_thread
+from fastapi import APIRouter, Query, Request, Response
+
+from plexzoom.api.deps import EnqueueDep, SettingsDep, StorageDep
+from plexzoom.api.schemas import ImagePage, ImageStatus, LinkContext, to_status
+from plexzoom.api.upload import receive_upload
+from plexzoom.core.images import delete_image, list_images, reconvert_image
+from plexzoom.core.manifest import read_manifest
+
+router = APIRouter(prefix="/v1/images", tags=["images"])
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            }
+        },
+    }
+}
+
+
+def _context(request: Request, settings: SettingsDep) -> LinkContext:
+    presign = settings.presign_expires_s if settings.tile_mode == "presigned" else None
+    return LinkContext(base_url=str(request.base_url), presign_expires_s=presign)
+
+
+@router.post("", status_code=202, response_model=ImageStatus, openapi_extra=_UPLOAD_BODY)
+async def upload_image(
+    request: Request, storage: StorageDep, enqueue: EnqueueDep, settings: SettingsDep
+) -> ImageStatus:
+    """Upload an image (multipart field `file`); its conversion starts at once."""
+    manifest = await receive_upload(request, storage, enqueue, settings.max_upload_bytes)
+    return to_status(manifest, _context(request, settings), storage)
+
+
+@router.get("", response_model=ImagePage)
+def get_images(
+    request: Request,
+    storage: StorageDep,
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> ImagePage:
+    """List images, newest first; pass `next_cursor` back as `cursor` for the next page."""
+    page = list_images(storage, limit, cursor)
+    ctx = _context(request, settings)
+    return ImagePage(
+        images=[to_status(m, ctx, storage) for m in page.images], next_cursor=page.next_cursor
+    )
+
+
+@router.get("/{image_id}", response_model=ImageStatus)
+def get_image(
+    image_id: str, request: Request, storage: StorageDep, settings: SettingsDep
+) -> ImageStatus:
+    """Status, progress, size and channels of one image."""
+    return to_status(read_manifest(storage, image_id), _context(request, settings), storage)
+
+
+@router.delete("/{image_id}", status_code=204)
+async def remove_image(image_id: str, storage: StorageDep) -> Response:
+    """Delete an image: original, pyramids and record."""
+    await to_thread.run_sync(delete_image, storage, image_id)
+    return Response(status_code=204)
+
+
+@router.post("/{image_id}/reconvert", status_code=202, response_model=ImageStatus)
+def reconvert(
+    image_id: str,
+    request: Request,
+    storage: StorageDep,
+    enqueue: EnqueueDep,
+    settings: SettingsDep,
+) -> ImageStatus:
+    """Convert the original again into a new pyramid generation (new tile URLs)."""
+    manifest = reconvert_image(storage, image_id, enqueue)
+    return to_status(manifest, _context(request, settings), storage)

@@ -1,0 +1,100 @@
+"""Response bodies of the HTTP API."""
+
+import math
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from plexzoom.core import keys
+from plexzoom.core.manifest import Channel, Manifest, Status
+from plexzoom.core.storage import Storage
+
+
+class PyramidLinks(BaseModel):
+    """Presigned URLs of a pyramid archive and its tile index (presigned tile mode)."""
+
+    archive: str
+    index: str
+
+
+class Links(BaseModel):
+    """Where to find the image and its pyramid."""
+
+    self: str
+    dzi: str
+    viewer: str
+    thumbnail: str | None = None
+    pyramid: PyramidLinks | None = None
+
+
+class ImageStatus(BaseModel):
+    """GET /v1/images/{id}."""
+
+    id: str
+    status: Status
+    stage: str
+    progress: float
+    error: str | None
+    filename: str | None
+    format: str | None
+    size: int | None
+    width: int | None
+    height: int | None
+    channels: list[Channel]
+    created: datetime
+    updated: datetime
+    links: Links
+
+
+class ImagePage(BaseModel):
+    """GET /v1/images: newest first."""
+
+    images: list[ImageStatus]
+    next_cursor: str | None
+
+
+class LinkContext(BaseModel):
+    """What link building needs to know about the request and deployment."""
+
+    base_url: str
+    presign_expires_s: int | None = None
+
+
+def to_status(manifest: Manifest, ctx: LinkContext, storage: Storage) -> ImageStatus:
+    """The API view of a manifest."""
+    return ImageStatus(
+        **manifest.model_dump(include=set(ImageStatus.model_fields) - {"links"}),
+        links=_links(manifest, ctx, storage),
+    )
+
+
+def _links(manifest: Manifest, ctx: LinkContext, storage: Storage) -> Links:
+    base = ctx.base_url.rstrip("/")
+    pyramid = manifest.pyramids.get("image")
+    gen = pyramid.generation if pyramid else manifest.generation
+    tiles = f"{base}/tiles/{manifest.id}/{gen}/image"
+    links = Links(
+        self=f"{base}/v1/images/{manifest.id}",
+        dzi=f"{tiles}.dzi",
+        viewer=f"{base}/view.html?id={manifest.id}",
+    )
+    if pyramid is None or manifest.status != "ready":
+        return links
+    # The smallest level that still fills one tile: a ready-made thumbnail.
+    level = max(
+        0,
+        pyramid.levels
+        - 1
+        - math.ceil(math.log2(max(1.0, max(pyramid.width, pyramid.height) / pyramid.tile_size))),
+    )
+    links.thumbnail = f"{tiles}_files/{level}/0_0.{pyramid.format}"
+    if ctx.presign_expires_s:
+        archive = storage.presign_get(
+            keys.pyramid_key(manifest.id, gen, "image"), ctx.presign_expires_s
+        )
+        index = storage.presign_get(
+            keys.index_key(manifest.id, gen, "image"), ctx.presign_expires_s
+        )
+        if archive and index:
+            links.pyramid = PyramidLinks(archive=archive, index=index)
+    return links

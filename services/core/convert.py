@@ -1,0 +1,144 @@
+"""The conversion job: original in storage -> display pyramid in storage -> manifest (commit)."""
+
+import logging
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from plexzoom.core import keys
+from plexzoom.core.display import display_channels, open_image, to_display
+from plexzoom.core.errors import PlexzoomError
+from plexzoom.core.manifest import Manifest, Pyramid, read_manifest, write_manifest
+from plexzoom.core.pyramid import PyramidOptions, build_pyramid
+from plexzoom.core.storage import Storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """Settings of a conversion, passed in by the worker."""
+
+    pyramid: PyramidOptions = field(default_factory=PyramidOptions)
+    scratch_dir: Path | None = None
+    max_attempts: int = 3
+    progress_interval_s: float = 0.25
+
+
+class ProgressPublisher:
+    """Writes the manifest's progress from a background thread so libvips never waits on storage."""
+
+    def __init__(self, storage: Storage, manifest: Manifest, interval_s: float) -> None:
+        self._storage, self._manifest, self._interval = storage, manifest, interval_s
+        self._value, self._written = manifest.progress, manifest.progress
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
+
+    def set(self, value: float) -> None:
+        """Record progress (0..1); never goes backwards."""
+        self._value = max(self._value, min(value, 1.0))
+
+    def stage(self, name: str, value: float) -> None:
+        """Enter a new stage and publish it at once."""
+        self.set(value)
+        self._manifest.stage = name
+        self._publish()
+
+    def _publish(self) -> None:
+        self._manifest.progress = round(self._value, 4)
+        self._written = self._value
+        try:
+            write_manifest(self._storage, self._manifest)
+        except PlexzoomError:
+            log.warning("could not publish progress of %s", self._manifest.id)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            if self._value > self._written:
+                self._publish()
+
+    def __enter__(self) -> "ProgressPublisher":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def convert_image(storage: Storage, image_id: str, options: ConvertOptions) -> Manifest:
+    """Run (or re-run, idempotently) the conversion of one image; permanent errors end 'failed'."""
+    manifest = read_manifest(storage, image_id)
+    if manifest.status not in ("queued", "processing"):
+        log.info("image %s is %s; nothing to do", image_id, manifest.status)
+        return manifest
+    if manifest.attempts >= options.max_attempts:
+        return _fail(storage, manifest, "The conversion failed repeatedly; upload the file again.")
+    manifest.status, manifest.error, manifest.attempts = "processing", None, manifest.attempts + 1
+    manifest.progress = 0.0
+    try:
+        with ProgressPublisher(storage, manifest, options.progress_interval_s) as progress:
+            _run_conversion(storage, manifest, options, progress)
+    except PlexzoomError as exc:
+        if not exc.permanent:
+            raise
+        return _fail(storage, manifest, exc.message)
+    manifest.status, manifest.stage, manifest.progress = "ready", "done", 1.0
+    write_manifest(storage, manifest)
+    _remove_old_generations(storage, manifest)
+    return manifest
+
+
+def _run_conversion(
+    storage: Storage, manifest: Manifest, options: ConvertOptions, progress: ProgressPublisher
+) -> None:
+    """Download, decode, build the pyramid in scratch space, store it; fills in the manifest."""
+    gen, name = manifest.generation, "image"
+    with tempfile.TemporaryDirectory(dir=options.scratch_dir, prefix="plexzoom-") as scratch:
+        original = Path(scratch) / "original"
+        progress.stage("reading", 0.0)
+        storage.download_file(keys.original_key(manifest.id), original)
+        image = to_display(open_image(original))
+        progress.stage("building pyramid", 0.05)
+        archive = Path(scratch) / f"{name}.zip"
+        index = build_pyramid(
+            image, archive, options.pyramid, lambda p: progress.set(0.05 + 0.85 * p)
+        )
+        progress.stage("storing pyramid", 0.9)
+        storage.upload_file(keys.pyramid_key(manifest.id, gen, name), archive)
+        storage.put_bytes(
+            keys.index_key(manifest.id, gen, name), index.to_json(), "application/json"
+        )
+        size = archive.stat().st_size
+    manifest.width, manifest.height = image.width, image.height
+    manifest.channels = display_channels(image)
+    manifest.pyramids = {
+        name: Pyramid(
+            name=name,
+            generation=gen,
+            width=image.width,
+            height=image.height,
+            tile_size=index.tile_size,
+            overlap=index.overlap,
+            format=index.format,
+            levels=len(index.levels),
+            size=size,
+        )
+    }
+
+
+def _fail(storage: Storage, manifest: Manifest, reason: str) -> Manifest:
+    """Record a permanent failure; the original is kept so the user can retry."""
+    manifest.status, manifest.error = "failed", reason
+    write_manifest(storage, manifest)
+    return manifest
+
+
+def _remove_old_generations(storage: Storage, manifest: Manifest) -> None:
+    """Delete pyramids of earlier conversions once the new manifest is committed."""
+    current = keys.generation_prefix(manifest.id, manifest.generation)
+    for key in storage.list_keys(keys.image_prefix(manifest.id) + "pyramids/"):
+        if not key.startswith(current):
+            storage.delete(key)

@@ -1,0 +1,75 @@
+"""Open an original with libvips and prepare it for display as 8-bit sRGB or grey."""
+
+from pathlib import Path
+
+import pyvips
+
+from plexzoom.core.errors import CorruptImage
+from plexzoom.core.manifest import Channel
+
+_UNREADABLE = (
+    "The image could not be decoded: the file may be truncated or damaged. "
+    "Export it again and upload the new file."
+)
+RGB_CHANNELS = [
+    Channel(index=0, name="Red", color="#ff0000"),
+    Channel(index=1, name="Green", color="#00ff00"),
+    Channel(index=2, name="Blue", color="#0000ff"),
+]
+GREY_CHANNELS = [Channel(index=0, name="Gray", color="#ffffff")]
+
+
+def open_image(path: Path) -> pyvips.Image:
+    """Open the largest page of ``path`` (slides carry small label and macro pages too)."""
+    try:
+        first = pyvips.Image.new_from_file(str(path), access="sequential")
+        pages = first.get("n-pages") if first.get_typeof("n-pages") else 1
+        if pages <= 1:
+            return first
+        sizes = []
+        for page in range(pages):
+            header = pyvips.Image.new_from_file(str(path), page=page, access="sequential")
+            sizes.append((header.width * header.height, -page))
+        best = -max(sizes)[1]
+        return pyvips.Image.new_from_file(str(path), page=best, access="sequential")
+    except pyvips.Error as exc:
+        raise CorruptImage(_UNREADABLE) from exc
+
+
+def to_display(image: pyvips.Image) -> pyvips.Image:
+    """Orient, convert to sRGB (or grey), scale to 8 bits and flatten alpha onto white."""
+    try:
+        if image.get_typeof("orientation"):
+            image = image.autorot()
+        if image.get_typeof("icc-profile-data") and image.bands >= 3:
+            image = image.icc_transform("srgb", embedded=True, intent="perceptual")
+        image = _to_8bit(image)
+        if image.hasalpha():
+            image = image.flatten(background=[255] * (image.bands - 1))
+        if image.bands == 2:
+            image = image.extract_band(0)
+        elif image.bands > 3:
+            image = image.extract_band(0, n=3)
+        return image.copy(interpretation="srgb" if image.bands == 3 else "b-w")
+    except pyvips.Error as exc:
+        raise CorruptImage(_UNREADABLE) from exc
+
+
+def display_channels(image: pyvips.Image) -> list[Channel]:
+    """The channel list shown for a display image (one entry per band)."""
+    return list(RGB_CHANNELS) if image.bands == 3 else list(GREY_CHANNELS)
+
+
+def _to_8bit(image: pyvips.Image) -> pyvips.Image:
+    """Scale any pixel format into 0..255 without clipping bright values to white."""
+    if image.format == "uchar":
+        return image
+    if image.interpretation == "cmyk":
+        return image.colourspace("srgb")
+    if image.format in ("ushort", "short") and image.bands in (3, 4):
+        return image.copy(interpretation="rgb16").colourspace("srgb").cast("uchar")
+    if image.format in ("ushort", "short") and image.bands in (1, 2):
+        return image.copy(interpretation="grey16").colourspace("b-w").cast("uchar")
+    low, high = image.min(), image.max()
+    scale = 255.0 / (high - low) if high > low else 1.0
+    return ((image - low) * scale).cast("uchar")

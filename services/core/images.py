@@ -1,0 +1,92 @@
+"""Image records: the one entry function every way in uses, listing, deletion, re-conversion."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from plexzoom.core import keys
+from plexzoom.core.errors import Conflict, NotFound
+from plexzoom.core.formats import Format
+from plexzoom.core.ids import is_image_id, new_generation, new_image_id
+from plexzoom.core.manifest import Manifest, read_manifest, write_manifest
+from plexzoom.core.storage import Storage
+
+Enqueue = Callable[[str], None]
+
+
+def start_image(storage: Storage, filename: str | None) -> Manifest:
+    """Create the record of an image whose original is about to be written."""
+    manifest = Manifest(
+        id=new_image_id(),
+        status="uploading",
+        stage="uploading",
+        generation=new_generation(),
+        filename=filename,
+    )
+    write_manifest(storage, manifest)
+    return manifest
+
+
+def submit_image(
+    storage: Storage, manifest: Manifest, fmt: Format, size: int, enqueue: Enqueue
+) -> Manifest:
+    """Mark the original as stored and enqueue its conversion (the entry point of every source)."""
+    manifest.status, manifest.stage, manifest.progress = "queued", "queued", 0.0
+    manifest.format, manifest.size = fmt.name, size
+    write_manifest(storage, manifest)
+    enqueue(manifest.id)
+    return manifest
+
+
+def discard_image(storage: Storage, image_id: str) -> None:
+    """Remove everything stored for an image (a failed or abandoned upload, or a delete)."""
+    storage.delete_prefix(keys.image_prefix(image_id))
+
+
+def delete_image(storage: Storage, image_id: str) -> None:
+    """Delete an image: original, pyramids, manifest. NotFound when it does not exist."""
+    read_manifest(storage, image_id)
+    discard_image(storage, image_id)
+
+
+def reconvert_image(storage: Storage, image_id: str, enqueue: Enqueue) -> Manifest:
+    """Convert an image again into a new pyramid generation."""
+    manifest = read_manifest(storage, image_id)
+    if manifest.status in ("uploading", "queued", "processing"):
+        raise Conflict(
+            "This image is still being uploaded or converted; try again when it is done."
+        )
+    manifest.generation = new_generation()
+    manifest.status, manifest.stage, manifest.progress, manifest.error = (
+        "queued",
+        "queued",
+        0.0,
+        None,
+    )
+    manifest.attempts = 0
+    write_manifest(storage, manifest)
+    enqueue(manifest.id)
+    return manifest
+
+
+@dataclass
+class Page:
+    """One page of a newest-first listing."""
+
+    images: list[Manifest]
+    next_cursor: str | None
+
+
+def list_images(storage: Storage, limit: int, cursor: str | None = None) -> Page:
+    """List images newest first: one listing call plus one read per image on the page."""
+    after = cursor if cursor and is_image_id(cursor) else ""
+    ids = storage.list_children(keys.IMAGES, after, limit + 1)
+    images = []
+    for image_id in ids[:limit]:
+        if not is_image_id(image_id):
+            continue
+        try:
+            images.append(read_manifest(storage, image_id))
+        except NotFound:
+            continue  # deleted between the listing and the read
+    next_cursor = ids[limit - 1] if len(ids) > limit else None
+    return Page(images=images, next_cursor=next_cursor)

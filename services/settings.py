@@ -1,0 +1,36 @@
+"""Settings shared by every service (each service's own Settings class extends this one)."""
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from plexzoom.core.storage import LocalStorage, S3Config, S3Storage, Storage
+
+
+class CommonSettings(BaseSettings):
+    """Storage and broker: PLEXZOOM_* environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="PLEXZOOM_", extra="ignore")
+
+    data_dir: Path = Path("./data")
+    s3_endpoint_url: str | None = None
+    s3_bucket: str | None = None
+    s3_region: str | None = None
+    redis_url: str | None = None
+
+    @property
+    def uses_s3(self) -> bool:
+        """True when storage is an S3 bucket rather than the local folder."""
+        return bool(self.s3_bucket)
+
+
+def build_storage(settings: CommonSettings) -> Storage:
+    """The storage backend the settings name (built at start-up, never at import)."""
+    if settings.s3_bucket:
+        config = S3Config(
+            bucket=settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+        )
+        return S3Storage(config)
+    return LocalStorage(settings.data_dir)

@@ -1,0 +1,117 @@
+"""The tile service: standard Deep Zoom URLs served from pyramid archives by ranged reads.
+
+    /tiles/{id}/{generation}/{name}.dzi
+    /tiles/{id}/{generation}/{name}_files/{level}/{col}_{row}.{format}
+
+A bare ASGI app (no router, no middleware): tiles are the hot path. Pyramids are immutable
+per generation, so tiles carry strong ETags and are cached by browsers and proxies for a year.
+"""
+
+import re
+from typing import Any
+
+from anyio import to_thread
+
+from plexzoom.core import keys
+from plexzoom.core.errors import NotFound, PlexzoomError
+from plexzoom.core.pyramid import TILE_FORMATS, TileIndex
+from plexzoom.core.storage import LocalStorage, Storage
+from plexzoom.tiles.cache import LruCache
+
+PREFIX = "/tiles/"
+_ROUTE = re.compile(
+    r"^/tiles/([0-9a-z]{26})/([0-9a-z]{12})/([a-z]{1,16})"
+    r"(?:(\.dzi)|_files/(\d{1,2})/(\d{1,7})_(\d{1,7})\.([a-z]{3,4}))$"
+)
+_PUBLIC = b"public, max-age=31536000, immutable"
+Scope = dict[str, Any]
+
+
+class TileService:
+    """Serves DZI descriptors and tiles; caches indexes and tile bytes in memory."""
+
+    def __init__(self, storage: Storage, cache_bytes: int = 256 * 1024**2) -> None:
+        self.storage = storage
+        self.indexes: LruCache[tuple[str, str, str], TileIndex] = LruCache(512)
+        self.tiles: LruCache[tuple[str, str, str, int, int, int], bytes] = LruCache(cache_bytes)
+        # Local reads come from the page cache in microseconds; S3 reads go to a thread.
+        self._reads_block = not isinstance(storage, LocalStorage)
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["method"] not in ("GET", "HEAD"):
+            await _answer(send, 405, b"Only GET and HEAD are allowed.", [(b"allow", b"GET, HEAD")])
+            return
+        match = _ROUTE.match(scope["path"])
+        if match is None:
+            await _answer(send, 404, b"No such tile.")
+            return
+        image_id, gen, name, dzi, level, col, row, ext = match.groups()
+        try:
+            index = await self._index(image_id, gen, name)
+            if dzi:
+                body, ctype, etag = index.dzi_xml().encode(), b"application/xml", f'"{gen}"'
+            else:
+                if ext != index.format or ext not in TILE_FORMATS:
+                    raise NotFound("No such tile.")
+                body = await self._tile(image_id, gen, name, index, int(level), int(col), int(row))
+                ctype = TILE_FORMATS[ext].encode()
+                etag = f'"{gen}-{level}-{col}-{row}"'
+        except NotFound:
+            await _answer(send, 404, b"No such tile.")
+            return
+        except PlexzoomError:
+            await _answer(send, 503, b"Storage did not answer; try again.")
+            return
+        await _send_tile(scope, send, body, ctype, etag.encode())
+
+    async def _index(self, image_id: str, gen: str, name: str) -> TileIndex:
+        cache_key = (image_id, gen, name)
+        index = self.indexes.get(cache_key)
+        if index is None:
+            key = keys.index_key(image_id, gen, name)
+            raw = await to_thread.run_sync(self.storage.get_bytes, key)
+            index = TileIndex.from_json(raw)
+            self.indexes.put(cache_key, index, 1)
+        return index
+
+    async def _tile(
+        self, image_id: str, gen: str, name: str, index: TileIndex, level: int, col: int, row: int
+    ) -> bytes:
+        cache_key = (image_id, gen, name, level, col, row)
+        body = self.tiles.get(cache_key)
+        if body is not None:
+            return body
+        where = index.tile_range(level, col, row)
+        if where is None:
+            raise NotFound("No such tile.")
+        key = keys.pyramid_key(image_id, gen, name)
+        if self._reads_block:
+            body = await to_thread.run_sync(self.storage.get_range, key, *where)
+        else:
+            body = self.storage.get_range(key, *where)
+        self.tiles.put(cache_key, body, len(body))
+        return body
+
+
+async def _send_tile(scope: Scope, send: Any, body: bytes, ctype: bytes, etag: bytes) -> None:
+    headers = [(b"etag", etag), (b"cache-control", _PUBLIC)]
+    for name, value in scope["headers"]:
+        if name == b"if-none-match" and etag in value:
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+    headers += [(b"content-type", ctype), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+
+
+async def _answer(
+    send: Any, status: int, text: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(text)).encode())]
+    await send(
+        {"type": "http.response.start", "status": status, "headers": headers + (extra or [])}
+    )
+    await send({"type": "http.response.body", "body": text})

@@ -1,0 +1,44 @@
+"""Dramatiq actors. Import this module only after plexzoom.worker.broker has set the broker.
+
+Run with: dramatiq plexzoom.worker.main
+"""
+
+import functools
+import logging
+
+import dramatiq
+import pyvips
+
+from plexzoom.core.convert import convert_image
+from plexzoom.core.errors import NotFound
+from plexzoom.core.storage import Storage
+from plexzoom.settings import build_storage
+from plexzoom.worker.broker import CONVERT_ACTOR, QUEUE
+from plexzoom.worker.config import WorkerSettings
+
+log = logging.getLogger(__name__)
+settings = WorkerSettings()
+
+
+@functools.cache
+def _storage() -> Storage:
+    """The storage client, built on first use rather than at import."""
+    pyvips.cache_set_max(0)  # each pyramid is written once; libvips' op cache only holds memory
+    if settings.vips_concurrency:
+        pyvips.concurrency_set(settings.vips_concurrency)
+    return build_storage(settings)
+
+
+@dramatiq.actor(
+    actor_name=CONVERT_ACTOR,
+    queue_name=QUEUE,
+    time_limit=settings.job_time_limit_s * 1000,
+    max_retries=settings.job_max_retries,
+    min_backoff=2_000,
+    max_backoff=60_000,
+    throws=(NotFound,),
+)
+def convert(image_id: str) -> None:
+    """Convert one image; permanent errors are recorded in its manifest by core."""
+    manifest = convert_image(_storage(), image_id, settings.convert_options())
+    log.info("image %s: %s", image_id, manifest.status)

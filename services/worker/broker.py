@@ -1,0 +1,54 @@
+"""The Dramatiq broker, configured in one place before any actor is declared."""
+
+import dramatiq
+import redis
+from dramatiq.brokers.redis import RedisBroker
+
+from plexzoom.core.errors import BrokerError
+
+QUEUE = "conversions"
+CONVERT_ACTOR = "convert"
+
+
+def connect_broker(redis_url: str | None) -> RedisBroker:
+    """A Redis broker at ``redis_url``; fails loudly when that Redis does not answer."""
+    if not redis_url:
+        raise BrokerError(
+            "PLEXZOOM_REDIS_URL is not set. Start the stack with `make run`, which starts a "
+            "private Redis, or point PLEXZOOM_REDIS_URL at your Redis server."
+        )
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise BrokerError(f"The Redis server at {_redact(redis_url)} does not answer.") from exc
+    broker = RedisBroker(client=client)  # type: ignore[no-untyped-call]
+    dramatiq.set_broker(broker)
+    return broker
+
+
+def enqueue_conversion(broker: dramatiq.Broker, image_id: str) -> None:
+    """Send the conversion message for one image (the id only, never pixels)."""
+    message: dramatiq.Message[None] = dramatiq.Message(
+        queue_name=QUEUE, actor_name=CONVERT_ACTOR, args=(image_id,), kwargs={}, options={}
+    )
+    try:
+        broker.enqueue(message)
+    except redis.RedisError as exc:
+        raise BrokerError("The job queue did not accept the conversion; try again.") from exc
+
+
+def _redact(url: str) -> str:
+    """The URL without a password."""
+    if "@" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def ping(broker: RedisBroker) -> None:
+    """Raise BrokerError when the broker's Redis does not answer."""
+    try:
+        broker.client.ping()
+    except redis.RedisError as exc:
+        raise BrokerError("The job queue (Redis) does not answer.") from exc

@@ -1,0 +1,31 @@
+"""Worker settings."""
+
+from pathlib import Path
+
+from plexzoom.core.convert import ConvertOptions
+from plexzoom.core.pyramid import PyramidOptions
+from plexzoom.settings import CommonSettings
+
+
+class WorkerSettings(CommonSettings):
+    """PLEXZOOM_* variables read by the worker."""
+
+    tile_size: int = 254
+    tile_overlap: int = 1
+    jpeg_quality: int = 85
+    scratch_dir: Path | None = None
+    # Dramatiq's defaults (10 min limit, 20 retries) kill long slides and loop on bad ones.
+    job_time_limit_s: int = 4 * 3600
+    job_max_retries: int = 3
+    max_attempts: int = 4
+    vips_concurrency: int = 0
+
+    def convert_options(self) -> ConvertOptions:
+        """Conversion options for core."""
+        return ConvertOptions(
+            pyramid=PyramidOptions(
+                tile_size=self.tile_size, overlap=self.tile_overlap, quality=self.jpeg_quality
+            ),
+            scratch_dir=self.scratch_dir,
+            max_attempts=self.max_attempts,
+        )

@@ -1,0 +1,13 @@
+"""Worker entry point for the Dramatiq CLI: ``dramatiq plexzoom.worker.main``."""
+
+import logging
+
+from plexzoom.worker.broker import connect_broker
+from plexzoom.worker.config import WorkerSettings
+
+logging.getLogger("pyvips").setLevel(logging.WARNING)  # libvips logs every threadpool at INFO
+broker = connect_broker(WorkerSettings().redis_url)
+
+from plexzoom.worker import actors  # noqa: E402  (actors bind to the broker set above)
+
+__all__ = ["actors", "broker"]
