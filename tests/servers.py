@@ -88,6 +88,7 @@ class Stack:
     def __init__(self, data_dir: Path, env: Mapping[str, str], log_path: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir, self.env = data_dir, dict(env)
         full_env = {
             **os.environ,
             "PLEXZOOM_DATA_DIR": str(data_dir),
