@@ -3,6 +3,7 @@
 Ctrl-C (SIGINT) or SIGTERM stops every child cleanly. A worker that dies is restarted.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -137,8 +138,8 @@ def main() -> int:
             server, env["PLEXZOOM_REDIS_URL"] = start_private_redis(settings.data_dir)
             children.append(server)
             print(f"plexzoom: private Redis at {env['PLEXZOOM_REDIS_URL']}", flush=True)
-        web = subprocess.Popen(web_command(settings), env=env)
-        worker = subprocess.Popen(worker_command(settings), env=env)
+        web = subprocess.Popen(web_command(settings), env=env, start_new_session=True)
+        worker = subprocess.Popen(worker_command(settings), env=env, start_new_session=True)
         children += [web, worker]
         print(f"plexzoom: http://{settings.host}:{settings.port}  (Ctrl-C stops)", flush=True)
         while not stopping:
@@ -149,7 +150,8 @@ def main() -> int:
             if worker.poll() is not None:
                 print("plexzoom: the worker exited; restarting it", file=sys.stderr, flush=True)
                 children.remove(worker)
-                worker = subprocess.Popen(worker_command(settings), env=env)
+                _kill_group(worker)  # its worker processes must not outlive it
+                worker = subprocess.Popen(worker_command(settings), env=env, start_new_session=True)
                 children.append(worker)
         return 0
     except BrokerError as exc:
@@ -159,18 +161,21 @@ def main() -> int:
         _stop_all(children)
 
 
+def _kill_group(child: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    """Signal a child's whole process group (each child runs in its own session)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, sig)
+
+
 def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM the children (newest first, Redis last), then SIGKILL stragglers."""
+    """Stop the children newest first (Redis last, once nothing uses it); SIGKILL stragglers."""
     for child in reversed(children):
         if child.poll() is None:
             child.terminate()
-    deadline = time.monotonic() + 15
-    for child in reversed(children):
-        try:
-            child.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=10)
+        _kill_group(child)
+        child.wait()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,96 @@
+"""`make run` (python -m plexzoom.run): private Redis, loud failure, supervision, clean stop."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.servers import REPO, Stack, free_port
+
+pytestmark = pytest.mark.slow
+
+
+def test_unanswering_redis_fails_loudly(tmp_path: Path) -> None:
+    """A configured Redis that does not answer stops the start; no other broker is used."""
+    env = {
+        **os.environ,
+        "PLEXZOOM_DATA_DIR": str(tmp_path),
+        "PLEXZOOM_PORT": str(free_port()),
+        "PLEXZOOM_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "plexzoom.run"], env=env, cwd=REPO, capture_output=True, timeout=60
+    )
+    assert done.returncode != 0
+    assert b"does not answer" in done.stderr
+
+
+def test_private_redis_supervised_worker_and_clean_stop(tmp_path: Path) -> None:
+    """Without PLEXZOOM_REDIS_URL the stack runs its own Redis; a dead worker comes back;
+    SIGINT leaves no process behind."""
+    env = {k: v for k, v in os.environ.items() if k != "PLEXZOOM_REDIS_URL"}
+    os.environ.pop("PLEXZOOM_REDIS_URL", None)
+    stack = Stack(tmp_path / "data", {}, tmp_path / "stack.log")
+    try:
+        assert env.get("PLEXZOOM_REDIS_URL") is None
+        assert httpx.get(f"{stack.url}/healthz").json()["broker"] == "ok"
+        assert (tmp_path / "data" / "redis" / "redis.sock").exists()
+        launcher = psutil.Process(stack.proc.pid)
+        family = launcher.children(recursive=True)
+        worker = _workers(launcher)[0]
+        worker.kill()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            workers = _workers(launcher)
+            if workers and workers[0].pid != worker.pid:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the worker was not restarted")
+        family += launcher.children(recursive=True)
+    finally:
+        stack.stop()
+    assert stack.proc.returncode == 0
+    time.sleep(0.5)
+    assert _alive(family) == []
+
+
+def _workers(launcher: psutil.Process) -> list[psutil.Process]:
+    """The launcher's live dramatiq children."""
+    found = []
+    for child in launcher.children():
+        try:
+            if "dramatiq" in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.Error:
+            continue  # exited or a zombie
+    return found
+
+
+def _alive(processes: list[psutil.Process]) -> list[psutil.Process]:
+    """Those of ``processes`` still running (zombies count as gone)."""
+    alive = []
+    for proc in processes:
+        try:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc)
+        except psutil.Error:
+            continue
+    return alive
+
+
+def test_sigterm_also_stops_cleanly(tmp_path: Path) -> None:
+    """SIGTERM (what a process manager sends) stops the stack like Ctrl-C."""
+    stack = Stack(tmp_path / "data", {}, tmp_path / "stack.log")
+    family = psutil.Process(stack.proc.pid).children(recursive=True)
+    stack.proc.send_signal(signal.SIGTERM)
+    stack.proc.wait(timeout=30)
+    stack.log.close()
+    time.sleep(0.5)
+    assert _alive(family) == []
