@@ -51,13 +51,13 @@ class TileService:
         try:
             index = await self._index(image_id, gen, name)
             if dzi:
-                body, ctype, etag = index.dzi_xml().encode(), b"application/xml", f'"{gen}"'
+                body, ctype, etag = index.dzi_xml().encode(), b"application/xml", f'"{gen}-{name}"'
             else:
                 if ext != index.format or ext not in TILE_FORMATS:
                     raise NotFound("No such tile.")
                 body = await self._tile(image_id, gen, name, index, int(level), int(col), int(row))
                 ctype = TILE_FORMATS[ext].encode()
-                etag = f'"{gen}-{level}-{col}-{row}"'
+                etag = f'"{gen}-{name}-{level}-{col}-{row}"'
         except NotFound:
             await _answer(send, 404, b"No such tile.")
             return
