@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 viewer/node_modules/.installed: viewer/package.json viewer/package-lock.json
-	cd viewer && npm ci --no-audit --no-fund
+	cd viewer && npm ci --no-audit --no-fund --ignore-scripts
 	touch $@
 
 run: install

@@ -1,0 +1,140 @@
+// Fetch helpers for the plexzoom HTTP API (/v1/images) and small shared formatting helpers.
+
+export const POLL_MS = 500;
+const PENDING = new Set(["uploading", "queued", "processing"]);
+
+/** An HTTP error whose message is the API's `detail` text, fit to show to the user. */
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+  }
+}
+
+/** True while an image is still being uploaded or converted. */
+export function isPending(image) {
+  return PENDING.has(image.status);
+}
+
+/** The user-facing message of an error answer: its JSON `detail`, else a generic line. */
+export function errorMessage(status, bodyText) {
+  try {
+    const detail = JSON.parse(bodyText).detail;
+    if (typeof detail === "string" && detail) return detail;
+    if (Array.isArray(detail)) return detail.map((d) => d.msg || JSON.stringify(d)).join("; ");
+  } catch {
+    // not JSON: fall through
+  }
+  if (status === 0) return "The server could not be reached. Check your connection and try again.";
+  return `The server answered ${status}${bodyText ? `: ${bodyText.slice(0, 200)}` : "."}`;
+}
+
+async function request(url, options = {}) {
+  let response;
+  try {
+    response = await fetch(url, { headers: { Accept: "application/json" }, ...options });
+  } catch {
+    throw new ApiError(0, errorMessage(0, ""));
+  }
+  if (!response.ok) throw new ApiError(response.status, errorMessage(response.status, await response.text()));
+  return response.status === 204 ? null : response.json();
+}
+
+/** GET /v1/images/{id}: the status object of one image. */
+export function getImage(id, options = {}) {
+  return request(`/v1/images/${encodeURIComponent(id)}`, options);
+}
+
+/** GET /v1/images: one newest-first page, `{images, next_cursor}`. */
+export function listImages({ limit = 24, cursor = null } = {}) {
+  const query = new URLSearchParams({ limit: String(limit) });
+  if (cursor) query.set("cursor", cursor);
+  return request(`/v1/images?${query}`);
+}
+
+/** DELETE /v1/images/{id}. */
+export function deleteImage(id) {
+  return request(`/v1/images/${encodeURIComponent(id)}`, { method: "DELETE" });
+}
+
+/**
+ * POST /v1/images with the file as multipart field `file`, through XMLHttpRequest so that
+ * bytes sent can be reported. Returns `{promise, abort}`; the promise gives the status object.
+ */
+export function uploadImage(file, onProgress = () => {}) {
+  const xhr = new XMLHttpRequest();
+  const promise = new Promise((resolve, reject) => {
+    xhr.open("POST", "/v1/images");
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size);
+    xhr.onload = () => {
+      if (xhr.status >= 200 && xhr.status < 300) {
+        try {
+          resolve(JSON.parse(xhr.responseText));
+        } catch {
+          reject(new ApiError(xhr.status, "The server sent an answer that is not JSON."));
+        }
+      } else {
+        reject(new ApiError(xhr.status, errorMessage(xhr.status, xhr.responseText)));
+      }
+    };
+    xhr.onerror = () => reject(new ApiError(0, errorMessage(0, "")));
+    xhr.onabort = () => reject(new ApiError(0, "The upload was cancelled."));
+    const form = new FormData();
+    form.append("file", file, file.name);
+    xhr.send(form);
+  });
+  return { promise, abort: () => xhr.abort() };
+}
+
+/**
+ * Poll GET /v1/images/{id} every `interval` ms, calling `onUpdate(image)` each time, until the
+ * image is ready or failed (the promise then gives its last status) or `signal` aborts.
+ */
+export async function pollImage(id, onUpdate, { interval = POLL_MS, signal } = {}) {
+  for (;;) {
+    const image = await getImage(id, { signal });
+    onUpdate(image);
+    if (!isPending(image)) return image;
+    await sleep(interval, signal);
+  }
+}
+
+function sleep(ms, signal) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    }, { once: true });
+  });
+}
+
+/** "1.2 GB" style size. */
+export function formatBytes(bytes) {
+  if (bytes == null) return "";
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  return `${value.toFixed(unit && value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+/** "40000 × 30000 px", or "" while unknown. */
+export function formatDimensions(image) {
+  return image.width && image.height ? `${image.width} × ${image.height} px` : "";
+}
+
+/** "processing: tiling 42%" (status word, stage, percentage) for progress lines. */
+export function describeStatus(image) {
+  let text = image.status;
+  if (isPending(image)) {
+    if (image.stage && image.stage !== image.status) text += `: ${image.stage}`;
+    if (image.progress > 0) text += ` ${Math.round(image.progress * 100)}%`;
+  }
+  return text;
+}

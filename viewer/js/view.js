@@ -1,0 +1,218 @@
+// Viewer page: follow one image until it is ready, open its pyramid in OpenSeadragon, keep the view in the URL hash.
+
+import { describeStatus, formatBytes, formatDimensions, getImage, isPending, pollImage } from "./api.js";
+import { openRangeTileSource } from "./rangetiles.js";
+
+const OSD = window.OpenSeadragon;
+const $ = (id) => document.getElementById(id);
+const ui = {
+  title: $("view-title"),
+  details: $("view-details"),
+  channels: $("view-channels"),
+  status: $("view-status"),
+  progressPanel: $("view-progress-panel"),
+  progressLabel: $("view-progress-label"),
+  progress: $("view-progress"),
+  error: $("view-error"),
+  warning: $("view-warning"),
+};
+
+// For tests and the console: `await plexzoom.ready` resolves (with the viewer) once the first view
+// is fully drawn; document.body.dataset.viewerReady is "1" whenever the current view is fully drawn.
+const readiness = {};
+window.plexzoom = {
+  viewer: null,
+  image: null,
+  mode: null, // "proxy" (links.dzi) or "range" (links.pyramid)
+  ready: new Promise((resolve, reject) => Object.assign(readiness, { resolve, reject })),
+};
+window.plexzoom.ready.catch(() => {}); // a failure is shown on the page; not an unhandled rejection
+
+function fail(message) {
+  ui.error.textContent = message;
+  ui.error.hidden = false;
+  ui.progressPanel.hidden = true;
+  document.body.dataset.viewerError = "1";
+  readiness.reject(new Error(message));
+}
+
+function warn(message) {
+  ui.warning.textContent = message;
+  ui.warning.hidden = false;
+}
+
+/** Title, dimensions, size and channels of the image. */
+function showInfo(image) {
+  const name = image.filename || image.id;
+  ui.title.textContent = name;
+  document.title = `${name} — plexzoom`;
+  ui.details.textContent = [formatDimensions(image), formatBytes(image.size), image.format?.toUpperCase()]
+    .filter(Boolean).join(" · ");
+  const channels = image.channels || [];
+  ui.channels.replaceChildren(...channels.map(channelItem));
+  ui.channels.hidden = channels.length === 0;
+}
+
+function channelItem(channel) {
+  const item = document.createElement("li");
+  const swatch = document.createElement("span");
+  swatch.className = "swatch";
+  swatch.style.backgroundColor = channel.color; // an invalid colour is simply ignored
+  item.append(swatch, channel.name || `Channel ${channel.index}`);
+  item.title = `Channel ${channel.index}`;
+  return item;
+}
+
+const PENDING_LABELS = {
+  uploading: "The image is still being uploaded",
+  queued: "Waiting for a converter",
+  processing: "Converting the image into a pyramid",
+};
+
+function showStatus(image) {
+  window.plexzoom.image = image;
+  ui.status.textContent = describeStatus(image);
+  ui.status.className = `badge badge-${image.status}`;
+  document.body.dataset.status = image.status;
+  if (isPending(image)) {
+    ui.progressPanel.hidden = false;
+    ui.progressLabel.textContent = PENDING_LABELS[image.status];
+    ui.progress.value = image.progress || 0;
+  } else {
+    ui.progressPanel.hidden = true;
+  }
+  if (image.status === "failed") fail(image.error || "The conversion of this image failed.");
+}
+
+// --- view state in the URL hash: #x=<image px>&y=<image px>&z=<screen px per image px> ---
+
+function readHash() {
+  const params = new URLSearchParams(window.location.hash.slice(1));
+  const state = { x: Number(params.get("x")), y: Number(params.get("y")), z: Number(params.get("z")) };
+  const valid = ["x", "y", "z"].every((k) => params.has(k) && Number.isFinite(state[k])) && state.z > 0;
+  return valid ? state : null;
+}
+
+function round(value, digits) {
+  return Number(value.toPrecision(digits));
+}
+
+function currentState(viewer) {
+  const viewport = viewer.viewport;
+  const center = viewport.viewportToImageCoordinates(viewport.getCenter(true));
+  const z = viewport.viewportToImageZoom(viewport.getZoom(true));
+  const decimals = z > 1 ? 1 : 0; // a tenth of a pixel is visible when zoomed in past 100%
+  return { x: Number(center.x.toFixed(decimals)), y: Number(center.y.toFixed(decimals)), z: round(z, 4) };
+}
+
+function writeHash(viewer) {
+  const state = currentState(viewer);
+  const hash = `#x=${state.x}&y=${state.y}&z=${state.z}`;
+  if (hash !== window.location.hash) history.replaceState(history.state, "", hash);
+}
+
+function applyHash(viewer, immediately) {
+  const state = readHash();
+  if (!state) return false;
+  const viewport = viewer.viewport;
+  viewport.zoomTo(viewport.imageToViewportZoom(state.z), null, immediately);
+  viewport.panTo(viewport.imageToViewportCoordinates(state.x, state.y), immediately);
+  return true;
+}
+
+// --- OpenSeadragon ---
+
+/** The tileSources value: the standard DZI (proxy mode) or the Range tile source (presigned mode). */
+async function tileSourceOf(image) {
+  const links = image.links || {};
+  if (links.pyramid?.archive && links.pyramid?.index) {
+    window.plexzoom.mode = "range";
+    const renewUrl = async () => (await getImage(image.id)).links?.pyramid?.archive;
+    return openRangeTileSource(links.pyramid, { renewUrl });
+  }
+  if (links.dzi) {
+    window.plexzoom.mode = "proxy";
+    return links.dzi;
+  }
+  throw new Error("The image is ready but the server gave no pyramid link for it.");
+}
+
+function createViewer() {
+  if (typeof OSD !== "function") {
+    throw new Error("OpenSeadragon could not be loaded from /vendor/openseadragon/; the server must serve it.");
+  }
+  return OSD({
+    element: $("viewer"),
+    prefixUrl: "/vendor/openseadragon/images/",
+    showNavigator: true,
+    navigatorPosition: "BOTTOM_RIGHT",
+    navigatorAutoFade: false,
+    showRotationControl: false,
+    crossOriginPolicy: "Anonymous",
+    ajaxWithCredentials: false,
+    maxZoomPixelRatio: 2,
+    visibilityRatio: 0.5,
+    tileRetryMax: 2,
+    tileRetryDelay: 500,
+  });
+}
+
+/** Mirror the fully-loaded flag into the page and resolve `plexzoom.ready` the first time. */
+function watchLoading(viewer) {
+  const item = viewer.world.getItemAt(0);
+  const update = (fullyLoaded) => {
+    document.body.dataset.viewerReady = fullyLoaded ? "1" : "0";
+    if (fullyLoaded) readiness.resolve(viewer);
+  };
+  item.addHandler("fully-loaded-change", (event) => update(event.fullyLoaded));
+  update(item.getFullyLoaded());
+}
+
+function attach(viewer) {
+  let failedTiles = 0;
+  viewer.addHandler("open", () => {
+    applyHash(viewer, true);
+    watchLoading(viewer);
+  });
+  viewer.addHandler("open-failed", (event) => fail(`The pyramid could not be opened: ${event.message}`));
+  viewer.addHandler("tile-load-failed", (event) => {
+    failedTiles += 1;
+    warn(`${failedTiles} tile${failedTiles > 1 ? "s" : ""} could not be loaded (${event.message}).`);
+  });
+  viewer.addHandler("animation-finish", () => writeHash(viewer));
+  window.addEventListener("hashchange", () => applyHash(viewer, false));
+}
+
+async function openImage(image) {
+  const tileSource = await tileSourceOf(image);
+  const viewer = createViewer();
+  window.plexzoom.viewer = viewer;
+  attach(viewer); // before open(), so that no event is missed
+  viewer.open(tileSource);
+}
+
+async function main() {
+  const id = new URLSearchParams(window.location.search).get("id");
+  if (!id) {
+    ui.title.textContent = "No image";
+    fail("This address names no image. Open an image from the gallery.");
+    return;
+  }
+  try {
+    let image = await getImage(id);
+    showInfo(image);
+    showStatus(image);
+    if (isPending(image)) {
+      image = await pollImage(id, (update) => {
+        showInfo(update);
+        showStatus(update);
+      });
+    }
+    if (image.status === "ready") await openImage(image);
+  } catch (err) {
+    if (ui.title.textContent === "Loading…") ui.title.textContent = "Image not available";
+    fail(err.message);
+  }
+}
+
+main();
