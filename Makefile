@@ -32,6 +32,7 @@ typecheck: install
 	$(VENV)/bin/mypy -p plexzoom
 
 test: install lint typecheck
+	node --test tests/viewer/
 	$(PY) -m pytest
 
 bench: install

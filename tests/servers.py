@@ -85,8 +85,10 @@ def require_redis(db: int) -> str:
 class Stack:
     """`python -m plexzoom.run` (web + worker) in a subprocess, as `make run` starts it."""
 
-    def __init__(self, data_dir: Path, env: Mapping[str, str], log_path: Path) -> None:
-        self.port = free_port()
+    def __init__(
+        self, data_dir: Path, env: Mapping[str, str], log_path: Path, port: int | None = None
+    ) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir, self.env = data_dir, dict(env)
         full_env = {
