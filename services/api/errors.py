@@ -3,7 +3,8 @@
 import logging
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
 from plexzoom.api.upload import BadUpload
 from plexzoom.core import errors
@@ -16,6 +17,7 @@ STATUS_CODES: dict[type[errors.PlexzoomError], int] = {
     errors.ImageTooLarge: 413,
     errors.CorruptImage: 422,
     errors.Conflict: 409,
+    errors.DamagedRecord: 409,
     BadUpload: 400,
     errors.StorageError: 503,
     errors.BrokerError: 503,
@@ -42,7 +44,13 @@ async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "Something went wrong on the server; try again."}, 500)
 
 
+async def _client_gone(_request: Request, _exc: Exception) -> Response:
+    log.info("client disconnected during a request")
+    return Response(status_code=400)  # nobody is listening; this only ends the exchange
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the table with the app."""
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(errors.PlexzoomError, _plexzoom_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -55,6 +55,7 @@ def create_api(
     )
     api.state.settings, api.state.storage = settings, storage
     api.state.enqueue, api.state.ping_broker = enqueue, ping_broker
+    api.state.forget_image = lambda _image_id: None
     install_error_handlers(api)
     api.include_router(images.router)
     api.include_router(health.router)
@@ -90,7 +91,9 @@ def create_app(
 ) -> OneOrigin:
     """API, tiles and viewer behind one ASGI callable."""
     api = create_api(settings, storage, enqueue, ping_broker)
-    return OneOrigin(api, TileService(storage, settings.tile_cache_bytes))
+    tiles = TileService(storage, settings.tile_cache_bytes)
+    api.state.forget_image = tiles.forget
+    return OneOrigin(api, tiles)
 
 
 def create_app_from_env() -> OneOrigin:

@@ -129,10 +129,12 @@ class UploadSink:
 
     async def abort(self) -> None:
         """Leave nothing behind: no object, no multipart upload, no manifest."""
-        if self.writer is not None:
-            await to_thread.run_sync(self.writer.abort)
-        if self.manifest is not None:
-            await to_thread.run_sync(discard_image, self.storage, self.manifest.id)
+        try:
+            if self.writer is not None:
+                await to_thread.run_sync(self.writer.abort)
+        finally:
+            if self.manifest is not None:
+                await to_thread.run_sync(discard_image, self.storage, self.manifest.id)
 
 
 async def receive_upload(
@@ -145,9 +147,11 @@ async def receive_upload(
     sink = UploadSink(storage, cap)
     try:
         await _pump(request.stream(), parser, part, sink)
+        if not part.file_done and sink.writer is None:
+            raise BadUpload(_NO_FILE)
         if sink.writer is None or sink.manifest is None or sink.format is None:
             raise UnsupportedFormat(
-                f"The upload holds no file (or an empty one). Supported formats: {SUPPORTED_NAMES}."
+                f"The uploaded file is empty. Supported formats: {SUPPORTED_NAMES}."
             )
         await to_thread.run_sync(sink.writer.commit)
         return await to_thread.run_sync(

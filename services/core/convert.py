@@ -9,7 +9,8 @@ from types import TracebackType
 
 from plexzoom.core import keys
 from plexzoom.core.display import display_channels, open_image, to_display
-from plexzoom.core.errors import PlexzoomError
+from plexzoom.core.errors import NotFound, PlexzoomError
+from plexzoom.core.formats import SNIFF_BYTES, sniff_format
 from plexzoom.core.manifest import Manifest, Pyramid, read_manifest, write_manifest
 from plexzoom.core.pyramid import PyramidOptions, build_pyramid
 from plexzoom.core.storage import Storage
@@ -50,7 +51,8 @@ class ProgressPublisher:
         self._manifest.progress = round(self._value, 4)
         self._written = self._value
         try:
-            write_manifest(self._storage, self._manifest)
+            if is_current(self._storage, self._manifest):
+                write_manifest(self._storage, self._manifest)
         except PlexzoomError:
             log.warning("could not publish progress of %s", self._manifest.id)
 
@@ -86,9 +88,24 @@ def convert_image(storage: Storage, image_id: str, options: ConvertOptions) -> M
             raise
         return _fail(storage, manifest, exc.message)
     manifest.status, manifest.stage, manifest.progress = "ready", "done", 1.0
+    if not is_current(storage, manifest):
+        log.info("image %s was deleted or re-queued during its conversion", image_id)
+        storage.delete_prefix(keys.generation_prefix(manifest.id, manifest.generation))
+        return manifest
     write_manifest(storage, manifest)
     _remove_old_generations(storage, manifest)
     return manifest
+
+
+def is_current(storage: Storage, manifest: Manifest) -> bool:
+    """True while the stored record still exists and names this job's generation.
+
+    A DELETE or a re-conversion during a job must win: the job then writes nothing more.
+    """
+    try:
+        return read_manifest(storage, manifest.id).generation == manifest.generation
+    except NotFound:
+        return False
 
 
 def _run_conversion(
@@ -100,6 +117,8 @@ def _run_conversion(
         original = Path(scratch) / "original"
         progress.stage("reading", 0.0)
         storage.download_file(keys.original_key(manifest.id), original)
+        with original.open("rb") as head:
+            sniff_format(head.read(SNIFF_BYTES))  # the allow-list holds for every way in
         image = to_display(open_image(original))
         progress.stage("building pyramid", 0.05)
         archive = Path(scratch) / f"{name}.zip"
@@ -132,7 +151,8 @@ def _run_conversion(
 def _fail(storage: Storage, manifest: Manifest, reason: str) -> Manifest:
     """Record a permanent failure; the original is kept so the user can retry."""
     manifest.status, manifest.error = "failed", reason
-    write_manifest(storage, manifest)
+    if is_current(storage, manifest):
+        write_manifest(storage, manifest)
     return manifest
 
 

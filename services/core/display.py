@@ -19,19 +19,32 @@ RGB_CHANNELS = [
 GREY_CHANNELS = [Channel(index=0, name="Gray", color="#ffffff")]
 
 
+def _load(path: Path, page: int = 0) -> pyvips.Image:
+    """Open one page; damaged data fails the decode instead of drawing grey rows."""
+    options = {"page": page} if page else {}  # single-page loaders take no page argument
+    image = pyvips.Image.new_from_file(str(path), access="sequential", fail_on="error", **options)
+    if image.format not in ("uchar", "char", "ushort", "short"):
+        # Scaling other types needs their range first: two passes, so random access.
+        image = pyvips.Image.new_from_file(str(path), fail_on="error", **options)
+    return image
+
+
 def open_image(path: Path) -> pyvips.Image:
-    """Open the largest page of ``path`` (slides carry small label and macro pages too)."""
+    """Open the largest page of ``path`` (slides carry small label and macro pages too).
+
+    Three single-band pages of one size (the prototype's layout) are shown as R, G, B.
+    """
     try:
-        first = pyvips.Image.new_from_file(str(path), access="sequential")
+        first = _load(path)
         pages = first.get("n-pages") if first.get_typeof("n-pages") else 1
         if pages <= 1:
             return first
-        sizes = []
-        for page in range(pages):
-            header = pyvips.Image.new_from_file(str(path), page=page, access="sequential")
-            sizes.append((header.width * header.height, -page))
-        best = -max(sizes)[1]
-        return pyvips.Image.new_from_file(str(path), page=best, access="sequential")
+        headers = [_load(path, page) for page in range(pages)]
+        shapes = {(h.width, h.height, h.bands, h.format) for h in headers}
+        if pages == 3 and len(shapes) == 1 and first.bands == 1:
+            return headers[0].bandjoin(headers[1:]).copy(interpretation="srgb")
+        best = max(range(pages), key=lambda p: (headers[p].width * headers[p].height, -p))
+        return headers[best]
     except pyvips.Error as exc:
         raise CorruptImage(_UNREADABLE) from exc
 
@@ -62,10 +75,10 @@ def display_channels(image: pyvips.Image) -> list[Channel]:
 
 def _to_8bit(image: pyvips.Image) -> pyvips.Image:
     """Scale any pixel format into 0..255 without clipping bright values to white."""
-    if image.format == "uchar":
-        return image
     if image.interpretation == "cmyk":
         return image.colourspace("srgb")
+    if image.format == "uchar":
+        return image
     if image.format in ("ushort", "short") and image.bands in (3, 4):
         return image.copy(interpretation="rgb16").colourspace("srgb").cast("uchar")
     if image.format in ("ushort", "short") and image.bands in (1, 2):

@@ -36,6 +36,10 @@ class Conflict(PlexzoomError):
     """The request conflicts with the image's current state."""
 
 
+class DamagedRecord(PlexzoomError):
+    """An image's stored record cannot be read."""
+
+
 class StorageError(PlexzoomError):
     """Object storage did not answer as expected; usually transient."""
 

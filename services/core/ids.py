@@ -11,8 +11,8 @@ import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 _MAX_MS = 2**48 - 1
-ID_PATTERN = re.compile(r"^[0-9a-hjkmnp-tv-z]{26}$")
-GENERATION_PATTERN = re.compile(r"^[0-9a-hjkmnp-tv-z]{12}$")
+ID_PATTERN = re.compile(r"[0-9a-hjkmnp-tv-z]{26}")
+GENERATION_PATTERN = re.compile(r"[0-9a-hjkmnp-tv-z]{12}")
 
 
 def _encode(value: int, length: int) -> str:
@@ -36,9 +36,9 @@ def new_generation() -> str:
 
 def is_image_id(text: str) -> bool:
     """True when ``text`` has the shape of an image id (checked before it becomes a key)."""
-    return bool(ID_PATTERN.match(text))
+    return bool(ID_PATTERN.fullmatch(text))
 
 
 def is_generation(text: str) -> bool:
     """True when ``text`` has the shape of a generation id."""
-    return bool(GENERATION_PATTERN.match(text))
+    return bool(GENERATION_PATTERN.fullmatch(text))

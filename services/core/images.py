@@ -1,15 +1,17 @@
 """Image records: the one entry function every way in uses, listing, deletion, re-conversion."""
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from plexzoom.core import keys
-from plexzoom.core.errors import Conflict, NotFound
+from plexzoom.core.errors import Conflict, DamagedRecord, NotFound
 from plexzoom.core.formats import Format
 from plexzoom.core.ids import is_image_id, new_generation, new_image_id
 from plexzoom.core.manifest import Manifest, read_manifest, write_manifest
 from plexzoom.core.storage import Storage
 
+log = logging.getLogger(__name__)
 Enqueue = Callable[[str], None]
 
 
@@ -88,5 +90,7 @@ def list_images(storage: Storage, limit: int, cursor: str | None = None) -> Page
             images.append(read_manifest(storage, image_id))
         except NotFound:
             continue  # deleted between the listing and the read
+        except DamagedRecord:
+            log.warning("image %s has a damaged manifest; left out of the listing", image_id)
     next_cursor = ids[limit - 1] if len(ids) > limit else None
     return Page(images=images, next_cursor=next_cursor)

@@ -7,10 +7,10 @@ with status ``ready`` are the committed ones; the manifest is written last (the 
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from plexzoom.core import keys
-from plexzoom.core.errors import NotFound
+from plexzoom.core.errors import DamagedRecord, NotFound
 from plexzoom.core.storage import Storage
 
 Status = Literal["uploading", "queued", "processing", "ready", "failed"]
@@ -66,7 +66,13 @@ def read_manifest(storage: Storage, image_id: str) -> Manifest:
         raw = storage.get_bytes(keys.manifest_key(image_id))
     except NotFound as exc:
         raise NotFound("No image has this id.") from exc
-    return Manifest.model_validate_json(raw)
+    try:
+        return Manifest.model_validate_json(raw)
+    except ValidationError as exc:
+        raise DamagedRecord(
+            "The record of this image is damaged or from a newer plexzoom; delete the image "
+            "and upload it again."
+        ) from exc
 
 
 def write_manifest(storage: Storage, manifest: Manifest) -> None:

@@ -8,6 +8,7 @@ per generation, so tiles carry strong ETags and are cached by browsers and proxi
 """
 
 import re
+import time
 from typing import Any
 
 from anyio import to_thread
@@ -30,9 +31,13 @@ Scope = dict[str, Any]
 class TileService:
     """Serves DZI descriptors and tiles; caches indexes and tile bytes in memory."""
 
-    def __init__(self, storage: Storage, cache_bytes: int = 256 * 1024**2) -> None:
+    def __init__(
+        self, storage: Storage, cache_bytes: int = 256 * 1024**2, index_ttl_s: float = 60
+    ) -> None:
         self.storage = storage
-        self.indexes: LruCache[tuple[str, str, str], TileIndex] = LruCache(512)
+        # Indexes are re-read after a TTL so a delete made through another process shows.
+        self.index_ttl_s = index_ttl_s
+        self.indexes: LruCache[tuple[str, str, str], tuple[TileIndex, float]] = LruCache(512)
         self.tiles: LruCache[tuple[str, str, str, int, int, int], bytes] = LruCache(cache_bytes)
         # Local reads come from the page cache in microseconds; S3 reads go to a thread.
         self._reads_block = not isinstance(storage, LocalStorage)
@@ -66,14 +71,25 @@ class TileService:
             return
         await _send_tile(scope, send, body, ctype, etag.encode())
 
+    def forget(self, image_id: str) -> None:
+        """Drop a deleted image's cached index and tiles."""
+        self.indexes.discard_where(lambda k: k[0] == image_id)
+        self.tiles.discard_where(lambda k: k[0] == image_id)
+
     async def _index(self, image_id: str, gen: str, name: str) -> TileIndex:
         cache_key = (image_id, gen, name)
-        index = self.indexes.get(cache_key)
-        if index is None:
-            key = keys.index_key(image_id, gen, name)
+        cached = self.indexes.get(cache_key)
+        now = time.monotonic()
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        key = keys.index_key(image_id, gen, name)
+        try:
             raw = await to_thread.run_sync(self.storage.get_bytes, key)
-            index = TileIndex.from_json(raw)
-            self.indexes.put(cache_key, index, 1)
+        except NotFound:
+            self.forget(image_id)
+            raise
+        index = TileIndex.from_json(raw)
+        self.indexes.put(cache_key, (index, now + self.index_ttl_s), 1)
         return index
 
     async def _tile(

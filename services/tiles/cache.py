@@ -1,6 +1,7 @@
 """A small LRU cache bounded by total bytes (single-threaded: used from the event loop only)."""
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -35,3 +36,9 @@ class LruCache(Generic[K, V]):
         while self.size > self.max_size:
             _, (_, dropped) = self._items.popitem(last=False)
             self.size -= dropped
+
+    def discard_where(self, doomed: Callable[[K], bool]) -> None:
+        """Drop every entry whose key ``doomed`` accepts (a scan: for rare events like deletes)."""
+        for key in [k for k in self._items if doomed(k)]:
+            _, size = self._items.pop(key)
+            self.size -= size

@@ -295,11 +295,6 @@ async def test_a_client_that_disconnects_leaves_nothing(
     _nothing_stored(api)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a client disconnect reaches the catch-all handler and is logged as an "
-    "unexpected server error (and re-raised to the server)",
-)
 async def test_a_disconnect_is_not_logged_as_a_server_error(
     api: Api, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -320,12 +315,6 @@ async def test_an_unreachable_broker_is_503_and_keeps_nothing(api: Api) -> None:
     assert leftover_uploads(api.storage) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: after a committed multipart upload, UploadSink.abort calls writer.abort, "
-    "which raises NotFound (NoSuchUpload); the client gets 404 and the original and a "
-    "'queued' manifest stay behind",
-)
 async def test_an_unreachable_broker_after_a_large_upload_is_503_and_keeps_nothing(
     make_api: MakeApi, s3_storage: S3Storage
 ) -> None:

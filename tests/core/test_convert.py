@@ -220,20 +220,13 @@ def _tifffile_rgb(pixels: np.ndarray) -> bytes:
     return out.getvalue()
 
 
-_TRUNCATION_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="bug: open_image loads with libvips' default fail_on='none'; a cut file converts "
-    "with grey/black rows instead of failing",
-)
-
-
 @pytest.mark.parametrize(
     "fmt",
     [
-        pytest.param("tiff-header-first", marks=_TRUNCATION_BUG),
+        "tiff-header-first",
         "tiff-header-last",
-        pytest.param("png", marks=_TRUNCATION_BUG),
-        pytest.param("jpeg", marks=_TRUNCATION_BUG),
+        "png",
+        "jpeg",
         "webp",
     ],
 )
@@ -295,11 +288,6 @@ def test_reconversion_replaces_the_old_generation(
     assert set(storage.list_keys("")) == pyramid_keys(image_id, new.generation)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: convert_image writes its manifest without checking the image still exists; "
-    "a DELETE during conversion is undone",
-)
 def test_deleting_during_conversion_is_not_undone(
     local_storage: LocalStorage, options: ConvertOptions
 ) -> None:
@@ -320,11 +308,6 @@ def _gif_bytes() -> bytes:
     return bytes(pyvips.Image.new_from_buffer(quadrant_bytes("png", 64, 64), "").gifsave_buffer())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: convert_image opens whatever libvips can load; it never re-checks the "
-    "allow-list (a GIF original converts)",
-)
 def test_an_original_outside_the_allow_list_fails(
     local_storage: LocalStorage, options: ConvertOptions
 ) -> None:
@@ -355,11 +338,6 @@ def test_the_shipped_samples_convert(
     assert tile.std() > 1, "the top-left tile is blank"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: 44153.tif stores its Red/Green/Blue channels as three equal-size pages; "
-    "open_image keeps only the first, so the image is shown as one grey channel",
-)
 def test_a_sample_with_channels_as_pages_keeps_its_channels(
     local_storage: LocalStorage, options: ConvertOptions
 ) -> None:

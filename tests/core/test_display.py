@@ -100,10 +100,6 @@ def test_cmyk_with_a_profile_becomes_rgb(tmp_path: Path) -> None:
     _check_cmyk_quadrants(_display(tmp_path, encode(cmyk, "jpeg")))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: _to_8bit returns 8-bit images before its CMYK branch; C, M, Y shown as R, G, B",
-)
 def test_cmyk_without_a_profile_becomes_rgb(tmp_path: Path) -> None:
     """A CMYK JPEG without an embedded profile (common from print workflows) is not inverted."""
     cmyk = quadrant_image(200, 200).icc_transform("cmyk")
@@ -180,10 +176,6 @@ def test_the_largest_page_of_a_multi_page_tiff_is_used(tmp_path: Path) -> None:
     assert _pixel(shown, 10, 10) == [200.0, 200.0, 200.0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: _to_8bit reads a sequential image twice (min, then max): out of order read",
-)
 @pytest.mark.parametrize("bands", [1, 3])
 def test_float_images_are_stretched_to_8_bits(tmp_path: Path, bands: int) -> None:
     """A float TIFF (0..1 here) is stretched to 0..255 rather than refused as damaged."""

@@ -96,9 +96,6 @@ def test_non_generations_are_refused(text: str) -> None:
     assert not is_generation(text)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="bug: ID_PATTERN/GENERATION_PATTERN end in '$', which accepts a final \\n"
-)
 def test_a_trailing_newline_is_refused() -> None:
     """'$' matches before a final newline; an id check must not let one through into a key."""
     assert not is_image_id(new_image_id() + "\n")

@@ -68,9 +68,10 @@ def get_image(
 
 
 @router.delete("/{image_id}", status_code=204)
-async def remove_image(image_id: str, storage: StorageDep) -> Response:
+async def remove_image(image_id: str, request: Request, storage: StorageDep) -> Response:
     """Delete an image: original, pyramids and record."""
     await to_thread.run_sync(delete_image, storage, image_id)
+    request.app.state.forget_image(image_id)
     return Response(status_code=204)
 
 

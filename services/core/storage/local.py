@@ -69,6 +69,8 @@ class LocalStorage:
             raise NotFound("No such object.") from exc
         try:
             return os.pread(fd, length, start)
+        except IsADirectoryError as exc:
+            raise NotFound("No such object.") from exc
         finally:
             os.close(fd)
 
@@ -88,20 +90,22 @@ class LocalStorage:
     def download_file(self, key: str, path: Path) -> None:
         try:
             shutil.copyfile(self.path_of(key), path)
-        except (FileNotFoundError, NotADirectoryError) as exc:
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
             raise NotFound("No such object.") from exc
 
     def size(self, key: str) -> int:
-        try:
-            return self.path_of(key).stat().st_size
-        except (FileNotFoundError, NotADirectoryError) as exc:
-            raise NotFound("No such object.") from exc
+        path = self.path_of(key)
+        if not path.is_file():
+            raise NotFound("No such object.")
+        return path.stat().st_size
 
     def exists(self, key: str) -> bool:
         return self.path_of(key).is_file()
 
     def delete(self, key: str) -> None:
-        self.path_of(key).unlink(missing_ok=True)
+        path = self.path_of(key)
+        if path.is_file():
+            path.unlink(missing_ok=True)
 
     def delete_prefix(self, prefix: str) -> None:
         target = self.path_of(prefix.rstrip("/"))

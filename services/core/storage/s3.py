@@ -88,6 +88,7 @@ class _S3Writer:
                 UploadId=self._upload_id,
                 MultipartUpload={"Parts": self._parts},  # type: ignore[typeddict-item]
             )
+            self._upload_id = None  # completed: nothing is left to abort
         except (BotoCoreError, ClientError) as exc:
             raise _translate(exc, "finish an upload") from exc
         finally:
