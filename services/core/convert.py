@@ -14,6 +14,7 @@ from plexzoom.core.formats import SNIFF_BYTES, sniff_format
 from plexzoom.core.manifest import Manifest, Pyramid, read_manifest, write_manifest
 from plexzoom.core.pyramid import PyramidOptions, build_pyramid
 from plexzoom.core.storage import Storage
+from plexzoom.core.storage.background import BackgroundWriter
 
 log = logging.getLogger(__name__)
 
@@ -122,11 +123,21 @@ def _run_conversion(
         image = to_display(open_image(original))
         progress.stage("building pyramid", 0.05)
         archive = Path(scratch) / f"{name}.zip"
-        index = build_pyramid(
-            image, archive, options.pyramid, lambda p: progress.set(0.05 + 0.85 * p)
-        )
-        progress.stage("storing pyramid", 0.9)
-        storage.upload_file(keys.pyramid_key(manifest.id, gen, name), archive)
+        # The archive is uploaded while libvips writes it: storage never holds up tiling.
+        upload = BackgroundWriter(storage.open_writer(keys.pyramid_key(manifest.id, gen, name)))
+        try:
+            index = build_pyramid(
+                image,
+                archive,
+                options.pyramid,
+                lambda p: progress.set(0.05 + 0.85 * p),
+                copy_to=upload.write,
+            )
+            progress.stage("storing pyramid", 0.9)
+            upload.commit()
+        except BaseException:
+            upload.abort()
+            raise
         storage.put_bytes(
             keys.index_key(manifest.id, gen, name), index.to_json(), "application/json"
         )

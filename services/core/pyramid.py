@@ -101,15 +101,41 @@ def level_sizes(width: int, height: int) -> list[tuple[int, int]]:
 
 
 def build_pyramid(
-    image: pyvips.Image, out: Path, options: PyramidOptions, progress: Progress | None = None
+    image: pyvips.Image,
+    out: Path,
+    options: PyramidOptions,
+    progress: Progress | None = None,
+    copy_to: Callable[[bytes], None] | None = None,
 ) -> TileIndex:
-    """Write ``image`` as a zip pyramid at ``out`` (ending in .zip) and return its tile index."""
+    """Write ``image`` as a zip pyramid at ``out`` and return its tile index.
+
+    ``copy_to`` receives the archive's bytes as libvips writes them (to upload while tiling).
+    """
     if progress is not None:
         image.set_progress(True)
         image.signal_connect("eval", lambda _img, p: progress(p.percent / 100))
+    with out.open("wb") as file:
+
+        def on_write(chunk: bytes) -> int:
+            if file.closed:  # libvips may flush a failed archive late; it is discarded anyway
+                return len(chunk)
+            file.write(chunk)
+            if copy_to is not None:
+                copy_to(bytes(chunk))
+            return len(chunk)
+
+        target = pyvips.TargetCustom()
+        target.on_write(on_write)
+        _dzsave(image, target, out.stem, options)
+    return index_archive(out, image.width, image.height, options)
+
+
+def _dzsave(image: pyvips.Image, target: pyvips.Target, name: str, options: PyramidOptions) -> None:
+    """Tile ``image`` into a zip streamed to ``target`` (tiles stored, not deflated)."""
     try:
-        image.dzsave(
-            str(out),
+        image.dzsave_target(
+            target,
+            basename=name,
             compression=0,
             tile_size=options.tile_size,
             overlap=options.overlap,
@@ -122,7 +148,6 @@ def build_pyramid(
             "The image could not be decoded: the file may be truncated or damaged. "
             "Export it again and upload the new file."
         ) from exc
-    return index_archive(out, image.width, image.height, options)
 
 
 def index_archive(archive: Path, width: int, height: int, options: PyramidOptions) -> TileIndex:

@@ -19,7 +19,7 @@ from plexzoom.core.formats import sniff_format
 from plexzoom.core.images import delete_image, reconvert_image, start_image, submit_image
 from plexzoom.core.manifest import Manifest, read_manifest, write_manifest
 from plexzoom.core.pyramid import TileIndex, level_sizes
-from plexzoom.core.storage import LocalStorage, Storage
+from plexzoom.core.storage import LocalStorage, ObjectWriter, Storage
 from tests.conftest import QUADRANTS, decode, encode, noise_image, quadrant_bytes
 
 SAMPLES = Path("/work/shared/samples")
@@ -149,7 +149,7 @@ def _record(key: str, data: bytes, written: list[Manifest]) -> None:
 
 
 class RecordingStorage:
-    """Passes everything to a storage; calls hooks after puts and before uploads."""
+    """Passes everything to a storage; calls hooks after puts and before uploads start."""
 
     def __init__(
         self,
@@ -171,6 +171,11 @@ class RecordingStorage:
         if self.before_upload:
             self.before_upload(key)
         self.inner.upload_file(key, path)
+
+    def open_writer(self, key: str) -> ObjectWriter:
+        if self.before_upload:
+            self.before_upload(key)
+        return self.inner.open_writer(key)
 
 
 def test_progress_is_published_while_converting(
