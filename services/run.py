@@ -131,6 +131,9 @@ def main() -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     env = dict(os.environ)
+    # Dramatiq's idle consumer backs off up to this many ms between polls (its default 1000
+    # adds half a second, on average, between an upload and the start of its conversion).
+    env.setdefault("dramatiq_worker_timeout", "100")
     try:
         if settings.redis_url:
             check_redis(settings.redis_url)

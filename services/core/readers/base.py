@@ -1,0 +1,134 @@
+"""The reader interface: what every source format offers the conversion job."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import pyvips
+
+from plexzoom.core.errors import CorruptImage, ImageTooLarge, UnsupportedFormat
+
+UNREADABLE = (
+    "The image could not be decoded: the file may be truncated or damaged. "
+    "Export it again and upload the new file."
+)
+
+# libvips band formats and the numpy dtype names they hold; nothing else is accepted.
+VIPS_TO_DTYPE = {
+    "uchar": "uint8",
+    "char": "int8",
+    "ushort": "uint16",
+    "short": "int16",
+    "uint": "uint32",
+    "int": "int32",
+    "float": "float32",
+    "double": "float64",
+}
+DTYPE_TO_VIPS = {dtype: vips for vips, dtype in VIPS_TO_DTYPE.items()}
+RGB_NAMES = ("Red", "Green", "Blue")
+RGB_COLORS = ("#ff0000", "#00ff00", "#0000ff")
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """Choices and limits for opening a source (from upload options and settings)."""
+
+    variable: str | None = None  # MATLAB/HDF5 variable that holds the image
+    max_channels: int = 1024
+    max_in_memory_bytes: int = 4 * 1024**3  # .mat/.h5 arrays are decoded into memory
+
+
+@dataclass
+class ChannelInfo:
+    """One channel as named by the file's metadata."""
+
+    index: int
+    name: str
+    color: str | None
+    wavelength_nm: float | None = None
+
+
+@dataclass
+class ChannelSource:
+    """An opened image: its header, its channels and a lazy pixel source per channel."""
+
+    width: int
+    height: int
+    dtype: str
+    channels: list[ChannelInfo]
+    is_rgb: bool
+    physical_size: tuple[float, float, str] | None
+    notes: dict[str, Any]
+    load_channel: Callable[[int], pyvips.Image] = field(repr=False)
+    on_close: Callable[[], None] | None = field(default=None, repr=False)
+
+    def channel(self, i: int) -> pyvips.Image:
+        """Channel ``i`` as one lazily decoded band; each call opens a fresh image."""
+        if not 0 <= i < len(self.channels):
+            raise IndexError(f"channel {i} out of range 0..{len(self.channels) - 1}")
+        try:
+            image = self.load_channel(i)
+        except pyvips.Error as exc:
+            raise CorruptImage(UNREADABLE) from exc
+        return image.copy(interpretation="multiband")
+
+    def close(self) -> None:
+        """Release files and memory maps held by the source."""
+        if self.on_close is not None:
+            self.on_close()
+            self.on_close = None
+
+    def __enter__(self) -> ChannelSource:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def default_channels(count: int) -> list[ChannelInfo]:
+    """Channels without metadata: "Channel 1", "Channel 2", ..."""
+    return [ChannelInfo(i, f"Channel {i + 1}", None) for i in range(count)]
+
+
+def rgb_channels() -> list[ChannelInfo]:
+    """The three channels of an RGB photograph."""
+    return [ChannelInfo(i, RGB_NAMES[i], RGB_COLORS[i]) for i in range(3)]
+
+
+def check_dtype(dtype: str) -> str:
+    """Return ``dtype`` if plexzoom can process it, else raise UnsupportedFormat."""
+    if dtype in DTYPE_TO_VIPS:
+        return dtype
+    raise UnsupportedFormat(
+        f"Pixels of type {dtype} are not supported. Save the image as 8-, 16- or 32-bit "
+        "integers or as 32/64-bit floating point."
+    )
+
+
+def check_channel_count(count: int, options: ReadOptions) -> int:
+    """Return ``count`` if it is within the configured limit, else raise ImageTooLarge."""
+    if count > options.max_channels:
+        raise ImageTooLarge(
+            f"The image has {count} channels; this server accepts at most "
+            f"{options.max_channels}. Split the channels into several files."
+        )
+    if count < 1:
+        raise CorruptImage("The image has no channels.")
+    return count
+
+
+def check_memory(nbytes: int, options: ReadOptions, what: str) -> None:
+    """Refuse arrays that would have to be decoded into more memory than configured."""
+    if nbytes > options.max_in_memory_bytes:
+        raise ImageTooLarge(
+            f"{what} needs {nbytes / 1024**3:.1f} GiB of memory to decode; this server allows "
+            f"{options.max_in_memory_bytes / 1024**3:.1f} GiB. Save it as a tiled OME-TIFF."
+        )

@@ -1,0 +1,138 @@
+"""TIFF, BigTIFF and OME-TIFF: tifffile reads the structure, libvips decodes pixels lazily."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import NamedTuple
+
+import pyvips
+import tifffile
+
+from plexzoom.core.errors import CorruptImage
+from plexzoom.core.readers.base import (
+    DTYPE_TO_VIPS,
+    UNREADABLE,
+    VIPS_TO_DTYPE,
+    ChannelInfo,
+    ChannelSource,
+    ReadOptions,
+    check_channel_count,
+    check_dtype,
+    rgb_channels,
+)
+from plexzoom.core.readers.tiff_layout import TiffPlan, plan_tiff, tiff_page
+from plexzoom.core.readers.tiff_planar import separate_plane_loader
+
+_COLOUR_INTERPRETATIONS = ("srgb", "rgb16", "cmyk")
+_COLOUR_PHOTOMETRICS = (2, 3, 5, 6)  # RGB, palette, separated (CMYK), YCbCr
+_TIFF_ERRORS = (tifffile.TiffFileError, ValueError, OSError, struct.error, IndexError, KeyError)
+
+
+class _Header(NamedTuple):
+    """What the channel page holds, as libvips will deliver it."""
+
+    width: int
+    height: int
+    bands: int
+    format: str
+    interpretation: str
+
+
+def open_tiff(path: Path, options: ReadOptions) -> ChannelSource:
+    """Open a TIFF, BigTIFF or OME-TIFF as channels (OME metadata where present)."""
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return _open(path, tif, options)
+    except _TIFF_ERRORS as exc:
+        raise CorruptImage(UNREADABLE) from exc
+
+
+def _open(path: Path, tif: tifffile.TiffFile, options: ReadOptions) -> ChannelSource:
+    """Plan the pages, check the pixel type and build the channel loader."""
+    plan = plan_tiff(tif)
+    page = tiff_page(tif, plan.pages[0])
+    separate = page.planarconfig == 2 and page.samplesperpixel > 1
+    head = _tiff_header(page) if separate else _vips_header(path, plan.pages[0])
+    dtype = check_dtype(VIPS_TO_DTYPE.get(head.format, head.format))
+    is_rgb = _is_rgb(head, plan.photometric) and dtype in ("uint8", "uint16")
+    if is_rgb and len(plan.pages) > 1:
+        plan.notes["pages_ignored"] = sorted(plan.notes.get("pages_ignored", []) + plan.pages[1:])
+        plan.pages = plan.pages[:1]
+    bands = 3 if is_rgb else _bands(head, plan)
+    if head.bands > bands and head.interpretation != "cmyk":
+        plan.notes["samples_ignored"] = head.bands - bands
+    channels = rgb_channels() if is_rgb else _channel_infos(plan, bands)
+    check_channel_count(len(channels), options)
+    load: Callable[[int], pyvips.Image]
+    if separate:
+        load = separate_plane_loader(path, tif, plan.pages, bands, options)
+        plan.notes["planar"] = "separate"
+    else:
+        load = partial(_load_band, str(path), plan.pages, bands, head.interpretation == "cmyk")
+    return ChannelSource(
+        width=head.width,
+        height=head.height,
+        dtype=dtype,
+        channels=channels,
+        is_rgb=is_rgb,
+        physical_size=plan.physical_size,
+        notes=plan.notes,
+        load_channel=load,
+    )
+
+
+def _vips_header(path: Path, page: int) -> _Header:
+    """The libvips view of one page (header only; pixels stay on disk)."""
+    try:
+        image = pyvips.Image.tiffload(str(path), page=page, access="sequential", fail_on="error")
+    except pyvips.Error as exc:
+        raise CorruptImage(UNREADABLE) from exc
+    return _Header(image.width, image.height, image.bands, image.format, image.interpretation)
+
+
+def _tiff_header(page: tifffile.TiffPage) -> _Header:
+    """The header of a separate-plane page, which bypasses libvips' TIFF loader."""
+    fmt = DTYPE_TO_VIPS[check_dtype(page.dtype.name if page.dtype else str(page.bitspersample))]
+    colour = "srgb" if int(page.photometric) == 2 else "multiband"
+    return _Header(page.imagewidth, page.imagelength, page.samplesperpixel, fmt, colour)
+
+
+def _is_rgb(head: _Header, photometric: int) -> bool:
+    """A colour photograph or brightfield slide (the composite is the image)."""
+    if head.interpretation == "cmyk":
+        return True
+    colour = head.interpretation in _COLOUR_INTERPRETATIONS or photometric in _COLOUR_PHOTOMETRICS
+    return colour and head.bands in (3, 4)
+
+
+def _bands(head: _Header, plan: TiffPlan) -> int:
+    """Channels each page contributes: its samples less a trailing alpha."""
+    return head.bands - 1 if plan.alpha and head.bands > 1 else head.bands
+
+
+def _channel_infos(plan: TiffPlan, bands: int) -> list[ChannelInfo]:
+    """One ChannelInfo per (page, band), named from metadata where it fits."""
+    count = len(plan.pages) * bands
+    if len(plan.channels) == count:
+        infos = plan.channels
+    else:
+        infos = [ChannelInfo(i, f"Channel {i + 1}", None) for i in range(count)]
+    colours = {info.color for info in infos}
+    if count > 1 and len(colours) == 1 and None not in colours:
+        plan.notes["colors_ignored"] = f"every channel had colour {infos[0].color}"
+        for info in infos:
+            info.color = None
+    return infos
+
+
+def _load_band(path: str, pages: list[int], bands: int, cmyk: bool, i: int) -> pyvips.Image:
+    """Channel ``i``: band ``i % bands`` of page ``pages[i // bands]``, opened for streaming."""
+    image = pyvips.Image.tiffload(
+        path, page=pages[i // bands], access="sequential", fail_on="error"
+    )
+    if cmyk:
+        image = image.colourspace("srgb")
+    return image.extract_band(i % bands) if image.bands > 1 else image
