@@ -37,6 +37,7 @@ class ReadOptions:
     """Choices and limits for opening a source (from upload options and settings)."""
 
     variable: str | None = None  # MATLAB/HDF5 variable that holds the image
+    array_layout: str | None = None  # "HWC" or "CHW" for .npy/HDF5 stacks; else the shorter end
     max_channels: int = 1024
     max_in_memory_bytes: int = 4 * 1024**3  # .mat/.h5 arrays are decoded into memory
 
@@ -66,7 +67,7 @@ class ChannelSource:
     on_close: Callable[[], None] | None = field(default=None, repr=False)
 
     def channel(self, i: int) -> pyvips.Image:
-        """Channel ``i`` as one lazily decoded band; each call opens a fresh image."""
+        """Channel ``i`` as one lazy band; read it once, top to bottom, then call again."""
         if not 0 <= i < len(self.channels):
             raise IndexError(f"channel {i} out of range 0..{len(self.channels) - 1}")
         try:

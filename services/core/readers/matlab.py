@@ -1,10 +1,11 @@
-# mypy: disable-error-code="import-untyped"
 """MATLAB .mat v5 files (scipy) and the variable choice shared with v7.3/HDF5."""
 
 from __future__ import annotations
 
 import math
 import re
+import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,16 @@ _WAVELENGTH_NAME = re.compile(
     r"(wave_?lengths?(_?nm)?|lambdas?|wls?|bands?|band_?cent(er|re)s?)", re.IGNORECASE
 )
 _MAX_MICRONS = 30.0  # wavelength vectors below this are in micrometres
+_MAT_ERRORS = (
+    ValueError,
+    OSError,
+    TypeError,
+    EOFError,
+    NotImplementedError,
+    struct.error,
+    zlib.error,
+    scipy.io.matlab.MatReadError,
+)
 
 
 @dataclass
@@ -59,7 +70,7 @@ def open_mat5(path: Path, options: ReadOptions) -> ChannelSource:
     """Open a MATLAB v5/v6/v7 file; the image is decoded into memory."""
     try:
         variables = [Variable(n, tuple(s), c) for n, s, c in scipy.io.whosmat(str(path))]
-    except (ValueError, OSError, TypeError, EOFError) as exc:
+    except _MAT_ERRORS as exc:
         raise CorruptImage(
             "The MATLAB file cannot be read; it may be damaged. Save it again and upload it."
         ) from exc
@@ -69,9 +80,10 @@ def open_mat5(path: Path, options: ReadOptions) -> ChannelSource:
     names = [image.name] + ([wavelengths.name] if wavelengths else [])
     try:
         data = scipy.io.loadmat(str(path), variable_names=names, squeeze_me=False)
-    except (ValueError, OSError, TypeError, EOFError, NotImplementedError) as exc:
+    except _MAT_ERRORS as exc:
         raise CorruptImage(
-            f"The variable {image.name} cannot be read; the file may be damaged."
+            f"The variable {image.name} cannot be read; the file may be damaged. Save it again "
+            "and upload it."
         ) from exc
     vector = data.get(wavelengths.name) if wavelengths else None
     return matlab_source(data[image.name], vector, image, options)

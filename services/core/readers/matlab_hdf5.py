@@ -1,4 +1,3 @@
-# mypy: disable-error-code="import-untyped"
 """MATLAB v7.3 files and plain HDF5 (h5py); the image is decoded into memory.
 
 MATLAB writes arrays column-major, so a MATLAB H x W x C array appears in HDF5 as C x W x H.
@@ -51,7 +50,7 @@ def open_hdf5(path: Path, options: ReadOptions, matlab: bool) -> ChannelSource:
         ) from exc
     if matlab:
         return matlab_source(array.transpose(), vector, image, options)
-    hwc, layout = hwc_view(array)
+    hwc, layout = hwc_view(array, options.array_layout)
     notes: dict[str, Any] = {"variable": image.name, "layout": layout}
     return array_source(hwc, default_channels(hwc.shape[2]), options, notes)
 

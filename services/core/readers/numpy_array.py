@@ -41,7 +41,7 @@ def open_npy(path: Path, options: ReadOptions) -> ChannelSource:
             f"The .npy file is shorter than its header ({shape}, {dtype}) says; it may be "
             "truncated. Save it again and upload the new file."
         ) from exc
-    hwc, layout = hwc_view(array)
+    hwc, layout = hwc_view(array, options.array_layout)
     return array_source(hwc, default_channels(hwc.shape[2]), options, {"layout": layout})
 
 
@@ -61,15 +61,17 @@ def _npy_header(path: Path) -> tuple[np.dtype[Any], tuple[int, ...]]:
     return dtype, shape
 
 
-def hwc_view(array: np.ndarray) -> tuple[np.ndarray, str]:
-    """View a 2-D or 3-D array as H x W x C; C is whichever end axis is shorter."""
+def hwc_view(array: np.ndarray, layout: str | None = None) -> tuple[np.ndarray, str]:
+    """View a 2-D or 3-D array as H x W x C; unless ``layout`` says, C is the shorter end axis."""
     while array.ndim > 3 and array.shape[0] == 1:
         array = array[0]
     if array.ndim == 2:
         return array[:, :, np.newaxis], "HW"
-    if array.ndim == 3 and array.shape[2] <= array.shape[0]:
-        return array, "HWC"
+    if array.ndim == 3 and layout not in (None, "HWC", "CHW"):
+        raise UnsupportedFormat(f"Unknown array layout {layout!r}; use HWC or CHW.")
     if array.ndim == 3:
+        if layout == "HWC" or (layout is None and array.shape[2] <= array.shape[0]):
+            return array, "HWC"
         return array.transpose(1, 2, 0), "CHW"
     raise UnsupportedFormat(
         f"The array has shape {array.shape}; plexzoom reads 2-D images and 3-D stacks "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
@@ -73,18 +74,32 @@ class OmeImage:
             stride *= sizes[dim]
         return index
 
-    def ifd_of(self, c: int, z: int, t: int, c_planes: int) -> int | None:
-        """The IFD holding plane (c, z, t), or None when no TiffData block covers it."""
-        plane = self.plane_index(c, z, t, c_planes)
+    def channel_ifds(self, c_planes: int) -> list[int | None]:
+        """The IFD of each channel's plane at Z=0, T=0; None where no TiffData covers it."""
+        planes = [self.plane_index(c, 0, 0, c_planes) for c in range(c_planes)]
         if not self.tiff_data:
-            return self.ifd_base + plane
+            return [self.ifd_base + plane for plane in planes]
         total = c_planes * self.size_z * self.size_t
-        for block in self.tiff_data:
-            start = self.plane_index(*block.first, c_planes)
-            count = block.count if block.count is not None else (1 if block.has_ifd else total)
-            if start <= plane < start + count:
-                return block.ifd + plane - start
-        return None
+        blocks = sorted(
+            (self.plane_index(*b.first, c_planes), _block_count(b, total), b.ifd)
+            for b in self.tiff_data
+        )
+        starts = [start for start, _, _ in blocks]
+        found: list[int | None] = []
+        for plane in planes:
+            # The block starting last at or before the plane; a file has one block per plane.
+            k = bisect.bisect_right(starts, plane) - 1
+            covering = [blocks[k]] if k >= 0 and plane < starts[k] + blocks[k][1] else blocks
+            hits = [ifd + plane - start for start, n, ifd in covering if start <= plane < start + n]
+            found.append(hits[0] if hits else None)
+        return found
+
+
+def _block_count(block: OmeTiffData, total: int) -> int:
+    """PlaneCount, defaulting to every plane without an IFD attribute and to 1 with one."""
+    if block.count is not None:
+        return block.count
+    return 1 if block.has_ifd else total
 
 
 def parse_ome(xml: str) -> OmeImage:

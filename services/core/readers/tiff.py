@@ -23,8 +23,8 @@ from plexzoom.core.readers.base import (
     check_dtype,
     rgb_channels,
 )
+from plexzoom.core.readers.tiff_direct import direct_loader, needs_direct
 from plexzoom.core.readers.tiff_layout import TiffPlan, plan_tiff, tiff_page
-from plexzoom.core.readers.tiff_planar import separate_plane_loader
 
 _COLOUR_INTERPRETATIONS = ("srgb", "rgb16", "cmyk")
 _COLOUR_PHOTOMETRICS = (2, 3, 5, 6)  # RGB, palette, separated (CMYK), YCbCr
@@ -52,10 +52,12 @@ def open_tiff(path: Path, options: ReadOptions) -> ChannelSource:
 
 def _open(path: Path, tif: tifffile.TiffFile, options: ReadOptions) -> ChannelSource:
     """Plan the pages, check the pixel type and build the channel loader."""
-    plan = plan_tiff(tif)
+    plan = plan_tiff(tif, options)
     page = tiff_page(tif, plan.pages[0])
-    separate = page.planarconfig == 2 and page.samplesperpixel > 1
-    head = _tiff_header(page) if separate else _vips_header(path, plan.pages[0])
+    direct = needs_direct(page)
+    head = _tiff_header(page) if direct else _vips_header(path, plan.pages[0])
+    if page.planarconfig == 2 and page.samplesperpixel > 1:
+        plan.notes["planar"] = "separate"
     dtype = check_dtype(VIPS_TO_DTYPE.get(head.format, head.format))
     is_rgb = _is_rgb(head, plan.photometric) and dtype in ("uint8", "uint16")
     if is_rgb and len(plan.pages) > 1:
@@ -67,9 +69,8 @@ def _open(path: Path, tif: tifffile.TiffFile, options: ReadOptions) -> ChannelSo
     channels = rgb_channels() if is_rgb else _channel_infos(plan, bands)
     check_channel_count(len(channels), options)
     load: Callable[[int], pyvips.Image]
-    if separate:
-        load = separate_plane_loader(path, tif, plan.pages, bands, options)
-        plan.notes["planar"] = "separate"
+    if direct:
+        load = direct_loader(path, tif, plan.pages, bands, options)
     else:
         load = partial(_load_band, str(path), plan.pages, bands, head.interpretation == "cmyk")
     return ChannelSource(
@@ -94,7 +95,7 @@ def _vips_header(path: Path, page: int) -> _Header:
 
 
 def _tiff_header(page: tifffile.TiffPage) -> _Header:
-    """The header of a separate-plane page, which bypasses libvips' TIFF loader."""
+    """The header of a page that bypasses libvips' TIFF loader (see tiff_direct)."""
     fmt = DTYPE_TO_VIPS[check_dtype(page.dtype.name if page.dtype else str(page.bitspersample))]
     colour = "srgb" if int(page.photometric) == 2 else "multiband"
     return _Header(page.imagewidth, page.imagelength, page.samplesperpixel, fmt, colour)

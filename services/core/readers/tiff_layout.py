@@ -8,7 +8,7 @@ from typing import Any
 import tifffile
 
 from plexzoom.core.errors import CorruptImage, UnsupportedFormat
-from plexzoom.core.readers.base import ChannelInfo
+from plexzoom.core.readers.base import ChannelInfo, ReadOptions, check_channel_count
 from plexzoom.core.readers.ome import MICRO, OmeChannel, OmeError, OmeImage, parse_ome
 
 # TIFF ResolutionUnit -> micrometres per unit (1 = none, 2 = inch, 3 = cm; 4/5 are tifffile's).
@@ -36,24 +36,26 @@ def tiff_page(tif: tifffile.TiffFile, index: int) -> tifffile.TiffPage:
     return page if isinstance(page, tifffile.TiffPage) else page.aspage()
 
 
-def plan_tiff(tif: tifffile.TiffFile) -> TiffPlan:
+def plan_tiff(tif: tifffile.TiffFile, options: ReadOptions) -> TiffPlan:
     """Choose the channel pages of an open TIFF."""
     if tif.is_ome:
         try:
-            return _ome_plan(tif, parse_ome(tif.pages.first.description))
+            return _ome_plan(tif, parse_ome(tif.pages.first.description), options)
         except OmeError as exc:
-            plan = _plain_plan(tif)
+            plan = _plain_plan(tif, options)
             plan.notes["ome_xml"] = f"unreadable ({exc}); read as a plain TIFF"
             return plan
-    return _plain_plan(tif)
+    return _plain_plan(tif, options)
 
 
-def _ome_plan(tif: tifffile.TiffFile, ome: OmeImage) -> TiffPlan:
+def _ome_plan(tif: tifffile.TiffFile, ome: OmeImage, options: ReadOptions) -> TiffPlan:
     """Channels at Z=0, T=0 of the OME image, mapped to IFDs through DimensionOrder/TiffData."""
-    first = _ome_ifd(tif, ome, 0, ome.size_c)
+    check_channel_count(ome.size_c, options)
+    first = _checked_ifd(tif, ome, ome.channel_ifds(1)[0], 0)
     samples = tiff_page(tif, first).samplesperpixel
     c_planes = max(1, ome.size_c // samples) if samples > 1 else ome.size_c
-    pages = [_ome_ifd(tif, ome, c, c_planes) for c in range(c_planes)]
+    ifds = ome.channel_ifds(c_planes)
+    pages = [_checked_ifd(tif, ome, ifd, c) for c, ifd in enumerate(ifds)]
     plan = _page_plan(tif, pages)
     plan.channels = _ome_channels(ome.channels, c_planes, samples)
     plan.physical_size = ome.physical_size
@@ -64,9 +66,8 @@ def _ome_plan(tif: tifffile.TiffFile, ome: OmeImage) -> TiffPlan:
     return plan
 
 
-def _ome_ifd(tif: tifffile.TiffFile, ome: OmeImage, c: int, c_planes: int) -> int:
-    """The IFD of channel ``c`` at Z=0, T=0, checked against the file."""
-    ifd = ome.ifd_of(c, 0, 0, c_planes)
+def _checked_ifd(tif: tifffile.TiffFile, ome: OmeImage, ifd: int | None, c: int) -> int:
+    """The IFD of channel ``c``, checked against the file's pages."""
     if ifd is None or ifd >= len(tif.pages):
         raise CorruptImage(
             f"The OME metadata places channel {c + 1} on a page this file does not have; the "
@@ -98,20 +99,22 @@ def _ome_channels(elements: list[OmeChannel], c_planes: int, samples: int) -> li
     return infos
 
 
-def _plain_plan(tif: tifffile.TiffFile) -> TiffPlan:
+def _plain_plan(tif: tifffile.TiffFile, options: ReadOptions) -> TiffPlan:
     """Equal-size pages are channels; pages of other sizes are thumbnails, labels or macros."""
     pages = [tiff_page(tif, i) for i in range(len(tif.pages))]
     keys = [(p.imagewidth, p.imagelength, p.samplesperpixel, p.dtype) for p in pages]
     best = max(range(len(pages)), key=lambda i: (keys[i][0] * keys[i][1], -i))
-    chosen = [i for i, key in enumerate(keys) if key == keys[best]]
+    same_size = [i for i, key in enumerate(keys) if key == keys[best]]
     notes: dict[str, Any] = {}
+    ignored = sorted(set(range(len(pages))) - set(same_size))
+    if ignored:
+        notes["pages_ignored"] = ignored
+    chosen = same_size
     if tif.is_imagej:
-        chosen = _imagej_pages(tif.imagej_metadata or {}, chosen, notes)
+        chosen = _imagej_pages(tif.imagej_metadata or {}, same_size, notes)
+    check_channel_count(len(chosen), options)
     plan = _page_plan(tif, chosen)
     plan.notes.update(notes)
-    ignored = [i for i in range(len(pages)) if i not in set(chosen)]
-    if ignored:
-        plan.notes["pages_ignored"] = ignored
     plan.physical_size = _resolution(pages[best], (tif.imagej_metadata or {}).get("unit"))
     names = [pages[i].tags.valueof(285) for i in chosen]  # PageName
     if all(isinstance(name, str) and name for name in names) and len(set(names)) == len(names):
@@ -151,10 +154,11 @@ def _imagej_colours(meta: dict[str, Any], plan: TiffPlan) -> None:
 def _page_plan(tif: tifffile.TiffFile, pages: list[int]) -> TiffPlan:
     """A plan for ``pages``; refuses pixel types libvips cannot hold."""
     page = tiff_page(tif, pages[0])
-    if page.dtype is None or page.dtype.kind not in "uif" or page.dtype.itemsize > 8:
+    dtype = page.dtype
+    if dtype is None or dtype.kind not in "uif" or dtype.itemsize > (8 if dtype.kind == "f" else 4):
         raise UnsupportedFormat(
             f"This TIFF stores {page.bitspersample}-bit samples of a kind plexzoom cannot read; "
-            "save it as 8-, 16- or 32-bit integers or as floating point."
+            "save it as 8-, 16- or 32-bit integers or as 32/64-bit floating point."
         )
     alpha = bool(page.extrasamples) and page.extrasamples[-1] in (1, 2)
     return TiffPlan(pages=pages, photometric=int(page.photometric), alpha=alpha)
