@@ -36,6 +36,8 @@ test: install lint typecheck
 	$(PY) -m pytest
 
 bench: install
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk; } \
+		|| { echo "make bench needs wrk: sudo apt-get install wrk"; exit 1; }
 	$(PY) bench/run.py
 
 clean:

@@ -7,6 +7,7 @@ A bare ASGI app (no router, no middleware): tiles are the hot path. Pyramids are
 per generation, so tiles carry strong ETags and are cached by browsers and proxies for a year.
 """
 
+import asyncio
 import re
 import time
 from typing import Any
@@ -26,6 +27,7 @@ _ROUTE = re.compile(
 )
 _PUBLIC = b"public, max-age=31536000, immutable"
 Scope = dict[str, Any]
+TileKey = tuple[str, str, str, int, int, int]
 
 
 class TileService:
@@ -38,9 +40,9 @@ class TileService:
         # Indexes are re-read after a TTL so a delete made through another process shows.
         self.index_ttl_s = index_ttl_s
         self.indexes: LruCache[tuple[str, str, str], tuple[TileIndex, float]] = LruCache(512)
-        self.tiles: LruCache[tuple[str, str, str, int, int, int], bytes] = LruCache(cache_bytes)
-        # Local reads come from the page cache in microseconds; S3 reads go to a thread.
-        self._reads_block = not isinstance(storage, LocalStorage)
+        self.tiles: LruCache[TileKey, bytes] = LruCache(cache_bytes)
+        # Concurrent requests for one uncached tile share one storage read.
+        self._reading: dict[TileKey, asyncio.Future[bytes]] = {}
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -102,13 +104,30 @@ class TileService:
         where = index.tile_range(level, col, row)
         if where is None:
             raise NotFound("No such tile.")
-        key = keys.pyramid_key(image_id, gen, name)
-        if self._reads_block:
-            body = await to_thread.run_sync(self.storage.get_range, key, *where)
-        else:
-            body = self.storage.get_range(key, *where)
-        self.tiles.put(cache_key, body, len(body))
-        return body
+        pending = self._reading.get(cache_key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._reading[cache_key] = future
+        try:
+            body = await self._read(keys.pyramid_key(image_id, gen, name), *where)
+            self.tiles.put(cache_key, body, len(body))
+            future.set_result(body)
+            return body
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # marked as retrieved: waiters, if any, get it raised
+            raise
+        finally:
+            del self._reading[cache_key]
+
+    async def _read(self, key: str, start: int, length: int) -> bytes:
+        """Read a tile; only a read that would wait on a disk or the network goes to a thread."""
+        if isinstance(self.storage, LocalStorage):
+            cached = self.storage.get_range_cached(key, start, length)
+            if cached is not None:
+                return cached
+        return await to_thread.run_sync(self.storage.get_range, key, start, length)
 
 
 async def _send_tile(scope: Scope, send: Any, body: bytes, ctype: bytes, etag: bytes) -> None:

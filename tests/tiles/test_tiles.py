@@ -381,3 +381,46 @@ async def test_one_ranged_get_per_uncached_tile_and_one_index_read(
     assert proxy.requests[before:] == [], "cached tiles and the cached index cost no requests"
     assert proxy.gets(index_key) == [None]
     assert all(method == "GET" for method, _, _ in proxy.requests)
+
+
+class SlowCountingStorage:
+    """Passes reads through after a pause, counting ranged reads (so merged misses show)."""
+
+    def __init__(self, inner: Storage) -> None:
+        self.inner, self.ranged = inner, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        self.ranged += 1
+        threading.Event().wait(0.2)
+        return self.inner.get_range(key, start, length)
+
+
+async def test_concurrent_misses_of_one_tile_share_one_read(pyramid: Pyramid) -> None:
+    """Twenty clients asking for the same uncached tile at once cost one storage read."""
+    import anyio
+
+    slow = SlowCountingStorage(pyramid.storage)
+    app = TileService(slow)  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=app)
+    answers: list[httpx.Response] = []
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+
+        async def fetch() -> None:
+            answers.append(await client.get(pyramid.tile_url(pyramid.index.max_level, 0, 0)))
+
+        async with anyio.create_task_group() as group:
+            for _ in range(20):
+                group.start_soon(fetch)
+    assert [a.status_code for a in answers] == [200] * 20
+    assert len({a.content for a in answers}) == 1
+    assert slow.ranged == 1
+
+
+def test_local_reads_from_the_page_cache_do_not_wait(tmp_path: Path) -> None:
+    """A just-written object is in the page cache: the non-blocking read returns it."""
+    storage = LocalStorage(tmp_path)
+    storage.put_bytes("images/x/blob", bytes(range(256)) * 64)
+    assert storage.get_range_cached("images/x/blob", 100, 50) == (bytes(range(256)) * 64)[100:150]

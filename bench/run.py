@@ -1,0 +1,112 @@
+"""`make bench`: conversion speed, worker memory and tile serving; writes bench/out/results.json."""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import convert
+import memory
+import psutil
+import pyvips
+import tiles
+from images import ensure_image
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+SECTIONS = ("convert", "memory", "tiles")
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small images, one run: a smoke run")
+    parser.add_argument("--only", choices=SECTIONS, action="append", help="run only this section")
+    parser.add_argument("--runs", type=int, help="runs per variant (default 3, quick 1)")
+    return parser.parse_args()
+
+
+def environment() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True
+    ).stdout.strip()
+    return {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "commit": commit,
+        "cpus": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "libvips": f"{pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}",
+        "load_at_start": os.getloadavg(),
+    }
+
+
+def main() -> int:
+    """Run the chosen sections, print a summary table, write results.json."""
+    args = parse_args()
+    sections = args.only or list(SECTIONS)
+    if "tiles" in sections and shutil.which("wrk") is None:
+        print(
+            "bench: wrk is not installed; the tile benchmark needs it "
+            "(Debian: apt-get install -y wrk). Or run with --only convert / --only memory.",
+            file=sys.stderr,
+        )
+        return 2
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up children on SIGTERM too
+    quick = args.quick
+    big = 8192 if quick else 16384
+    memory_sizes = [4096, 8192] if quick else [8192, 16384, 32768]
+    runs = args.runs or (1 if quick else 3)
+    duration_s = 3.0 if quick else 10.0
+
+    OUT.mkdir(exist_ok=True)
+    started = time.monotonic()
+    results: dict[str, Any] = {"environment": environment(), "quick": quick}
+    print(f"bench: {results['environment']}", flush=True)
+    print("== images (cached in bench/out/images) ==", flush=True)
+    needed = {big} if {"convert", "tiles"} & set(sections) else set()
+    needed |= set(memory_sizes) if "memory" in sections else set()
+    images = {size: ensure_image(OUT / "images", size) for size in sorted(needed)}
+
+    work = Path(tempfile.mkdtemp(dir=OUT, prefix="work-"))
+    summary: list[str] = []
+    try:
+        if "convert" in sections:
+            results["convert"] = convert.run(images[big], big, runs, work)
+            summary += convert.table(results["convert"])
+        if "memory" in sections:
+            results["memory"] = memory.run({s: images[s] for s in memory_sizes}, work)
+            summary += memory.table(results["memory"])
+        if "tiles" in sections:
+            results["tiles"] = tiles.run(images[big], big, duration_s, runs, work)
+            summary += tiles.table(results["tiles"])
+    finally:
+        logs = OUT / "logs"
+        shutil.rmtree(logs, ignore_errors=True)
+        logs.mkdir()
+        for log in work.glob("*.log"):
+            shutil.copy(log, logs / log.name)
+        shutil.rmtree(work, ignore_errors=True)
+        results["seconds"] = round(time.monotonic() - started, 1)
+        (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+    print("\n" + "=" * 100)
+    print("\n".join(summary))
+    print("=" * 100)
+    print(f"bench: {results['seconds']:.0f} s; results in {OUT / 'results.json'}, logs in {logs}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

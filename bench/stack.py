@@ -1,0 +1,243 @@
+"""Processes the benchmarks drive: moto's S3 server and the whole plexzoom stack."""
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+import psutil
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    """Wait until ``url`` answers 200, or fail with the process's fate."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout_s} s")
+
+
+def stop_process(
+    proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, wait_s: float = 20
+) -> None:
+    """Stop a process politely, then kill it and whatever is left of its process group."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)  # every child was started in the process's own group
+
+
+class MotoServer:
+    """moto's S3 server in its own process on loopback (optionally with O(range) ranged GETs)."""
+
+    def __init__(self, log_path: Path, ranged_reads_patch: bool = False) -> None:
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.log_path, self.log = log_path, log_path.open("wb")
+        server = [str(HERE / "moto_ranges.py")] if ranged_reads_patch else ["-m", "moto.server"]
+        self.proc = subprocess.Popen(
+            [sys.executable, *server, "-H", "127.0.0.1", "-p", str(self.port)],
+            env={**os.environ, **S3_ENV},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_http(f"{self.endpoint}/moto-api/", self.proc)
+
+    def env(self, bucket: str) -> dict[str, str]:
+        """PLEXZOOM_* variables that point a stack at a bucket of this server."""
+        return {**S3_ENV, "PLEXZOOM_S3_ENDPOINT_URL": self.endpoint, "PLEXZOOM_S3_BUCKET": bucket}
+
+    def ranged_gets(self) -> int:
+        """How many ranged GETs (206 answers) the server has logged so far."""
+        self.log.flush()
+        with self.log_path.open("rb") as log:
+            return sum(1 for line in log if b'" 206 ' in line)
+
+    def stop(self) -> None:
+        """Stop the server."""
+        stop_process(self.proc)
+        self.log.close()
+
+
+class Stack:
+    """`python -m plexzoom.run` (private Redis, uvicorn web, Dramatiq worker) as `make run`."""
+
+    def __init__(self, data_dir: Path, env: Mapping[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        # Only our settings: a PLEXZOOM_* variable left in the shell (a bucket, a Redis URL)
+        # would silently change what is measured. Redis is always the stack's private one.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("PLEXZOOM_")}
+        full_env = {
+            **inherited,
+            "PLEXZOOM_DATA_DIR": str(data_dir),
+            "PLEXZOOM_PORT": str(self.port),
+            **env,
+        }
+        self.log = log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "plexzoom.run"],
+            env=full_env,
+            cwd=REPO,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.client = httpx.Client(base_url=self.url, timeout=60)
+        try:
+            wait_http(f"{self.url}/healthz", self.proc, timeout_s=90)
+        except BaseException:
+            self.stop()
+            raise
+
+    def worker_root(self) -> psutil.Process:
+        """The Dramatiq CLI process (its children are the worker processes)."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            for child in psutil.Process(self.proc.pid).children():
+                try:
+                    if any("dramatiq" in part for part in child.cmdline()):
+                        return child
+                except psutil.NoSuchProcess:
+                    continue
+            time.sleep(0.1)
+        raise RuntimeError("the stack has no Dramatiq worker process")
+
+    def upload(self, path: Path) -> tuple[str, float]:
+        """POST the file; returns its id and the monotonic time the 202 arrived."""
+        with path.open("rb") as f:
+            answer = self.client.post(
+                "/v1/images", files={"file": (path.name, f, "image/tiff")}, timeout=600
+            )
+        arrived = time.monotonic()
+        if answer.status_code != 202:
+            raise RuntimeError(f"upload answered {answer.status_code}: {answer.text[:300]}")
+        return str(answer.json()["id"]), arrived
+
+    def wait_ready(
+        self, image_id: str, timeout_s: float, poll_s: float = 0.05
+    ) -> tuple[dict[str, object], dict[str, float]]:
+        """Poll every ``poll_s`` until ready: the status, and when each stage was first seen."""
+        started = time.monotonic()
+        deadline = started + timeout_s
+        seen: dict[str, float] = {}
+        while time.monotonic() < deadline:
+            body: dict[str, object] = self.client.get(f"/v1/images/{image_id}").json()
+            stage = str(body["status"] if body["status"] != "processing" else body["stage"])
+            seen.setdefault(stage, time.monotonic() - started)
+            if body["status"] == "ready":
+                return body, seen
+            if body["status"] == "failed":
+                raise RuntimeError(f"conversion of {image_id} failed: {body.get('error')}")
+            time.sleep(poll_s)
+        raise RuntimeError(f"image {image_id} was not ready within {timeout_s} s")
+
+    def convert(self, path: Path, timeout_s: float) -> tuple[dict[str, object], float]:
+        """Upload and wait: the ready status and the seconds from the 202 to 'ready'."""
+        status, seconds, _stages = self.convert_staged(path, timeout_s)
+        return status, seconds
+
+    def convert_staged(
+        self, path: Path, timeout_s: float
+    ) -> tuple[dict[str, object], float, dict[str, float]]:
+        """Upload and wait; also the seconds spent in each stage (at polling resolution)."""
+        image_id, accepted = self.upload(path)
+        status, seen = self.wait_ready(image_id, timeout_s)
+        total = time.monotonic() - accepted
+        marks = [*sorted(seen.items(), key=lambda kv: kv[1]), ("end", total)]
+        stages = {name: marks[i + 1][1] - at for i, (name, at) in enumerate(marks[:-1])}
+        stages.pop("ready", None)
+        return status, total, stages
+
+    def stop(self) -> None:
+        """Stop the stack as Ctrl-C would, then make sure nothing of it is left."""
+        self.client.close()
+        stop_process(self.proc, signal.SIGINT, wait_s=30)
+        self.log.close()
+
+
+class TreeSampler:
+    """Samples, every ``interval_s``, the summed RSS of a process tree and the bytes under dirs."""
+
+    def __init__(self, root: psutil.Process, dirs: list[Path], interval_s: float = 0.05) -> None:
+        self.root, self.dirs, self.interval = root, dirs, interval_s
+        self.peak_rss = 0
+        self.peak_disk = 0
+        self.peak_procs = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
+
+    def tree_rss(self) -> tuple[int, int]:
+        """(summed RSS, process count) of the root and all its descendants right now."""
+        total, count = 0, 0
+        try:
+            procs = [self.root, *self.root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return 0, 0
+        for proc in procs:
+            try:
+                total += proc.memory_info().rss
+                count += 1
+            except psutil.NoSuchProcess:
+                pass
+        return total, count
+
+    def disk_bytes(self) -> int:
+        """Total size of the files under the watched folders."""
+        total = 0
+        for folder in self.dirs:
+            for parent, _dirs, files in os.walk(folder):
+                for name in files:
+                    with contextlib.suppress(FileNotFoundError):
+                        total += os.stat(os.path.join(parent, name)).st_size
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            rss, count = self.tree_rss()
+            self.peak_rss = max(self.peak_rss, rss)
+            self.peak_procs = max(self.peak_procs, count)
+            self.peak_disk = max(self.peak_disk, self.disk_bytes())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "TreeSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
