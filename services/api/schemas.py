@@ -2,6 +2,7 @@
 
 import math
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -27,6 +28,12 @@ class Links(BaseModel):
     pyramid: PyramidLinks | None = None
 
 
+class ChannelStatus(Channel):
+    """A channel with the URL of its 8-bit display pyramid."""
+
+    dzi: str | None = None
+
+
 class ImageStatus(BaseModel):
     """GET /v1/images/{id}."""
 
@@ -40,7 +47,10 @@ class ImageStatus(BaseModel):
     size: int | None
     width: int | None
     height: int | None
-    channels: list[Channel]
+    channels: list[ChannelStatus]
+    dtype: str | None
+    physical_size: tuple[float, float, str] | None
+    notes: dict[str, Any]
     created: datetime
     updated: datetime
     links: Links
@@ -62,9 +72,16 @@ class LinkContext(BaseModel):
 
 def to_status(manifest: Manifest, ctx: LinkContext, storage: Storage) -> ImageStatus:
     """The API view of a manifest."""
+    links = _links(manifest, ctx, storage)
+    base = links.dzi.rsplit("/", 1)[0]
+    channels = [
+        ChannelStatus(**c.model_dump(), dzi=f"{base}/{c.pyramid}.dzi" if c.pyramid else None)
+        for c in manifest.channels
+    ]
     return ImageStatus(
-        **manifest.model_dump(include=set(ImageStatus.model_fields) - {"links"}),
-        links=_links(manifest, ctx, storage),
+        **manifest.model_dump(include=set(ImageStatus.model_fields) - {"links", "channels"}),
+        channels=channels,
+        links=links,
     )
 
 

@@ -1,22 +1,28 @@
 """The conversion job: original in storage -> display pyramid in storage -> manifest (commit)."""
 
+import json
 import logging
 import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
+
+import pyvips
 
 from plexzoom.core import keys
 from plexzoom.core.display import display_channels, open_image, to_display
 from plexzoom.core.errors import NotFound, PlexzoomError
-from plexzoom.core.formats import SNIFF_BYTES, sniff_format
 from plexzoom.core.manifest import Manifest, Pyramid, read_manifest, write_manifest
-from plexzoom.core.pyramid import PyramidOptions, build_pyramid
+from plexzoom.core.multichannel import convert_channels
+from plexzoom.core.pyramid import Progress, PyramidOptions, build_pyramid
+from plexzoom.core.readers import open_source
 from plexzoom.core.storage import Storage
 from plexzoom.core.storage.background import BackgroundWriter
 
 log = logging.getLogger(__name__)
+PHOTO_FORMATS = ("png", "jpeg", "webp")  # shown as photographs, even when grey
 
 
 @dataclass(frozen=True)
@@ -112,51 +118,74 @@ def is_current(storage: Storage, manifest: Manifest) -> bool:
 def _run_conversion(
     storage: Storage, manifest: Manifest, options: ConvertOptions, progress: ProgressPublisher
 ) -> None:
-    """Download, decode, build the pyramid in scratch space, store it; fills in the manifest."""
-    gen, name = manifest.generation, "image"
+    """Download, read, build the pyramids in scratch space, store them; fills in the manifest."""
     with tempfile.TemporaryDirectory(dir=options.scratch_dir, prefix="plexzoom-") as scratch:
         original = Path(scratch) / "original"
         progress.stage("reading", 0.0)
         storage.download_file(keys.original_key(manifest.id), original)
-        with original.open("rb") as head:
-            sniff_format(head.read(SNIFF_BYTES))  # the allow-list holds for every way in
-        image = to_display(open_image(original))
-        progress.stage("building pyramid", 0.05)
-        archive = Path(scratch) / f"{name}.zip"
-        # The archive is uploaded while libvips writes it: storage never holds up tiling.
-        upload = BackgroundWriter(storage.open_writer(keys.pyramid_key(manifest.id, gen, name)))
-        try:
-            index = build_pyramid(
-                image,
-                archive,
-                options.pyramid,
-                lambda p: progress.set(0.05 + 0.85 * p),
-                copy_to=upload.write,
+        pyramids: dict[str, Pyramid] = {}
+
+        def store(name: str, image: pyvips.Image, opts: PyramidOptions, prog: Progress) -> Pyramid:
+            pyramids[name] = store_pyramid(
+                storage, manifest, Path(scratch), name, image, opts, prog
             )
-            progress.stage("storing pyramid", 0.9)
-            upload.commit()
-        except BaseException:
-            upload.abort()
-            raise
-        storage.put_bytes(
-            keys.index_key(manifest.id, gen, name), index.to_json(), "application/json"
-        )
-        size = archive.stat().st_size
-    manifest.width, manifest.height = image.width, image.height
-    manifest.channels = display_channels(image)
-    manifest.pyramids = {
-        name: Pyramid(
-            name=name,
-            generation=gen,
-            width=image.width,
-            height=image.height,
-            tile_size=index.tile_size,
-            overlap=index.overlap,
-            format=index.format,
-            levels=len(index.levels),
-            size=size,
-        )
-    }
+            return pyramids[name]
+
+        with open_source(original) as source:  # the allow-list holds for every way in
+            building = lambda p: progress.set(0.05 + 0.9 * p)  # noqa: E731
+            if source.is_rgb or source.notes.get("source_format") in PHOTO_FORMATS:
+                image = to_display(open_image(original))
+                progress.stage("building pyramid", 0.05)
+                store("image", image, options.pyramid, building)
+                manifest.channels = display_channels(image)
+            else:
+                progress.stage("building pyramids", 0.05)
+                manifest.channels = convert_channels(source, store, options.pyramid, building)
+            manifest.width, manifest.height = source.width, source.height
+            manifest.dtype, manifest.physical_size = source.dtype, source.physical_size
+            manifest.notes = _plain(source.notes)
+    manifest.pyramids = pyramids
+
+
+def store_pyramid(
+    storage: Storage,
+    manifest: Manifest,
+    scratch: Path,
+    name: str,
+    image: pyvips.Image,
+    options: PyramidOptions,
+    progress: Progress,
+) -> Pyramid:
+    """Build one pyramid and store it with its index; the archive uploads while it is written."""
+    gen = manifest.generation
+    archive = scratch / f"{name}.zip"
+    upload = BackgroundWriter(storage.open_writer(keys.pyramid_key(manifest.id, gen, name)))
+    try:
+        index = build_pyramid(image, archive, options, progress, copy_to=upload.write)
+        upload.commit()
+    except BaseException:
+        upload.abort()
+        raise
+    storage.put_bytes(keys.index_key(manifest.id, gen, name), index.to_json(), "application/json")
+    size = archive.stat().st_size
+    archive.unlink()
+    return Pyramid(
+        name=name,
+        generation=gen,
+        width=image.width,
+        height=image.height,
+        tile_size=index.tile_size,
+        overlap=index.overlap,
+        format=index.format,
+        levels=len(index.levels),
+        size=size,
+    )
+
+
+def _plain(notes: dict[str, Any]) -> dict[str, Any]:
+    """Reader notes that fit in JSON (anything else is written as text)."""
+    plain: dict[str, Any] = json.loads(json.dumps(notes, default=str))
+    return plain
 
 
 def _fail(storage: Storage, manifest: Manifest, reason: str) -> Manifest:

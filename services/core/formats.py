@@ -1,10 +1,11 @@
-"""Format detection from magic bytes, never from file names."""
+"""Upload formats, detected from magic bytes (never from file names) by the readers' sniffer."""
 
 from dataclasses import dataclass
 
 from plexzoom.core.errors import UnsupportedFormat
+from plexzoom.core.readers import SNIFF_BYTES, SOURCE_NAMES, sniff_source
 
-SNIFF_BYTES = 16
+__all__ = ["SNIFF_BYTES", "SUPPORTED", "SUPPORTED_NAMES", "Format", "sniff_format"]
 
 
 @dataclass(frozen=True)
@@ -19,23 +20,17 @@ TIFF = Format("tiff", "image/tiff")
 PNG = Format("png", "image/png")
 JPEG = Format("jpeg", "image/jpeg")
 WEBP = Format("webp", "image/webp")
-SUPPORTED = (TIFF, PNG, JPEG, WEBP)
-SUPPORTED_NAMES = "TIFF (including BigTIFF and OME-TIFF), PNG, JPEG and WebP"
+MAT5 = Format("mat5", "application/x-matlab-data")
+MAT73 = Format("mat73", "application/x-matlab-data")
+HDF5 = Format("hdf5", "application/x-hdf5")
+NPY = Format("npy", "application/x-npy")
+SUPPORTED = (TIFF, PNG, JPEG, WEBP, MAT5, MAT73, HDF5, NPY)
+SUPPORTED_NAMES = SOURCE_NAMES
 
 
 def sniff_format(head: bytes) -> Format:
     """Return the format whose signature starts ``head``, or raise UnsupportedFormat."""
-    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-        return TIFF
-    if head[:8] == b"\x89PNG\r\n\x1a\n":
-        return PNG
-    if head[:3] == b"\xff\xd8\xff":
-        return JPEG
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return WEBP
-    raise UnsupportedFormat(
-        f"This file is not an image plexzoom can read. Supported formats: {SUPPORTED_NAMES}."
-    )
+    return format_by_name(sniff_source(head))
 
 
 def format_by_name(name: str) -> Format:

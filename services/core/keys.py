@@ -6,11 +6,14 @@ images/{id}/pyramids/{generation}/{name}.zip   one Deep Zoom pyramid, tiles stor
 images/{id}/pyramids/{generation}/{name}.index.json   byte ranges of its tiles
 """
 
+import re
+
 from plexzoom.core.errors import NotFound
 from plexzoom.core.ids import is_generation, is_image_id
 
 IMAGES = "images/"
-PYRAMID_NAMES = ("image",)
+# "image" is the composite (RGB) pyramid; "c0", "c1", ... the 8-bit pyramid of each channel.
+PYRAMID_NAME = re.compile(r"image|c\d{1,4}")
 
 
 def image_prefix(image_id: str) -> str:
@@ -48,6 +51,6 @@ def index_key(image_id: str, generation: str, name: str) -> str:
 
 
 def _checked_name(name: str) -> str:
-    if name not in PYRAMID_NAMES:
+    if not PYRAMID_NAME.fullmatch(name):
         raise NotFound("No pyramid has this name.")
     return name

@@ -5,23 +5,38 @@ with status ``ready`` are the committed ones; the manifest is written last (the 
 """
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
 from plexzoom.core import keys
+from plexzoom.core.channel_stats import ChannelStats
 from plexzoom.core.errors import DamagedRecord, NotFound
 from plexzoom.core.storage import Storage
 
 Status = Literal["uploading", "queued", "processing", "ready", "failed"]
 
 
+class Window(BaseModel):
+    """A display window in native units."""
+
+    min: float
+    max: float
+
+
 class Channel(BaseModel):
-    """One band of the image as shown to the user."""
+    """One channel: its name and colour, and for multi-channel images its statistics,
+    default window, 8-bit code table (``lut[code]`` = native value) and display pyramid."""
 
     index: int
     name: str
     color: str
+    dtype: str | None = None
+    wavelength_nm: float | None = None
+    stats: ChannelStats | None = None
+    window: Window | None = None
+    lut: list[float] | None = None
+    pyramid: str | None = None
 
 
 class Pyramid(BaseModel):
@@ -55,6 +70,11 @@ class Manifest(BaseModel):
     width: int | None = None
     height: int | None = None
     channels: list[Channel] = Field(default_factory=list)
+    dtype: str | None = None
+    # (x, y, unit) of one pixel, when the file says (for the scale bar).
+    physical_size: tuple[float, float, str] | None = None
+    # Choices made while reading (e.g. the Z plane shown), for the record.
+    notes: dict[str, Any] = Field(default_factory=dict)
     generation: str
     pyramids: dict[str, Pyramid] = Field(default_factory=dict)
     attempts: int = 0

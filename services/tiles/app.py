@@ -22,7 +22,7 @@ from plexzoom.tiles.cache import LruCache
 
 PREFIX = "/tiles/"
 _ROUTE = re.compile(
-    r"^/tiles/([0-9a-z]{26})/([0-9a-z]{12})/([a-z]{1,16})"
+    r"^/tiles/([0-9a-z]{26})/([0-9a-z]{12})/([a-z0-9]{1,16})"
     r"(?:(\.dzi)|_files/(\d{1,2})/(\d{1,7})_(\d{1,7})\.([a-z]{3,4}))$"
 )
 _PUBLIC = b"public, max-age=31536000, immutable"

@@ -90,12 +90,30 @@ def test_formats_by_name() -> None:
     """Each supported format is found by its name; other names are unsupported."""
     for fmt in SUPPORTED:
         assert format_by_name(fmt.name) is fmt
-    assert {f.media_type for f in SUPPORTED} == {
-        "image/tiff",
-        "image/png",
-        "image/jpeg",
-        "image/webp",
+    assert {f.name for f in SUPPORTED} == {
+        "tiff",
+        "png",
+        "jpeg",
+        "webp",
+        "mat5",
+        "mat73",
+        "hdf5",
+        "npy",
     }
     for name in ("gif", "TIFF", "", "../png"):
         with pytest.raises(UnsupportedFormat):
             format_by_name(name)
+
+
+@pytest.mark.parametrize(
+    ("head", "name"),
+    [
+        (b"MATLAB 5.0 MAT-file, Platform: x" + bytes(96), "mat5"),
+        (b"MATLAB 7.3 MAT-file".ljust(512, b" ") + b"\x89HDF\r\n\x1a\n", "mat73"),
+        (b"\x89HDF\r\n\x1a\n" + bytes(8), "hdf5"),
+        (b"\x93NUMPY\x01\x00" + bytes(8), "npy"),
+    ],
+)
+def test_array_formats_are_recognised(head: bytes, name: str) -> None:
+    """MATLAB, HDF5 and NumPy uploads are recognised from their headers."""
+    assert sniff_format(head).name == name
