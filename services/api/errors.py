@@ -8,6 +8,7 @@ from starlette.requests import ClientDisconnect
 
 from plexzoom.api.upload import BadUpload
 from plexzoom.core import errors
+from plexzoom.core.render import BadRenderSettings
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +19,7 @@ STATUS_CODES: dict[type[errors.PlexzoomError], int] = {
     errors.CorruptImage: 422,
     errors.Conflict: 409,
     errors.DamagedRecord: 409,
+    BadRenderSettings: 400,
     BadUpload: 400,
     errors.StorageError: 503,
     errors.BrokerError: 503,

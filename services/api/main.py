@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from plexzoom.api.config import ApiSettings
 from plexzoom.api.errors import install_error_handlers
-from plexzoom.api.routes import health, images
+from plexzoom.api.routes import health, images, render
 from plexzoom.core.images import Enqueue
 from plexzoom.core.storage import S3Storage, Storage
 from plexzoom.settings import build_storage
@@ -58,6 +58,7 @@ def create_api(
     api.state.forget_image = lambda _image_id: None
     install_error_handlers(api)
     api.include_router(images.router)
+    api.include_router(render.router)
     api.include_router(health.router)
 
     @api.get("/docs", include_in_schema=False)

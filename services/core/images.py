@@ -9,6 +9,7 @@ from plexzoom.core.errors import Conflict, DamagedRecord, NotFound
 from plexzoom.core.formats import Format
 from plexzoom.core.ids import is_image_id, new_generation, new_image_id
 from plexzoom.core.manifest import Manifest, read_manifest, write_manifest
+from plexzoom.core.render import BadRenderSettings, ChannelRender, RenderSettings
 from plexzoom.core.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -94,3 +95,35 @@ def list_images(storage: Storage, limit: int, cursor: str | None = None) -> Page
             log.warning("image %s has a damaged manifest; left out of the listing", image_id)
     next_cursor = ids[limit - 1] if len(ids) > limit else None
     return Page(images=images, next_cursor=next_cursor)
+
+
+def render_defaults(manifest: Manifest) -> RenderSettings:
+    """The image's default render settings: saved ones, else each channel's default window."""
+    if manifest.status != "ready" or not manifest.channels or manifest.channels[0].lut is None:
+        raise Conflict(
+            "Only converted multi-channel images have render settings; this one is "
+            f"{manifest.status if manifest.status != 'ready' else 'an RGB image'}."
+        )
+    if manifest.render is not None:
+        return manifest.render
+    return RenderSettings(
+        channels=[
+            ChannelRender(index=c.index, color=c.color, min=c.window.min, max=c.window.max)
+            for c in manifest.channels
+            if c.window is not None
+        ]
+    )
+
+
+def save_render(storage: Storage, image_id: str, settings: RenderSettings) -> RenderSettings:
+    """Save render settings as the image's defaults; every channel must be listed once."""
+    manifest = read_manifest(storage, image_id)
+    current = render_defaults(manifest)
+    if sorted(c.index for c in settings.channels) != sorted(c.index for c in current.channels):
+        raise BadRenderSettings(
+            f"List each of the image's {len(current.channels)} channels once "
+            f"(indexes 0..{len(current.channels) - 1})."
+        )
+    manifest.render = settings
+    write_manifest(storage, manifest)
+    return settings

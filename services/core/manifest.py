@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, ValidationError
 from plexzoom.core import keys
 from plexzoom.core.channel_stats import ChannelStats
 from plexzoom.core.errors import DamagedRecord, NotFound
+from plexzoom.core.render import RenderSettings
 from plexzoom.core.storage import Storage
 
 Status = Literal["uploading", "queued", "processing", "ready", "failed"]
@@ -75,6 +76,8 @@ class Manifest(BaseModel):
     physical_size: tuple[float, float, str] | None = None
     # Choices made while reading (e.g. the Z plane shown), for the record.
     notes: dict[str, Any] = Field(default_factory=dict)
+    # Saved default render settings (PUT /v1/images/{id}/render); None: the conversion's.
+    render: RenderSettings | None = None
     generation: str
     pyramids: dict[str, Pyramid] = Field(default_factory=dict)
     attempts: int = 0

@@ -23,22 +23,9 @@ from plexzoom.core.channel_stats import (
 from plexzoom.core.manifest import Channel, Pyramid, Window
 from plexzoom.core.pyramid import Progress, PyramidOptions
 from plexzoom.core.readers import ChannelSource
+from plexzoom.core.render import ChannelRender, channel_table
+from plexzoom.core.render import default_color as palette_color
 
-# A standard fluorescence palette: DAPI blue, then green, red, and so on.
-PALETTE = (
-    "#0000ff",
-    "#00ff00",
-    "#ff0000",
-    "#ff00ff",
-    "#00ffff",
-    "#ffff00",
-    "#ff8000",
-    "#8000ff",
-    "#ffffff",
-    "#80ff00",
-    "#ff0080",
-    "#0080ff",
-)
 StorePyramid = Callable[[str, pyvips.Image, PyramidOptions, Progress], Pyramid]
 
 
@@ -54,7 +41,7 @@ class ChannelPlan:
 
 def default_color(index: int, count: int) -> str:
     """The palette colour of channel ``index`` (a single channel is shown white)."""
-    return "#ffffff" if count == 1 else PALETTE[index % len(PALETTE)]
+    return "#ffffff" if count == 1 else palette_color(index)
 
 
 def plan_channel(source: ChannelSource, index: int) -> ChannelPlan:
@@ -73,21 +60,6 @@ def code_image(source: ChannelSource, index: int, plan: ChannelPlan) -> pyvips.I
     return bins.maplut(table).copy(interpretation="b-w")
 
 
-def channel_rgb_table(
-    lut: list[float], window: Window, color: str, gamma: float = 1.0
-) -> np.ndarray:
-    """Contribution (256 x 3, 0..255) of each code to the composite: the one render model."""
-    span = window.max - window.min
-    values = np.asarray(lut, dtype=np.float64)
-    if span > 0:
-        level = np.clip((values - window.min) / span, 0.0, 1.0)
-    else:
-        level = (values >= window.max).astype(np.float64)
-    level = level ** (1.0 / gamma)
-    rgb = np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)], dtype=np.float64)
-    return (level[:, None] * rgb[None, :]).astype(np.float32)
-
-
 def composite_image(
     source: ChannelSource, plans: list[ChannelPlan], channels: list[Channel]
 ) -> pyvips.Image:
@@ -95,11 +67,15 @@ def composite_image(
     layers = []
     for channel, plan in zip(channels, plans, strict=True):
         assert channel.window is not None
-        table = channel_rgb_table(plan.lut, channel.window, channel.color)
+        setting = ChannelRender(
+            index=channel.index, color=channel.color, min=channel.window.min, max=channel.window.max
+        )
+        table = channel_table(plan.lut, setting)
         lut_image = pyvips.Image.new_from_array(table.reshape(1, 256, 3))
         layers.append(code_image(source, channel.index, plan).maplut(lut_image))
     total = layers[0] if len(layers) == 1 else pyvips.Image.sum(layers)
-    return (total + 0.5).cast("uchar").copy(interpretation="srgb")
+    # floor(x + 0.5), clamped by the cast: the rounding of the render model.
+    return (total + 0.5).floor().cast("uchar").copy(interpretation="srgb")
 
 
 def convert_channels(

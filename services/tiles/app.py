@@ -15,9 +15,13 @@ from typing import Any
 from anyio import to_thread
 
 from plexzoom.core import keys
-from plexzoom.core.errors import NotFound, PlexzoomError
+from plexzoom.core.errors import Conflict, NotFound, PlexzoomError
+from plexzoom.core.images import render_defaults
+from plexzoom.core.manifest import read_manifest
 from plexzoom.core.pyramid import TILE_FORMATS, TileIndex
+from plexzoom.core.render import BadRenderSettings, channel_table, settings_from_query
 from plexzoom.core.storage import LocalStorage, Storage
+from plexzoom.tiles import composite
 from plexzoom.tiles.cache import LruCache
 
 PREFIX = "/tiles/"
@@ -26,6 +30,7 @@ _ROUTE = re.compile(
     r"(?:(\.dzi)|_files/(\d{1,2})/(\d{1,7})_(\d{1,7})\.([a-z]{3,4}))$"
 )
 _PUBLIC = b"public, max-age=31536000, immutable"
+_SHORT = b"public, max-age=60"
 Scope = dict[str, Any]
 TileKey = tuple[str, str, str, int, int, int]
 
@@ -55,6 +60,9 @@ class TileService:
             await _answer(send, 404, b"No such tile.")
             return
         image_id, gen, name, dzi, level, col, row, ext = match.groups()
+        if name == composite.NAME:
+            await self._render(scope, send, image_id, gen, match.groups()[3:])
+            return
         try:
             index = await self._index(image_id, gen, name)
             if dzi:
@@ -72,6 +80,52 @@ class TileService:
             await _answer(send, 503, b"Storage did not answer; try again.")
             return
         await _send_tile(scope, send, body, ctype, etag.encode())
+
+    async def _render(
+        self, scope: Scope, send: Any, image_id: str, gen: str, where: tuple[str | None, ...]
+    ) -> None:
+        """A server-rendered composite descriptor or tile (see plexzoom.tiles.composite)."""
+        dzi, level, col, row, ext = where
+        query = scope.get("query_string", b"").decode("latin-1")
+        try:
+            manifest = await to_thread.run_sync(read_manifest, self.storage, image_id)
+            if manifest.generation != gen:
+                raise NotFound("No such pyramid.")
+            settings = settings_from_query(query, render_defaults(manifest))
+            index = await self._index(image_id, gen, "c0")
+            tag = composite.settings_tag(settings)
+            if dzi:
+                body = TileIndex(**{**index.__dict__, "format": "png"}).dzi_xml().encode()
+                await _send_tile(scope, send, body, b"application/xml", f'"{gen}-{tag}"'.encode())
+                return
+            if ext != "png":
+                raise NotFound("No such tile.")
+            spot = (int(level or 0), int(col or 0), int(row or 0))
+            first = await self._tile(image_id, gen, "c0", index, *spot)
+            pngs, tables = [], []
+            for setting in settings.visible():
+                name = f"c{setting.index}"
+                pngs.append(
+                    await self._tile(
+                        image_id, gen, name, await self._index(image_id, gen, name), *spot
+                    )
+                )
+                tables.append(channel_table(manifest.channels[setting.index].lut or [], setting))
+            shape = composite.tile_shape(first)
+            body = await to_thread.run_sync(composite.compose_tile, pngs, tables, shape)
+        except BadRenderSettings as exc:
+            await _answer(send, 400, exc.message.encode())
+            return
+        except (NotFound, Conflict):
+            await _answer(send, 404, b"No such tile.")
+            return
+        except PlexzoomError:
+            await _answer(send, 503, b"Storage did not answer; try again.")
+            return
+        etag = f'"{gen}-{tag}-{level}-{col}-{row}"'.encode()
+        # Without explicit settings the tile follows the saved defaults, which can change.
+        caching = _PUBLIC if "c=" in query else _SHORT
+        await _send_tile(scope, send, body, b"image/png", etag, caching)
 
     def forget(self, image_id: str) -> None:
         """Drop a deleted image's cached index and tiles."""
@@ -130,8 +184,10 @@ class TileService:
         return await to_thread.run_sync(self.storage.get_range, key, start, length)
 
 
-async def _send_tile(scope: Scope, send: Any, body: bytes, ctype: bytes, etag: bytes) -> None:
-    headers = [(b"etag", etag), (b"cache-control", _PUBLIC)]
+async def _send_tile(
+    scope: Scope, send: Any, body: bytes, ctype: bytes, etag: bytes, caching: bytes = _PUBLIC
+) -> None:
+    headers = [(b"etag", etag), (b"cache-control", caching)]
     for name, value in scope["headers"]:
         if name == b"if-none-match" and etag in value:
             await send({"type": "http.response.start", "status": 304, "headers": headers})
