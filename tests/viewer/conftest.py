@@ -13,9 +13,10 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"
 LOOPBACK = {"127.0.0.1", "localhost", "[::1]", "::1"}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Headless chromium; in CI a missing browser fails, elsewhere it skips."""
+    """Headless chromium, per module: sync Playwright's event loop must not outlive the module,
+    or async tests that run later could not start theirs. A missing browser fails in CI."""
     if not os.path.exists(CHROMIUM):
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
