@@ -16,6 +16,7 @@ from typing import Any
 
 import convert
 import memory
+import multichannel
 import psutil
 import pyvips
 import tiles
@@ -23,7 +24,7 @@ from images import ensure_image
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
-SECTIONS = ("convert", "memory", "tiles")
+SECTIONS = ("convert", "memory", "tiles", "multichannel")
 
 
 def parse_args() -> argparse.Namespace:
@@ -91,6 +92,10 @@ def main() -> int:
         if "tiles" in sections:
             results["tiles"] = tiles.run(images[big], big, duration_s, runs, work)
             summary += tiles.table(results["tiles"])
+        if "multichannel" in sections:
+            size = 4096 if quick else 8192
+            results["multichannel"] = multichannel.run(OUT / "images", size, runs, work)
+            summary += multichannel.table(results["multichannel"])
     finally:
         logs = OUT / "logs"
         shutil.rmtree(logs, ignore_errors=True)
