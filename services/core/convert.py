@@ -140,7 +140,9 @@ def _run_conversion(
                 manifest.channels = display_channels(image)
             else:
                 progress.stage("building pyramids", 0.05)
-                manifest.channels = convert_channels(source, store, options.pyramid, building)
+                manifest.channels = convert_channels(
+                    source, store, options.pyramid, building, Path(scratch)
+                )
             manifest.width, manifest.height = source.width, source.height
             manifest.dtype, manifest.physical_size = source.dtype, source.physical_size
             manifest.notes = _plain(source.notes)

@@ -1,18 +1,22 @@
 """Multi-channel conversion: statistics, an 8-bit pyramid per channel, one composite pyramid.
 
-Each channel is read three times, streaming: once for its histogram (three times for 32-bit
-and float data), once to write its 8-bit code pyramid (lossless PNG tiles) and once more, with
-the others, for the default composite (JPEG tiles), which is what plain DZI clients see.
+The original is decoded twice, streaming, each page once per pass: once for the histograms
+(8/16-bit data; 32-bit and float channels need their range first), once to turn every channel
+into 8-bit codes, kept in a memory-mapped scratch file (width x height x channels bytes). The
+channel pyramids (lossless PNG tiles) and the default composite (JPEG tiles, what plain DZI
+clients see) are cut from that file.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pyvips
 
 from plexzoom.core.channel_stats import (
+    BINS,
     ChannelStats,
     Quantizer,
     code_table,
@@ -20,12 +24,15 @@ from plexzoom.core.channel_stats import (
     make_quantizer,
     summarize,
 )
+from plexzoom.core.errors import CorruptImage
 from plexzoom.core.manifest import Channel, Pyramid, Window
 from plexzoom.core.pyramid import Progress, PyramidOptions
 from plexzoom.core.readers import ChannelSource
+from plexzoom.core.readers.base import UNREADABLE
 from plexzoom.core.render import ChannelRender, channel_table
 from plexzoom.core.render import default_color as palette_color
 
+SMALL_INTS = ("uint8", "int8", "uint16", "int16")
 StorePyramid = Callable[[str, pyvips.Image, PyramidOptions, Progress], Pyramid]
 
 
@@ -53,15 +60,44 @@ def plan_channel(source: ChannelSource, index: int) -> ChannelPlan:
     return ChannelPlan(quantizer, stats, lut, codes)
 
 
-def code_image(source: ChannelSource, index: int, plan: ChannelPlan) -> pyvips.Image:
-    """Channel ``index`` as 8-bit codes (a fresh lazy image)."""
-    table = pyvips.Image.new_from_array(plan.codes.reshape(1, -1)).cast("uchar")
-    bins = plan.quantizer.quantize(source.channel(index))
-    return bins.maplut(table).copy(interpretation="b-w")
+def plan_channels(source: ChannelSource) -> list[ChannelPlan]:
+    """Statistics and code tables of every channel; 8/16-bit data in a single pass."""
+    count = len(source.channels)
+    if source.dtype not in SMALL_INTS:
+        return [plan_channel(source, i) for i in range(count)]
+    image = source.all_channels()
+    quantizer = make_quantizer(lambda: image)  # small integers: decided from the header alone
+    found = np.asarray(quantizer.quantize(image).hist_find().numpy()).reshape(-1, count)
+    plans = []
+    for i in range(count):
+        counts = np.pad(found[:, i].astype(np.int64), (0, BINS - found.shape[0]))
+        stats = summarize(counts, quantizer, 0)
+        lut, codes = code_table(stats, quantizer)
+        plans.append(ChannelPlan(quantizer, stats, lut, codes))
+    return plans
+
+
+def write_codes(
+    source: ChannelSource, plans: list[ChannelPlan], path: Path, progress: Progress
+) -> pyvips.Image:
+    """Every channel as 8-bit codes in one pass, kept in a scratch .v file (memory-mapped)."""
+    image = source.all_channels()
+    bands = []
+    for i, plan in enumerate(plans):
+        table = pyvips.Image.new_from_array(plan.codes.reshape(1, -1)).cast("uchar")
+        bands.append(plan.quantizer.quantize(image.extract_band(i)).maplut(table))
+    codes = bands[0] if len(bands) == 1 else bands[0].bandjoin(bands[1:])
+    codes.set_progress(True)
+    codes.signal_connect("eval", lambda _img, p: progress(p.percent / 100))
+    try:
+        codes.write_to_file(str(path))
+    except pyvips.Error as exc:
+        raise CorruptImage(UNREADABLE) from exc
+    return pyvips.Image.new_from_file(str(path))
 
 
 def composite_image(
-    source: ChannelSource, plans: list[ChannelPlan], channels: list[Channel]
+    codes: pyvips.Image, plans: list[ChannelPlan], channels: list[Channel]
 ) -> pyvips.Image:
     """Additive blend of every channel in its colour and default window, as 8-bit sRGB."""
     layers = []
@@ -72,28 +108,31 @@ def composite_image(
         )
         table = channel_table(plan.lut, setting)
         lut_image = pyvips.Image.new_from_array(table.reshape(1, 256, 3))
-        layers.append(code_image(source, channel.index, plan).maplut(lut_image))
+        layers.append(codes.extract_band(channel.index).maplut(lut_image))
     total = layers[0] if len(layers) == 1 else pyvips.Image.sum(layers)
     # floor(x + 0.5), clamped by the cast: the rounding of the render model.
     return (total + 0.5).floor().cast("uchar").copy(interpretation="srgb")
 
 
 def convert_channels(
-    source: ChannelSource, store: StorePyramid, options: PyramidOptions, progress: Progress
+    source: ChannelSource,
+    store: StorePyramid,
+    options: PyramidOptions,
+    progress: Progress,
+    scratch: Path,
 ) -> list[Channel]:
-    """Analyse and tile every channel, then the composite; returns the manifest's channels."""
+    """Analyse every channel, write its 8-bit pyramid, then the composite's."""
     count = len(source.channels)
-    steps = 2 * count + 1
-    channels, plans = [], []
+    steps = count + 3
+    plans = plan_channels(source)
+    progress(1 / steps)
+    codes = write_codes(source, plans, scratch / "codes.v", _part(progress, 1, steps))
     lossless = PyramidOptions(tile_size=options.tile_size, overlap=options.overlap, format="png")
-    for info in source.channels:
-        i = info.index
-        progress(2 * i / steps)
-        plan = plan_channel(source, i)
-        pyramid = store(
-            f"c{i}", code_image(source, i, plan), lossless, _part(progress, 2 * i + 1, steps)
-        )
-        stats = plan.stats
+    channels = []
+    for info, plan in zip(source.channels, plans, strict=True):
+        i, stats = info.index, plan.stats
+        band = codes.extract_band(i).copy(interpretation="b-w")
+        pyramid = store(f"c{i}", band, lossless, _part(progress, 2 + i, steps))
         channels.append(
             Channel(
                 index=i,
@@ -107,12 +146,8 @@ def convert_channels(
                 pyramid=pyramid.name,
             )
         )
-        plans.append(plan)
     store(
-        "image",
-        composite_image(source, plans, channels),
-        options,
-        _part(progress, 2 * count, steps),
+        "image", composite_image(codes, plans, channels), options, _part(progress, 2 + count, steps)
     )
     return channels
 

@@ -65,6 +65,8 @@ class ChannelSource:
     notes: dict[str, Any]
     load_channel: Callable[[int], pyvips.Image] = field(repr=False)
     on_close: Callable[[], None] | None = field(default=None, repr=False)
+    # Every channel as one multi-band lazy image, each page decoded once (optional).
+    load_all: Callable[[], pyvips.Image] | None = field(default=None, repr=False)
 
     def channel(self, i: int) -> pyvips.Image:
         """Channel ``i`` as one lazy band; read it once, top to bottom, then call again."""
@@ -72,6 +74,18 @@ class ChannelSource:
             raise IndexError(f"channel {i} out of range 0..{len(self.channels) - 1}")
         try:
             image = self.load_channel(i)
+        except pyvips.Error as exc:
+            raise CorruptImage(UNREADABLE) from exc
+        return image.copy(interpretation="multiband")
+
+    def all_channels(self) -> pyvips.Image:
+        """Every channel as the bands of one lazy image, for single-pass work (read it once)."""
+        try:
+            if self.load_all is not None:
+                image = self.load_all()
+            else:
+                bands = [self.load_channel(i) for i in range(len(self.channels))]
+                image = bands[0] if len(bands) == 1 else bands[0].bandjoin(bands[1:])
         except pyvips.Error as exc:
             raise CorruptImage(UNREADABLE) from exc
         return image.copy(interpretation="multiband")

@@ -73,6 +73,7 @@ def _open(path: Path, tif: tifffile.TiffFile, options: ReadOptions) -> ChannelSo
         load = direct_loader(path, tif, plan.pages, bands, options)
     else:
         load = partial(_load_band, str(path), plan.pages, bands, head.interpretation == "cmyk")
+    load_all = None if direct or is_rgb else partial(_load_pages, str(path), plan.pages, bands)
     return ChannelSource(
         width=head.width,
         height=head.height,
@@ -82,6 +83,7 @@ def _open(path: Path, tif: tifffile.TiffFile, options: ReadOptions) -> ChannelSo
         physical_size=plan.physical_size,
         notes=plan.notes,
         load_channel=load,
+        load_all=load_all,
     )
 
 
@@ -137,3 +139,13 @@ def _load_band(path: str, pages: list[int], bands: int, cmyk: bool, i: int) -> p
     if cmyk:
         image = image.colourspace("srgb")
     return image.extract_band(i % bands) if image.bands > 1 else image
+
+
+def _load_pages(path: str, pages: list[int], bands: int) -> pyvips.Image:
+    """Every channel, each page opened once, joined as bands (interleaved pages decode once)."""
+    images = [
+        pyvips.Image.tiffload(path, page=page, access="sequential", fail_on="error")
+        for page in pages
+    ]
+    images = [image.extract_band(0, n=bands) if image.bands > bands else image for image in images]
+    return images[0] if len(images) == 1 else images[0].bandjoin(images[1:])
