@@ -102,8 +102,8 @@ def _too_large(cap: int) -> str:
 class UploadSink:
     """Moves the file's bytes from the parser into one storage object."""
 
-    def __init__(self, storage: Storage, cap: int) -> None:
-        self.storage, self.cap = storage, cap
+    def __init__(self, storage: Storage, cap: int, variable: str | None = None) -> None:
+        self.storage, self.cap, self.variable = storage, cap, variable
         self.manifest: Manifest | None = None
         self.format: Format | None = None
         self.writer: ObjectWriter | None = None
@@ -117,7 +117,9 @@ class UploadSink:
             if not part.pending:
                 return
             self.format = sniff_format(bytes(part.pending[:SNIFF_BYTES]))
-            self.manifest = await to_thread.run_sync(start_image, self.storage, part.filename)
+            self.manifest = await to_thread.run_sync(
+                start_image, self.storage, part.filename, self.variable
+            )
             key = keys.original_key(self.manifest.id)
             self.writer = await to_thread.run_sync(self.storage.open_writer, key)
         self.size += len(part.pending)
@@ -138,13 +140,13 @@ class UploadSink:
 
 
 async def receive_upload(
-    request: Request, storage: Storage, enqueue: Enqueue, cap: int
+    request: Request, storage: Storage, enqueue: Enqueue, cap: int, variable: str | None = None
 ) -> Manifest:
     """Stream the request's 'file' field into storage and queue its conversion."""
     check_declared_size(request, cap)
     part = _Part()
     parser = MultipartParser(boundary_of(request), _callbacks(part))  # type: ignore[arg-type]
-    sink = UploadSink(storage, cap)
+    sink = UploadSink(storage, cap, variable)
     try:
         await _pump(request.stream(), parser, part, sink)
         if not part.file_done and sink.writer is None:

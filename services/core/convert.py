@@ -17,7 +17,7 @@ from plexzoom.core.errors import NotFound, PlexzoomError
 from plexzoom.core.manifest import Manifest, Pyramid, read_manifest, write_manifest
 from plexzoom.core.multichannel import convert_channels
 from plexzoom.core.pyramid import Progress, PyramidOptions, build_pyramid
-from plexzoom.core.readers import open_source
+from plexzoom.core.readers import ReadOptions, open_source
 from plexzoom.core.storage import Storage
 from plexzoom.core.storage.background import BackgroundWriter
 
@@ -131,7 +131,9 @@ def _run_conversion(
             )
             return pyramids[name]
 
-        with open_source(original) as source:  # the allow-list holds for every way in
+        with open_source(
+            original, ReadOptions(variable=manifest.variable)
+        ) as source:  # the allow-list holds for every way in
             building = lambda p: progress.set(0.05 + 0.9 * p)  # noqa: E731
             if source.is_rgb or source.notes.get("source_format") in PHOTO_FORMATS:
                 image = to_display(open_image(original))

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 Enqueue = Callable[[str], None]
 
 
-def start_image(storage: Storage, filename: str | None) -> Manifest:
+def start_image(storage: Storage, filename: str | None, variable: str | None = None) -> Manifest:
     """Create the record of an image whose original is about to be written."""
     manifest = Manifest(
         id=new_image_id(),
@@ -24,6 +24,7 @@ def start_image(storage: Storage, filename: str | None) -> Manifest:
         stage="uploading",
         generation=new_generation(),
         filename=filename,
+        variable=variable,
     )
     write_manifest(storage, manifest)
     return manifest

@@ -66,6 +66,8 @@ class Manifest(BaseModel):
     updated: datetime = Field(default_factory=lambda: datetime.now(UTC))
     # Original file name: metadata only, never a key, a path or a log line.
     filename: str | None = None
+    # Upload option: the MATLAB/HDF5 variable that holds the image (default: the largest array).
+    variable: str | None = None
     format: str | None = None
     size: int | None = None
     width: int | None = None

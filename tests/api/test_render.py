@@ -74,3 +74,12 @@ async def test_rgb_images_and_unknown_ids(api: Api, tmp_path: Path) -> None:
     convert_image(api.storage, image_id, ConvertOptions(scratch_dir=tmp_path))
     assert (await api.client.get(f"/v1/images/{image_id}/render")).status_code == 409
     assert (await api.client.get("/v1/images/00000000000000000000000000/render")).status_code == 404
+
+
+@pytest.mark.parametrize("name", ["../x", "a b", "1abc", "x" * 80])
+async def test_a_bad_variable_name_is_refused(api: Api, name: str) -> None:
+    """The MATLAB variable option is a plain identifier; anything else is 422 before reading."""
+    answer = await api.client.post(
+        "/v1/images", params={"variable": name}, files={"file": ("x.mat", b"MATLAB 5.0")}
+    )
+    assert answer.status_code == 422

@@ -156,3 +156,16 @@ def test_hyperspectral_cubes(storage: LocalStorage, tmp_path: Path, kind: str) -
         assert manifest.channels[10].wavelength_nm == pytest.approx(500)
     assert manifest.channels[5].stats is not None
     assert manifest.channels[5].stats.mean == pytest.approx(cube[..., 5].mean(), abs=1e-3)
+
+
+def test_the_named_matlab_variable_is_used(storage: LocalStorage, tmp_path: Path) -> None:
+    """The upload option `variable` picks an array other than the largest."""
+    path = tmp_path / "two.mat"
+    scipy.io.savemat(path, {"big": np.zeros((60, 80, 4)), "chosen": np.ones((30, 40, 2))})
+    data = path.read_bytes()
+    manifest = start_image(storage, "two.mat", variable="chosen")
+    storage.put_bytes(keys.original_key(manifest.id), data)
+    submit_image(storage, manifest, sniff_format(data[:SNIFF_BYTES]), len(data), lambda _: None)
+    done = convert_image(storage, manifest.id, ConvertOptions(scratch_dir=tmp_path))
+    assert done.status == "ready", done.error
+    assert (done.width, done.height, len(done.channels)) == (40, 30, 2)

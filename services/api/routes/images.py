@@ -36,10 +36,17 @@ def _context(request: Request, settings: SettingsDep) -> LinkContext:
 
 @router.post("", status_code=202, response_model=ImageStatus, openapi_extra=_UPLOAD_BODY)
 async def upload_image(
-    request: Request, storage: StorageDep, enqueue: EnqueueDep, settings: SettingsDep
+    request: Request,
+    storage: StorageDep,
+    enqueue: EnqueueDep,
+    settings: SettingsDep,
+    variable: Annotated[str | None, Query(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,62}$")] = None,
 ) -> ImageStatus:
-    """Upload an image (multipart field `file`); its conversion starts at once."""
-    manifest = await receive_upload(request, storage, enqueue, settings.max_upload_bytes)
+    """Upload an image (multipart field `file`); its conversion starts at once.
+
+    `variable` names the MATLAB/HDF5 variable that holds the image (default: the largest array).
+    """
+    manifest = await receive_upload(request, storage, enqueue, settings.max_upload_bytes, variable)
     return to_status(manifest, _context(request, settings), storage)
 
 
