@@ -143,7 +143,7 @@ def _run_conversion(
             else:
                 progress.stage("building pyramids", 0.05)
                 manifest.channels = convert_channels(
-                    source, store, options.pyramid, building, Path(scratch)
+                    source, store, options.pyramid, building, Path(scratch) / "codes.tif"
                 )
             manifest.width, manifest.height = source.width, source.height
             manifest.dtype, manifest.physical_size = source.dtype, source.physical_size

@@ -2,7 +2,7 @@
 
 The original is decoded twice, streaming, each page once per pass: once for the histograms
 (8/16-bit data; 32-bit and float channels need their range first), once to turn every channel
-into 8-bit codes, kept in a memory-mapped scratch file (width x height x channels bytes). The
+into 8-bit codes, kept in a scratch tiled TIFF (width x height x channels bytes). The
 channel pyramids (lossless PNG tiles) and the default composite (JPEG tiles, what plain DZI
 clients see) are cut from that file.
 """
@@ -80,7 +80,11 @@ def plan_channels(source: ChannelSource) -> list[ChannelPlan]:
 def write_codes(
     source: ChannelSource, plans: list[ChannelPlan], path: Path, progress: Progress
 ) -> pyvips.Image:
-    """Every channel as 8-bit codes in one pass, kept in a scratch .v file (memory-mapped)."""
+    """Every channel as 8-bit codes in one pass, kept in a scratch tiled TIFF.
+
+    Uncompressed tiles read back through libvips' tile cache: unlike a memory-mapped .v file,
+    the worker's memory does not grow with the image.
+    """
     image = source.all_channels()
     bands = []
     for i, plan in enumerate(plans):
@@ -90,7 +94,7 @@ def write_codes(
     codes.set_progress(True)
     codes.signal_connect("eval", lambda _img, p: progress(p.percent / 100))
     try:
-        codes.write_to_file(str(path))
+        codes.tiffsave(str(path), tile=True, tile_width=256, tile_height=256, bigtiff=True)
     except pyvips.Error as exc:
         raise CorruptImage(UNREADABLE) from exc
     return pyvips.Image.new_from_file(str(path))
@@ -119,14 +123,14 @@ def convert_channels(
     store: StorePyramid,
     options: PyramidOptions,
     progress: Progress,
-    scratch: Path,
+    codes_path: Path,
 ) -> list[Channel]:
     """Analyse every channel, write its 8-bit pyramid, then the composite's."""
     count = len(source.channels)
     steps = count + 3
     plans = plan_channels(source)
     progress(1 / steps)
-    codes = write_codes(source, plans, scratch / "codes.v", _part(progress, 1, steps))
+    codes = write_codes(source, plans, codes_path, _part(progress, 1, steps))
     lossless = PyramidOptions(tile_size=options.tile_size, overlap=options.overlap, format="png")
     channels = []
     for info, plan in zip(source.channels, plans, strict=True):
