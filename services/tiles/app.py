@@ -17,7 +17,7 @@ from anyio import to_thread
 from plexzoom.core import keys
 from plexzoom.core.errors import Conflict, NotFound, PlexzoomError
 from plexzoom.core.images import render_defaults
-from plexzoom.core.manifest import read_manifest
+from plexzoom.core.manifest import Manifest, read_manifest
 from plexzoom.core.pyramid import TILE_FORMATS, TileIndex
 from plexzoom.core.render import BadRenderSettings, channel_table, settings_from_query
 from plexzoom.core.storage import LocalStorage, Storage
@@ -31,6 +31,7 @@ _ROUTE = re.compile(
 )
 _PUBLIC = b"public, max-age=31536000, immutable"
 _SHORT = b"public, max-age=60"
+MANIFEST_TTL_S = 2.0  # server-rendered tiles follow saved render defaults within this delay
 Scope = dict[str, Any]
 TileKey = tuple[str, str, str, int, int, int]
 
@@ -46,6 +47,7 @@ class TileService:
         self.index_ttl_s = index_ttl_s
         self.indexes: LruCache[tuple[str, str, str], tuple[TileIndex, float]] = LruCache(512)
         self.tiles: LruCache[TileKey, bytes] = LruCache(cache_bytes)
+        self.manifests: LruCache[str, tuple[Manifest, float]] = LruCache(256)
         # Concurrent requests for one uncached tile share one storage read.
         self._reading: dict[TileKey, asyncio.Future[bytes]] = {}
 
@@ -88,7 +90,7 @@ class TileService:
         dzi, level, col, row, ext = where
         query = scope.get("query_string", b"").decode("latin-1")
         try:
-            manifest = await to_thread.run_sync(read_manifest, self.storage, image_id)
+            manifest = await self._manifest(image_id)
             if manifest.generation != gen:
                 raise NotFound("No such pyramid.")
             settings = settings_from_query(query, render_defaults(manifest))
@@ -127,8 +129,19 @@ class TileService:
         caching = _PUBLIC if "c=" in query else _SHORT
         await _send_tile(scope, send, body, b"image/png", etag, caching)
 
+    async def _manifest(self, image_id: str) -> Manifest:
+        """The image's manifest, re-read at most every MANIFEST_TTL_S (render defaults change)."""
+        cached = self.manifests.get(image_id)
+        now = time.monotonic()
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        manifest = await to_thread.run_sync(read_manifest, self.storage, image_id)
+        self.manifests.put(image_id, (manifest, now + MANIFEST_TTL_S), 1)
+        return manifest
+
     def forget(self, image_id: str) -> None:
         """Drop a deleted image's cached index and tiles."""
+        self.manifests.discard_where(lambda k: k == image_id)
         self.indexes.discard_where(lambda k: k[0] == image_id)
         self.tiles.discard_where(lambda k: k[0] == image_id)
 
