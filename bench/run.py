@@ -1,4 +1,4 @@
-"""`make bench`: conversion speed, worker memory and tile serving; writes bench/out/results.json."""
+"""`make bench`: conversion, memory, tile serving, live mixing; writes bench/out/results.json."""
 
 import argparse
 import json
@@ -16,6 +16,7 @@ from typing import Any
 
 import convert
 import memory
+import mixing
 import multichannel
 import psutil
 import pyvips
@@ -24,7 +25,7 @@ from images import ensure_image
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
-SECTIONS = ("convert", "memory", "tiles", "multichannel")
+SECTIONS = ("convert", "memory", "tiles", "multichannel", "mixing")
 
 
 def parse_args() -> argparse.Namespace:
@@ -96,6 +97,10 @@ def main() -> int:
             size = 4096 if quick else 8192
             results["multichannel"] = multichannel.run(OUT / "images", size, runs, work)
             summary += multichannel.table(results["multichannel"])
+        if "mixing" in sections:
+            size = 2048 if quick else 4096
+            results["mixing"] = mixing.run(OUT / "images", size, 20, work)
+            summary += mixing.table(results["mixing"])
     finally:
         logs = OUT / "logs"
         shutil.rmtree(logs, ignore_errors=True)

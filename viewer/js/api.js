@@ -138,3 +138,17 @@ export function describeStatus(image) {
   }
   return text;
 }
+
+/** GET /v1/images/{id}/render: the image's saved render settings. */
+export function getRender(id) {
+  return request(`/v1/images/${encodeURIComponent(id)}/render`);
+}
+
+/** PUT /v1/images/{id}/render: save render settings as the image's defaults; gives them back. */
+export function putRender(id, settings) {
+  return request(`/v1/images/${encodeURIComponent(id)}/render`, {
+    method: "PUT",
+    headers: { Accept: "application/json", "Content-Type": "application/json" },
+    body: JSON.stringify(settings),
+  });
+}

@@ -1,7 +1,11 @@
-// Viewer page: follow one image until it is ready, open its pyramid in OpenSeadragon, keep the view in the URL hash.
+// Viewer page: follow one image until it is ready, open it in OpenSeadragon (multi-channel images mixed
+// live, with the channel panel: mixview.js), keep the view and the channel settings in the URL hash.
 
 import { describeStatus, formatBytes, formatDimensions, getImage, isPending, pollImage } from "./api.js";
+import { isMultiChannel, openMixed } from "./mixview.js";
 import { openRangeTileSource } from "./rangetiles.js";
+import { attachScaleBar } from "./scalebar.js";
+import { applyView, writeHash } from "./viewstate.js";
 
 const OSD = window.OpenSeadragon;
 const $ = (id) => document.getElementById(id);
@@ -15,6 +19,8 @@ const ui = {
   progress: $("view-progress"),
   error: $("view-error"),
   warning: $("view-warning"),
+  panel: $("channel-panel"),
+  scaleBar: $("scalebar"),
 };
 
 // For tests and the console: `await plexzoom.ready` resolves (with the viewer) once the first view
@@ -23,7 +29,9 @@ const readiness = {};
 window.plexzoom = {
   viewer: null,
   image: null,
-  mode: null, // "proxy" (links.dzi) or "range" (links.pyramid)
+  mode: null, // "proxy" (links.dzi), "range" (links.pyramid) or "mix" (channels mixed live)
+  mixer: null, // in "mix" mode: `await plexzoom.mixer.idle()` waits for a settings change to be drawn
+  panel: null,
   ready: new Promise((resolve, reject) => Object.assign(readiness, { resolve, reject })),
 };
 window.plexzoom.ready.catch(() => {}); // a failure is shown on the page; not an unhandled rejection
@@ -84,42 +92,6 @@ function showStatus(image) {
   if (image.status === "failed") fail(image.error || "The conversion of this image failed.");
 }
 
-// --- view state in the URL hash: #x=<image px>&y=<image px>&z=<screen px per image px> ---
-
-function readHash() {
-  const params = new URLSearchParams(window.location.hash.slice(1));
-  const state = { x: Number(params.get("x")), y: Number(params.get("y")), z: Number(params.get("z")) };
-  const valid = ["x", "y", "z"].every((k) => params.has(k) && Number.isFinite(state[k])) && state.z > 0;
-  return valid ? state : null;
-}
-
-function round(value, digits) {
-  return Number(value.toPrecision(digits));
-}
-
-function currentState(viewer) {
-  const viewport = viewer.viewport;
-  const center = viewport.viewportToImageCoordinates(viewport.getCenter(true));
-  const z = viewport.viewportToImageZoom(viewport.getZoom(true));
-  const decimals = z > 1 ? 1 : 0; // a tenth of a pixel is visible when zoomed in past 100%
-  return { x: Number(center.x.toFixed(decimals)), y: Number(center.y.toFixed(decimals)), z: round(z, 4) };
-}
-
-function writeHash(viewer) {
-  const state = currentState(viewer);
-  const hash = `#x=${state.x}&y=${state.y}&z=${state.z}`;
-  if (hash !== window.location.hash) history.replaceState(history.state, "", hash);
-}
-
-function applyHash(viewer, immediately) {
-  const state = readHash();
-  if (!state) return false;
-  const viewport = viewer.viewport;
-  viewport.zoomTo(viewport.imageToViewportZoom(state.z), null, immediately);
-  viewport.panTo(viewport.imageToViewportCoordinates(state.x, state.y), immediately);
-  return true;
-}
-
 // --- OpenSeadragon ---
 
 /** The tileSources value: the standard DZI (proxy mode) or the Range tile source (presigned mode). */
@@ -137,7 +109,17 @@ async function tileSourceOf(image) {
   throw new Error("The image is ready but the server gave no pyramid link for it.");
 }
 
-function createViewer() {
+/*
+ * Drawer: mixed tiles are made on the CPU as 2D canvases, which OpenSeadragon's canvas drawer
+ * composites as they are; the WebGL drawer uploads every tile as a texture again after each
+ * settings change, which without a GPU (software WebGL) made a re-mix 5x slower (bench/mixing.py:
+ * ~330 ms against ~45 ms for 4 channels at 1920x1080). Plain images keep OpenSeadragon's choice.
+ * `?drawer=webgl|canvas` in the address overrides it, for comparisons.
+ */
+const DRAWERS = new Set(["auto", "webgl", "canvas"]);
+
+function createViewer(drawer) {
+  const wanted = new URLSearchParams(window.location.search).get("drawer");
   if (typeof OSD !== "function") {
     throw new Error("OpenSeadragon could not be loaded from /vendor/openseadragon/; the server must serve it.");
   }
@@ -154,6 +136,7 @@ function createViewer() {
     visibilityRatio: 0.5,
     tileRetryMax: 2,
     tileRetryDelay: 500,
+    drawer: DRAWERS.has(wanted) ? wanted : drawer,
   });
 }
 
@@ -171,7 +154,7 @@ function watchLoading(viewer) {
 function attach(viewer) {
   let failedTiles = 0;
   viewer.addHandler("open", () => {
-    applyHash(viewer, true);
+    applyView(viewer, true);
     watchLoading(viewer);
   });
   viewer.addHandler("open-failed", (event) => fail(`The pyramid could not be opened: ${event.message}`));
@@ -180,14 +163,24 @@ function attach(viewer) {
     warn(`${failedTiles} tile${failedTiles > 1 ? "s" : ""} could not be loaded (${event.message}).`);
   });
   viewer.addHandler("animation-finish", () => writeHash(viewer));
-  window.addEventListener("hashchange", () => applyHash(viewer, false));
+  window.addEventListener("hashchange", () => applyView(viewer, false));
 }
 
 async function openImage(image) {
-  const tileSource = await tileSourceOf(image);
-  const viewer = createViewer();
+  const viewer = createViewer(isMultiChannel(image) ? "canvas" : "auto");
+  let tileSource;
+  if (isMultiChannel(image)) {
+    window.plexzoom.mode = "mix";
+    const mixed = await openMixed(image, viewer, ui.panel, { warn });
+    Object.assign(window.plexzoom, { mixer: mixed.mixer, panel: mixed.panel });
+    ui.channels.hidden = true; // the panel lists them
+    tileSource = mixed.source;
+  } else {
+    tileSource = await tileSourceOf(image);
+  }
   window.plexzoom.viewer = viewer;
   attach(viewer); // before open(), so that no event is missed
+  attachScaleBar(viewer, ui.scaleBar, image.physical_size);
   viewer.open(tileSource);
 }
 

@@ -1,0 +1,92 @@
+// Viewer of multi-channel images: the live mix in OpenSeadragon, the channel panel, the URL state.
+
+import { getRender, putRender } from "./api.js";
+import { ChannelPanel } from "./channelpanel.js";
+import { Mixer, mixModeOf } from "./mixer.js";
+import { createMixSource, loadDzi } from "./mixsource.js";
+import { BadRenderSettings, settingsFromQuery, settingsToQuery } from "./render.js";
+import { hashParams, setRenderQuery } from "./viewstate.js";
+
+/** True when every channel has an intensity table and a display pyramid (not an RGB photograph). */
+export function isMultiChannel(image) {
+  const channels = image.channels || [];
+  return channels.length > 0 && channels.every((c) => c.lut?.length === 256 && c.dzi);
+}
+
+/** The manifest's own defaults, should GET /render fail: default windows, every channel shown. */
+function manifestDefaults(image) {
+  return {
+    channels: image.channels.map((c) => ({
+      index: c.index, visible: true, color: c.color, min: c.window.min, max: c.window.max, gamma: 1,
+    })),
+  };
+}
+
+/** The hash's channel settings over `defaults`; a bad `c` is reported and ignored. */
+function settingsFromHash(defaults, warn) {
+  try {
+    return settingsFromQuery(hashParams(), defaults);
+  } catch (err) {
+    if (!(err instanceof BadRenderSettings)) throw err;
+    warn(`The channel settings in the address were ignored: ${err.message}`);
+    return defaults;
+  }
+}
+
+/** Show each visible channel's native value under the pointer in the panel. */
+function trackCursor(viewer, mixer, panel) {
+  let pending = null;
+  const clear = () => panel.showValues(new Map());
+  viewer.element.addEventListener("pointermove", (event) => {
+    pending = event;
+    requestAnimationFrame(() => {
+      if (!pending || !viewer.world.getItemCount()) return;
+      const box = viewer.element.getBoundingClientRect();
+      const at = new window.OpenSeadragon.Point(pending.clientX - box.left, pending.clientY - box.top);
+      const point = viewer.viewport.viewerElementToImageCoordinates(at);
+      pending = null;
+      panel.showValues(mixer.valuesAt(point.x, point.y));
+    });
+  });
+  viewer.element.addEventListener("pointerleave", clear);
+}
+
+/**
+ * Open `image` mixed live: `viewer` (not yet opened) shows the mix source; the panel in `root`
+ * edits the settings. Returns {mixer, panel, source}; the caller opens the viewer with `source`.
+ */
+export async function openMixed(image, viewer, root, { warn }) {
+  const [geometry, saved] = await Promise.all([
+    loadDzi(image.channels[0].dzi),
+    getRender(image.id).catch(() => manifestDefaults(image)),
+  ]);
+  const settings = settingsFromHash(saved, warn);
+  // ?mix=browser|server in the address overrides the choice by channel count (comparisons, bench)
+  const forcedMode = new URLSearchParams(window.location.search).get("mix");
+  const mixer = new Mixer(viewer, image, geometry, settings, { onWarn: warn, forcedMode });
+  const source = createMixSource(geometry, `plexzoom-mix:${image.id}`, (...args) => mixer.load(...args));
+  const showMode = (s) => {
+    const mode = mixModeOf(s, forcedMode);
+    document.body.dataset.mixMode = mode;
+    document.body.dataset.drawer = viewer.drawer?.getType?.() || "";
+    panel.showMode(mode, document.body.dataset.drawer);
+  };
+  const panel = new ChannelPanel(root, image, settings, {
+    defaults: saved,
+    save: (s) => putRender(image.id, s),
+    onChange: (s) => {
+      mixer.set(s).catch((err) => warn(`The channels could not be drawn again: ${err.message}`));
+      setRenderQuery(settingsToQuery(s), viewer);
+      showMode(s);
+    },
+  });
+  setRenderQuery(settingsToQuery(settings), viewer);
+  viewer.addHandler("open", () => showMode(panel.settings));
+  window.addEventListener("hashchange", () => {
+    if (!hashParams().has("c")) return;
+    const wanted = settingsFromHash(panel.defaults, warn);
+    if (settingsToQuery(wanted) !== settingsToQuery(panel.settings)) panel.apply(wanted);
+  });
+  trackCursor(viewer, mixer, panel);
+  return { mixer, panel, source };
+}
