@@ -30,19 +30,13 @@ def _load(path: Path, page: int = 0) -> pyvips.Image:
 
 
 def open_image(path: Path) -> pyvips.Image:
-    """Open the largest page of ``path`` (slides carry small label and macro pages too).
-
-    Three single-band pages of one size (the prototype's layout) are shown as R, G, B.
-    """
+    """Open the largest page of ``path`` (slides carry small label and macro pages too)."""
     try:
         first = _load(path)
         pages = first.get("n-pages") if first.get_typeof("n-pages") else 1
         if pages <= 1:
             return first
         headers = [_load(path, page) for page in range(pages)]
-        shapes = {(h.width, h.height, h.bands, h.format) for h in headers}
-        if pages == 3 and len(shapes) == 1 and first.bands == 1:
-            return headers[0].bandjoin(headers[1:]).copy(interpretation="srgb")
         best = max(range(pages), key=lambda p: (headers[p].width * headers[p].height, -p))
         return headers[best]
     except pyvips.Error as exc:
