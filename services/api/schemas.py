@@ -25,6 +25,7 @@ class Links(BaseModel):
     dzi: str
     viewer: str
     thumbnail: str | None = None
+    pca: str | None = None  # hyperspectral cubes: the first three principal components as RGB
     pyramid: PyramidLinks | None = None
 
 
@@ -105,6 +106,8 @@ def _links(manifest: Manifest, ctx: LinkContext, storage: Storage) -> Links:
         - math.ceil(math.log2(max(1.0, max(pyramid.width, pyramid.height) / pyramid.tile_size))),
     )
     links.thumbnail = f"{tiles}_files/{level}/0_0.{pyramid.format}"
+    if "pca" in manifest.pyramids:
+        links.pca = f"{tiles.rsplit('/', 1)[0]}/pca.dzi"
     if ctx.presign_expires_s:
         archive = storage.presign_get(
             keys.pyramid_key(manifest.id, gen, "image"), ctx.presign_expires_s

@@ -12,8 +12,9 @@ from plexzoom.core.errors import NotFound
 from plexzoom.core.ids import is_generation, is_image_id
 
 IMAGES = "images/"
-# "image" is the composite (RGB) pyramid; "c0", "c1", ... the 8-bit pyramid of each channel.
-PYRAMID_NAME = re.compile(r"image|c\d{1,4}")
+# "image" is the composite (RGB) pyramid; "c0", "c1", ... the 8-bit pyramid of each channel;
+# "pca" the first three principal components of a hyperspectral cube as RGB.
+PYRAMID_NAME = re.compile(r"image|pca|c\d{1,4}")
 
 
 def image_prefix(image_id: str) -> str:

@@ -26,6 +26,7 @@ from plexzoom.core.channel_stats import (
 )
 from plexzoom.core.errors import CorruptImage
 from plexzoom.core.manifest import Channel, Pyramid, Window
+from plexzoom.core.pca import pca_image
 from plexzoom.core.pyramid import Progress, PyramidOptions
 from plexzoom.core.readers import ChannelSource
 from plexzoom.core.readers.base import UNREADABLE
@@ -153,6 +154,8 @@ def convert_channels(
     store(
         "image", composite_image(codes, plans, channels), options, _part(progress, 2 + count, steps)
     )
+    if count >= 3 and any(info.wavelength_nm for info in source.channels):
+        store("pca", pca_image(codes, [p.lut for p in plans]), options, lambda _p: None)
     return channels
 
 

@@ -8,6 +8,7 @@ import pyvips
 import scipy.io
 import tifffile
 
+from plexzoom.api.schemas import LinkContext, to_status
 from plexzoom.core import keys
 from plexzoom.core.convert import ConvertOptions, convert_image
 from plexzoom.core.formats import SNIFF_BYTES, sniff_format
@@ -169,3 +170,37 @@ def test_the_named_matlab_variable_is_used(storage: LocalStorage, tmp_path: Path
     done = convert_image(storage, manifest.id, ConvertOptions(scratch_dir=tmp_path))
     assert done.status == "ready", done.error
     assert (done.width, done.height, len(done.channels)) == (40, 30, 2)
+
+
+def test_a_hyperspectral_cube_gets_a_pca_pyramid(storage: LocalStorage, tmp_path: Path) -> None:
+    """Bands driven by two hidden sources: the first component separates them, as RGB."""
+    rng = np.random.default_rng(7)
+    height, width, bands = 64, 96, 12
+    left = np.zeros((height, width))
+    left[:, : width // 2] = 1.0
+    spectrum_a, spectrum_b = np.linspace(1, 0, bands), np.linspace(0, 1, bands)
+    cube = left[..., None] * spectrum_a + (1 - left)[..., None] * spectrum_b
+    cube = (cube + rng.normal(0, 0.01, cube.shape)).astype(np.float32)
+    path = tmp_path / "cube.mat"
+    scipy.io.savemat(path, {"cube": cube, "wavelength": np.linspace(420, 680, bands)})
+    manifest = convert_file(storage, path, tmp_path)
+    assert manifest.status == "ready", manifest.error
+    assert "pca" in manifest.pyramids
+    links = to_status(manifest, LinkContext(base_url="http://h/"), storage).links
+    assert links.pca == f"http://h/tiles/{manifest.id}/{manifest.generation}/pca.dzi"
+    rgb = full_res(storage, manifest, "pca").astype(float)
+    first = rgb[..., 0]
+    # The first component is the left/right split: the halves sit at opposite ends of its window.
+    assert abs(first[:, : width // 2 - 2].mean() - first[:, width // 2 + 2 :].mean()) > 150
+
+
+def test_pca_weights_find_the_main_axis() -> None:
+    """On samples stretched along one direction, the first component is that direction."""
+    from plexzoom.core.pca import pca_weights
+
+    rng = np.random.default_rng(8)
+    axis = np.array([3.0, 4.0, 0.0]) / 5
+    sample = rng.normal(0, 5, (2000, 1)) * axis + rng.normal(0, 0.1, (2000, 3))
+    weights, low, high = pca_weights(sample)
+    assert abs(abs(weights[:, 0] @ axis) - 1) < 1e-3
+    assert np.all(high > low)
