@@ -257,7 +257,21 @@ def test_hyperspectral_true_colour(stack: Stack, context: tuple[BrowserContext, 
         assert np.allclose(got, expected_rgb(cube, settings, x, y), atol=TOLERANCE)
     assert screen_pixel(page, 75, 150, before) != screen_pixel(page, 75, 150, after)
 
+    # PCA: the server's 'pca' pyramid is laid over the mix, and taken away again.
+    assert "pca" in options and cube["links"]["pca"].endswith("/pca.dzi")
+    page.select_option("[data-testid=preset-select]", "pca")
+    page.wait_for_function(
+        "() => { const w = window.plexzoom.viewer.world; "
+        "return w.getItemCount() > 1 && w.getItemAt(1).getFullyLoaded(); }",
+        timeout=20_000,
+    )
+    settle(page)
+    pca = page.screenshot(path=artifact("channels-cube-pca.png"))
+    thirds = [screen_pixel(page, 75 + 150 * third, 150, pca) for third in range(3)]
+    assert len({tuple(t) for t in thirds}) == 3, thirds  # the three spectra look different
+
     page.select_option("[data-testid=preset-select]", "rgb")
+    assert page.evaluate("() => document.body.dataset.pca") == "0"
     for slot, index in zip("rgb", (25, 15, 5), strict=True):
         page.select_option(f"[data-testid=preset-{slot}]", str(index))
     settle(page)

@@ -19,8 +19,8 @@ export class ChannelPanel {
    * @param {object} hooks onChange(settings) after every edit; save(settings) -> Promise of the
    *   saved settings; defaults: the saved defaults ("Reset")
    */
-  constructor(root, image, settings, { onChange, save, defaults }) {
-    Object.assign(this, { root, image, settings, onChange, save, defaults });
+  constructor(root, image, settings, { onChange, save, defaults, showPca = () => {} }) {
+    Object.assign(this, { root, image, settings, onChange, save, defaults, showPca });
     this.soloed = null; // {index, before: visibility of every channel before solo}
     this.rows = new Map();
     const list = $(root, "channel-rows");
@@ -114,6 +114,8 @@ export class ChannelPanel {
 
   setUpPresets() {
     const presets = presetsFor(this.image.channels);
+    // PCA weighs channels negatively: the server renders it once, at conversion (links.pca).
+    if (this.image.links?.pca) presets.push({ id: "pca", label: "PCA → RGB (first three components)" });
     const select = $(this.root, "preset-select");
     const picks = $(this.root, "preset-picks");
     $(this.root, "presets").hidden = presets.length === 0;
@@ -126,6 +128,7 @@ export class ChannelPanel {
     });
     select.addEventListener("change", () => {
       picks.hidden = select.value !== "rgb";
+      this.showPca(select.value === "pca");
       if (select.value === "rgb") this.applyRgb(pickers);
       if (select.value === "groups") this.apply(bandGroupPreset(this.settings, this.image.channels));
       if (select.value === "truecolour") this.apply(trueColourPreset(this.settings, this.image.channels));

@@ -73,6 +73,7 @@ export async function openMixed(image, viewer, root, { warn }) {
   };
   const panel = new ChannelPanel(root, image, settings, {
     defaults: saved,
+    showPca: (on) => showPcaLayer(viewer, image.links.pca, on),
     save: (s) => putRender(image.id, s),
     onChange: (s) => {
       mixer.set(s).catch((err) => warn(`The channels could not be drawn again: ${err.message}`));
@@ -89,4 +90,19 @@ export async function openMixed(image, viewer, root, { warn }) {
   });
   trackCursor(viewer, mixer, panel);
   return { mixer, panel, source };
+}
+
+/** Lay the server-rendered PCA pyramid over the mix (on), or take it away (off). */
+function showPcaLayer(viewer, dzi, on) {
+  const layers = viewer.world.getItemCount();
+  if (!on) {
+    if (layers > 1) viewer.world.removeItem(viewer.world.getItemAt(layers - 1));
+    document.body.dataset.pca = "0";
+    return;
+  }
+  if (layers > 1) return;
+  viewer.addTiledImage({
+    tileSource: dzi,
+    success: () => { document.body.dataset.pca = "1"; },
+  });
 }
