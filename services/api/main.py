@@ -99,7 +99,7 @@ def create_app(
 
 def create_app_from_env() -> OneOrigin:
     """Build everything from PLEXZOOM_* settings (the uvicorn factory)."""
-    from plexzoom.worker.broker import connect_broker, enqueue_conversion
+    from plexzoom.worker.broker import connect_broker, enqueue_conversion, ping
 
     settings = ApiSettings()
     storage = build_storage(settings)
@@ -108,9 +108,6 @@ def create_app_from_env() -> OneOrigin:
         storage.ensure_bucket(cors)
     broker = connect_broker(settings.redis_url)
 
-    def ping_broker() -> None:
-        from plexzoom.worker.broker import ping
-
-        ping(broker)
-
-    return create_app(settings, storage, lambda i: enqueue_conversion(broker, i), ping_broker)
+    return create_app(
+        settings, storage, lambda i: enqueue_conversion(broker, i), lambda: ping(broker)
+    )

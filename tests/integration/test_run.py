@@ -31,14 +31,15 @@ def test_unanswering_redis_fails_loudly(tmp_path: Path) -> None:
     assert b"does not answer" in done.stderr
 
 
-def test_private_redis_supervised_worker_and_clean_stop(tmp_path: Path) -> None:
+def test_private_redis_supervised_worker_and_clean_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Without PLEXZOOM_REDIS_URL the stack runs its own Redis; a dead worker comes back;
     SIGINT leaves no process behind."""
-    env = {k: v for k, v in os.environ.items() if k != "PLEXZOOM_REDIS_URL"}
-    os.environ.pop("PLEXZOOM_REDIS_URL", None)
+    monkeypatch.delenv("PLEXZOOM_REDIS_URL", raising=False)  # only for this test's children
     stack = Stack(tmp_path / "data", {}, tmp_path / "stack.log")
     try:
-        assert env.get("PLEXZOOM_REDIS_URL") is None
+        assert os.environ.get("PLEXZOOM_REDIS_URL") is None
         assert httpx.get(f"{stack.url}/healthz").json()["broker"] == "ok"
         assert (tmp_path / "data" / "redis" / "redis.sock").exists()
         launcher = psutil.Process(stack.proc.pid)
@@ -85,8 +86,9 @@ def _alive(processes: list[psutil.Process]) -> list[psutil.Process]:
     return alive
 
 
-def test_sigterm_also_stops_cleanly(tmp_path: Path) -> None:
+def test_sigterm_also_stops_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """SIGTERM (what a process manager sends) stops the stack like Ctrl-C."""
+    monkeypatch.delenv("PLEXZOOM_REDIS_URL", raising=False)
     stack = Stack(tmp_path / "data", {}, tmp_path / "stack.log")
     family = psutil.Process(stack.proc.pid).children(recursive=True)
     stack.proc.send_signal(signal.SIGTERM)
