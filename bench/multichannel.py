@@ -95,8 +95,18 @@ def plexzoom_runs(path: Path, runs: int, work: Path, tag: str) -> tuple[list[flo
     return times, peak
 
 
-def run(images: Path, size: int, runs: int, work: Path) -> dict[str, Any]:
-    """Both layouts: bare loop and plexzoom, medians and ratios."""
+def memory_rows(images: Path, sizes: list[int], work: Path) -> list[dict[str, int]]:
+    """Worker tree peak RSS converting the pages layout at each size (one run each)."""
+    print(f"  worker memory, pages layout, sizes {sizes}", flush=True)
+    rows = []
+    for size in sizes:
+        _times, peak = plexzoom_runs(ensure_images(images, size)["pages"], 1, work, f"mem{size}")
+        rows.append({"size": size, "peak_rss": peak})
+    return rows
+
+
+def run(images: Path, size: int, runs: int, work: Path, memory_sizes: list[int]) -> dict[str, Any]:
+    """Both layouts: bare loop and plexzoom, medians and ratios; then memory against size."""
     print(f"\n== multi-channel: {CHANNELS} x uint16 {size}², {runs} runs each ==", flush=True)
     result: dict[str, Any] = {"size": size, "channels": CHANNELS, "runs": runs, "goal_ratio": 1.5}
     for layout, path in ensure_images(images, size).items():
@@ -111,6 +121,7 @@ def run(images: Path, size: int, runs: int, work: Path) -> dict[str, Any]:
             "bare_s": bare, "plexzoom_s": ours, "peak_rss": peak,
             "ratio": statistics.median(ours) / statistics.median(bare),
         }  # fmt: skip
+    result["memory"] = memory_rows(images, memory_sizes, work)
     return result
 
 
@@ -126,4 +137,9 @@ def table(result: dict[str, Any]) -> list[str]:
             f"(goal <= {result['goal_ratio']}x: {ok})   worker peak RSS "
             f"{row['peak_rss'] / 2**20:.0f} MiB"
         )
+    rows = result["memory"]
+    peaks = "   ".join(f"{r['size']}²: {r['peak_rss'] / 2**20:.0f} MiB" for r in rows)
+    growth = rows[-1]["peak_rss"] / rows[0]["peak_rss"]
+    pixels = (rows[-1]["size"] / rows[0]["size"]) ** 2
+    lines.append(f"  worker peak RSS, pages: {peaks}   ({growth:.2f}x for {pixels:.0f}x pixels)")
     return lines

@@ -95,7 +95,8 @@ def main() -> int:
             summary += tiles.table(results["tiles"])
         if "multichannel" in sections:
             size = 4096 if quick else 8192
-            results["multichannel"] = multichannel.run(OUT / "images", size, runs, work)
+            sizes = [2048, 4096] if quick else [4096, 8192, 16384]
+            results["multichannel"] = multichannel.run(OUT / "images", size, runs, work, sizes)
             summary += multichannel.table(results["multichannel"])
         if "mixing" in sections:
             size = 2048 if quick else 4096

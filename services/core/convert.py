@@ -33,6 +33,7 @@ class ConvertOptions:
     scratch_dir: Path | None = None
     max_attempts: int = 3
     progress_interval_s: float = 0.25
+    channels_per_pass: int = 4  # channels stored as pages read at once (bounds memory)
 
 
 class ProgressPublisher:
@@ -143,8 +144,9 @@ def _run_conversion(
             else:
                 progress.stage("building pyramids", 0.05)
                 manifest.channels = convert_channels(
-                    source, store, options.pyramid, building, Path(scratch) / "codes.tif"
-                )
+                    source, store, options.pyramid, building, Path(scratch),
+                    options.channels_per_pass,
+                )  # fmt: skip
             manifest.width, manifest.height = source.width, source.height
             manifest.dtype, manifest.physical_size = source.dtype, source.physical_size
             manifest.notes = _plain(source.notes)

@@ -2,9 +2,10 @@
 
 The original is decoded twice, streaming, each page once per pass: once for the histograms
 (8/16-bit data; 32-bit and float channels need their range first), once to turn every channel
-into 8-bit codes, kept in a scratch tiled TIFF (width x height x channels bytes). The
+into 8-bit codes, kept in scratch tiled TIFFs (width x height x channels bytes in all). The
 channel pyramids (lossless PNG tiles) and the default composite (JPEG tiles, what plain DZI
-clients see) are cut from that file.
+clients see) are cut from those files. Channels stored as pages of their own are read a few
+at a time, which bounds the worker's memory (README, "Memory").
 """
 
 from collections.abc import Callable
@@ -34,6 +35,9 @@ from plexzoom.core.render import ChannelRender, channel_table
 from plexzoom.core.render import default_color as palette_color
 
 SMALL_INTS = ("uint8", "int8", "uint16", "int16")
+# Scratch code tiles are short: libvips caches two rows of tiles of every file it reads, and
+# the composite reads every channel at once (measured: 256x32 tiles cost no time over 256x256).
+CODES_TILE = (256, 32)
 StorePyramid = Callable[[str, pyvips.Image, PyramidOptions, Progress], Pyramid]
 
 
@@ -61,44 +65,79 @@ def plan_channel(source: ChannelSource, index: int) -> ChannelPlan:
     return ChannelPlan(quantizer, stats, lut, codes)
 
 
-def plan_channels(source: ChannelSource) -> list[ChannelPlan]:
-    """Statistics and code tables of every channel; 8/16-bit data in a single pass."""
-    count = len(source.channels)
+def channel_groups(source: ChannelSource, per_pass: int) -> list[list[int]]:
+    """Channels read together in one pass.
+
+    libvips keeps two rows of the source's tiles of every page it reads, so a pass over many
+    pages holds many rows: channels stored as pages of their own are read ``per_pass`` at a
+    time. Channels that share a page (interleaved samples) decode together anyway.
+    """
+    indices = list(range(len(source.channels)))
+    if not source.pages_apart or per_pass < 1:
+        return [indices]
+    return [indices[i : i + per_pass] for i in range(0, len(indices), per_pass)]
+
+
+def plan_channels(source: ChannelSource, groups: list[list[int]]) -> list[ChannelPlan]:
+    """Statistics and code tables of every channel; 8/16-bit data in one pass per group."""
     if source.dtype not in SMALL_INTS:
-        return [plan_channel(source, i) for i in range(count)]
-    image = source.all_channels()
-    quantizer = make_quantizer(lambda: image)  # small integers: decided from the header alone
-    found = np.asarray(quantizer.quantize(image).hist_find().numpy()).reshape(-1, count)
+        return [plan_channel(source, i) for group in groups for i in group]
     plans = []
-    for i in range(count):
-        counts = np.pad(found[:, i].astype(np.int64), (0, BINS - found.shape[0]))
-        stats = summarize(counts, quantizer, 0)
-        lut, codes = code_table(stats, quantizer)
-        plans.append(ChannelPlan(quantizer, stats, lut, codes))
+    for group in groups:
+        image = source.bands(group)
+        quantizer = make_quantizer(partial(_same, image))  # small ints: from the header alone
+        found = np.asarray(quantizer.quantize(image).hist_find().numpy()).reshape(-1, len(group))
+        for i in range(len(group)):
+            counts = np.pad(found[:, i].astype(np.int64), (0, BINS - found.shape[0]))
+            stats = summarize(counts, quantizer, 0)
+            lut, codes = code_table(stats, quantizer)
+            plans.append(ChannelPlan(quantizer, stats, lut, codes))
     return plans
 
 
-def write_codes(
-    source: ChannelSource, plans: list[ChannelPlan], path: Path, progress: Progress
-) -> pyvips.Image:
-    """Every channel as 8-bit codes in one pass, kept in a scratch tiled TIFF.
+class Codes:
+    """The 8-bit codes of every channel, in scratch tiled TIFFs of one channel group each.
 
     Uncompressed tiles read back through libvips' tile cache: unlike a memory-mapped .v file,
-    the worker's memory does not grow with the image.
+    the worker's memory does not grow with the image's height.
     """
-    image = source.all_channels()
-    bands = []
-    for i, plan in enumerate(plans):
-        table = pyvips.Image.new_from_array(plan.codes.reshape(1, -1)).cast("uchar")
-        bands.append(plan.quantizer.quantize(image.extract_band(i)).maplut(table))
-    codes = bands[0] if len(bands) == 1 else bands[0].bandjoin(bands[1:])
-    codes.set_progress(True)
-    codes.signal_connect("eval", lambda _img, p: progress(p.percent / 100))
-    try:
-        codes.tiffsave(str(path), tile=True, tile_width=256, tile_height=256, bigtiff=True)
-    except pyvips.Error as exc:
-        raise CorruptImage(UNREADABLE) from exc
-    return pyvips.Image.new_from_file(str(path))
+
+    def __init__(self) -> None:
+        self._files: list[tuple[list[int], pyvips.Image]] = []
+
+    def write(
+        self, source: ChannelSource, group: list[int], plans: list[ChannelPlan], path: Path,
+        progress: Progress,
+    ) -> None:  # fmt: skip
+        """Turn the channels of ``group`` into codes in one pass over the source."""
+        image = source.bands(group)
+        bands = []
+        for band, i in enumerate(group):
+            table = pyvips.Image.new_from_array(plans[i].codes.reshape(1, -1)).cast("uchar")
+            bands.append(plans[i].quantizer.quantize(image.extract_band(band)).maplut(table))
+        codes = bands[0] if len(bands) == 1 else bands[0].bandjoin(bands[1:])
+        codes.set_progress(True)
+        codes.signal_connect("eval", lambda _img, p: progress(p.percent / 100))
+        try:
+            codes.tiffsave(
+                str(path), tile=True, tile_width=CODES_TILE[0], tile_height=CODES_TILE[1],
+                bigtiff=True,
+            )  # fmt: skip
+        except pyvips.Error as exc:
+            raise CorruptImage(UNREADABLE) from exc
+        self._files.append((group, pyvips.Image.new_from_file(str(path))))
+
+    def band(self, index: int) -> pyvips.Image:
+        """The codes of channel ``index``."""
+        for group, image in self._files:
+            if index in group:
+                return image.extract_band(group.index(index))
+        raise IndexError(f"no codes for channel {index}")
+
+    def all(self) -> pyvips.Image:
+        """The codes of every channel as the bands of one image."""
+        images = [image for _group, image in self._files]
+        return images[0] if len(images) == 1 else images[0].bandjoin(images[1:])
 
 
 def composite_image(
@@ -124,19 +163,24 @@ def convert_channels(
     store: StorePyramid,
     options: PyramidOptions,
     progress: Progress,
-    codes_path: Path,
+    scratch: Path,
+    channels_per_pass: int = 4,
 ) -> list[Channel]:
     """Analyse every channel, write its 8-bit pyramid, then the composite's."""
     count = len(source.channels)
     steps = count + 3
-    plans = plan_channels(source)
+    groups = channel_groups(source, channels_per_pass)
+    plans = plan_channels(source, groups)
     progress(1 / steps)
-    codes = write_codes(source, plans, codes_path, _part(progress, 1, steps))
+    codes = Codes()
+    for n, group in enumerate(groups):
+        write_progress = _part(_part(progress, 1, steps), n, len(groups))
+        codes.write(source, group, plans, scratch / f"codes-{n}.tif", write_progress)
     lossless = PyramidOptions(tile_size=options.tile_size, overlap=options.overlap, format="png")
     channels = []
     for info, plan in zip(source.channels, plans, strict=True):
         i, stats = info.index, plan.stats
-        band = codes.extract_band(i).copy(interpretation="b-w")
+        band = codes.band(i).copy(interpretation="b-w")
         pyramid = store(f"c{i}", band, lossless, _part(progress, 2 + i, steps))
         channels.append(
             Channel(
@@ -152,11 +196,16 @@ def convert_channels(
             )
         )
     store(
-        "image", composite_image(codes, plans, channels), options, _part(progress, 2 + count, steps)
-    )
+        "image", composite_image(codes.all(), plans, channels), options,
+        _part(progress, 2 + count, steps),
+    )  # fmt: skip
     if count >= 3 and any(info.wavelength_nm for info in source.channels):
-        store("pca", pca_image(codes, [p.lut for p in plans]), options, lambda _p: None)
+        store("pca", pca_image(codes.all(), [p.lut for p in plans]), options, lambda _p: None)
     return channels
+
+
+def _same(image: pyvips.Image) -> pyvips.Image:
+    return image
 
 
 def _part(progress: Progress, step: int, steps: int) -> Progress:

@@ -19,6 +19,10 @@ class WorkerSettings(CommonSettings):
     job_max_retries: int = 3
     max_attempts: int = 4
     vips_concurrency: int = 0
+    # Multi-channel TIFFs: libvips holds two rows of source tiles per page it reads, so memory
+    # grows with this count times the image width (see README, "Memory").
+    channels_per_pass: int = 4
+    malloc_arenas: int = 2  # glibc malloc arenas (see plexzoom.worker.memory)
 
     def convert_options(self) -> ConvertOptions:
         """Conversion options for core."""
@@ -28,4 +32,5 @@ class WorkerSettings(CommonSettings):
             ),
             scratch_dir=self.scratch_dir,
             max_attempts=self.max_attempts,
+            channels_per_pass=self.channels_per_pass,
         )

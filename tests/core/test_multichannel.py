@@ -14,7 +14,9 @@ from plexzoom.core.convert import ConvertOptions, convert_image
 from plexzoom.core.formats import SNIFF_BYTES, sniff_format
 from plexzoom.core.images import start_image, submit_image
 from plexzoom.core.manifest import Manifest
+from plexzoom.core.multichannel import channel_groups
 from plexzoom.core.pyramid import TileIndex
+from plexzoom.core.readers import open_source
 from plexzoom.core.storage import LocalStorage
 from tests.core.readers.files import write_mat73
 
@@ -204,3 +206,49 @@ def test_pca_weights_find_the_main_axis() -> None:
     weights, low, high = pca_weights(sample)
     assert abs(abs(weights[:, 0] @ axis) - 1) < 1e-3
     assert np.all(high > low)
+
+
+@pytest.mark.parametrize("layout", ["pages", "interleaved"])
+def test_channels_read_a_few_at_a_time_give_the_same_pixels(tmp_path: Path, layout: str) -> None:
+    """Reading pages per_pass at a time (the memory bound) changes no pixel and no statistic."""
+    rng = np.random.default_rng(3)
+    planes = rng.gamma(2, 300, (5, 260, 300)).astype(np.uint16)
+    path = tmp_path / f"{layout}.tif"
+    if layout == "pages":
+        tifffile.imwrite(path, planes, photometric="minisblack", tile=(64, 64))
+    else:
+        tifffile.imwrite(
+            path, np.moveaxis(planes, 0, -1), photometric="minisblack", planarconfig="contig"
+        )
+    results = []
+    for per_pass in (1, 2, 64):
+        storage = LocalStorage(tmp_path / f"data-{per_pass}")
+        data = path.read_bytes()
+        manifest = start_image(storage, path.name)
+        storage.put_bytes(keys.original_key(manifest.id), data)
+        submit_image(storage, manifest, sniff_format(data[:SNIFF_BYTES]), len(data), lambda _: None)
+        options = ConvertOptions(scratch_dir=tmp_path, channels_per_pass=per_pass)
+        manifest = convert_image(storage, manifest.id, options)
+        assert manifest.status == "ready", manifest.error
+        assert len(manifest.channels) == 5
+        tiles = [full_res(storage, manifest, f"c{i}") for i in range(5)]
+        stats = [c.stats for c in manifest.channels]
+        results.append((tiles, stats, full_res(storage, manifest, "image")))
+    for tiles, stats, composite in results[:2]:
+        assert stats == results[2][1]
+        assert all(np.array_equal(a, b) for a, b in zip(tiles, results[2][0], strict=True))
+        assert np.array_equal(composite, results[2][2])
+
+
+def test_channel_groups_only_split_separate_pages(tmp_path: Path) -> None:
+    """Pages are read per_pass at a time; samples of one page decode together anyway."""
+    planes = np.zeros((5, 8, 8), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "pages.tif", planes, photometric="minisblack")
+    samples = np.moveaxis(planes, 0, -1)
+    tifffile.imwrite(
+        tmp_path / "samples.tif", samples, photometric="minisblack", planarconfig="contig"
+    )
+    with open_source(tmp_path / "pages.tif") as source:
+        assert channel_groups(source, 2) == [[0, 1], [2, 3], [4]]
+    with open_source(tmp_path / "samples.tif") as source:
+        assert channel_groups(source, 2) == [[0, 1, 2, 3, 4]]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -65,8 +65,11 @@ class ChannelSource:
     notes: dict[str, Any]
     load_channel: Callable[[int], pyvips.Image] = field(repr=False)
     on_close: Callable[[], None] | None = field(default=None, repr=False)
-    # Every channel as one multi-band lazy image, each page decoded once (optional).
-    load_all: Callable[[], pyvips.Image] | None = field(default=None, repr=False)
+    # Some channels as one multi-band lazy image, each page decoded once (optional).
+    load_bands: Callable[[Sequence[int]], pyvips.Image] | None = field(default=None, repr=False)
+    # Each channel is a page of its own: reading a few channels decodes only their pages, so
+    # the conversion can bound its memory by reading a few channels per pass.
+    pages_apart: bool = False
 
     def channel(self, i: int) -> pyvips.Image:
         """Channel ``i`` as one lazy band; read it once, top to bottom, then call again."""
@@ -78,13 +81,13 @@ class ChannelSource:
             raise CorruptImage(UNREADABLE) from exc
         return image.copy(interpretation="multiband")
 
-    def all_channels(self) -> pyvips.Image:
-        """Every channel as the bands of one lazy image, for single-pass work (read it once)."""
+    def bands(self, indices: Sequence[int]) -> pyvips.Image:
+        """Channels ``indices`` as the bands of one lazy image, for single-pass work (read once)."""
         try:
-            if self.load_all is not None:
-                image = self.load_all()
+            if self.load_bands is not None:
+                image = self.load_bands(indices)
             else:
-                bands = [self.load_channel(i) for i in range(len(self.channels))]
+                bands = [self.load_channel(i) for i in indices]
                 image = bands[0] if len(bands) == 1 else bands[0].bandjoin(bands[1:])
         except pyvips.Error as exc:
             raise CorruptImage(UNREADABLE) from exc

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import NamedTuple
@@ -73,7 +73,7 @@ def _open(path: Path, tif: tifffile.TiffFile, options: ReadOptions) -> ChannelSo
         load = direct_loader(path, tif, plan.pages, bands, options)
     else:
         load = partial(_load_band, str(path), plan.pages, bands, head.interpretation == "cmyk")
-    load_all = None if direct or is_rgb else partial(_load_pages, str(path), plan.pages, bands)
+    load_bands = None if direct or is_rgb else partial(_load_bands, str(path), plan.pages, bands)
     return ChannelSource(
         width=head.width,
         height=head.height,
@@ -83,7 +83,8 @@ def _open(path: Path, tif: tifffile.TiffFile, options: ReadOptions) -> ChannelSo
         physical_size=plan.physical_size,
         notes=plan.notes,
         load_channel=load,
-        load_all=load_all,
+        load_bands=load_bands,
+        pages_apart=bands == 1 and not is_rgb,
     )
 
 
@@ -141,11 +142,16 @@ def _load_band(path: str, pages: list[int], bands: int, cmyk: bool, i: int) -> p
     return image.extract_band(i % bands) if image.bands > 1 else image
 
 
-def _load_pages(path: str, pages: list[int], bands: int) -> pyvips.Image:
-    """Every channel, each page opened once, joined as bands (interleaved pages decode once)."""
-    images = [
-        pyvips.Image.tiffload(path, page=page, access="sequential", fail_on="error")
-        for page in pages
-    ]
-    images = [image.extract_band(0, n=bands) if image.bands > bands else image for image in images]
+def _load_bands(path: str, pages: list[int], bands: int, indices: Sequence[int]) -> pyvips.Image:
+    """Channels ``indices`` as bands, each page opened once (interleaved pages decode once)."""
+    opened: dict[int, pyvips.Image] = {}
+    images = []
+    for i in indices:
+        page = pages[i // bands]
+        if page not in opened:
+            opened[page] = pyvips.Image.tiffload(
+                path, page=page, access="sequential", fail_on="error"
+            )
+        image = opened[page]
+        images.append(image.extract_band(i % bands) if image.bands > 1 else image)
     return images[0] if len(images) == 1 else images[0].bandjoin(images[1:])
