@@ -76,23 +76,23 @@ def bare_loop(path: Path, layout: str, out: Path) -> float:
     return float(done.stdout.strip().splitlines()[-1])
 
 
-def plexzoom_runs(path: Path, runs: int, work: Path, tag: str) -> tuple[list[float], int]:
-    """Seconds from 202 to ready for each run, and the worker tree's peak RSS."""
-    stack = Stack(work / f"mc-{tag}", {}, work / f"stack-mc-{tag}.log")
-    times, peak = [], 0
-    try:
-        root = stack.worker_root()
-        for _ in range(runs):
-            with TreeSampler(root, []) as sampler:
-                _status, seconds = stack.convert(path, timeout_s=1800)
-            times.append(seconds)
-            peak = max(peak, sampler.peak_rss)
-            print(f"    plexzoom {seconds:.2f} s, worker peak RSS {peak / 2**20:.0f} MiB",
-                  flush=True)  # fmt: skip
-    finally:
-        stack.stop()
-        shutil.rmtree(work / f"mc-{tag}", ignore_errors=True)
-    return times, peak
+class Converter:
+    """A local-folder plexzoom stack that converts a file and samples its worker tree's RSS."""
+
+    def __init__(self, work: Path, tag: str) -> None:
+        self.folder = work / f"mc-{tag}"
+        self.stack = Stack(self.folder, {}, work / f"stack-mc-{tag}.log")
+        self.root = self.stack.worker_root()
+
+    def convert(self, path: Path) -> tuple[float, int]:
+        """Seconds from 202 to ready, and the worker tree's peak RSS meanwhile."""
+        with TreeSampler(self.root, []) as sampler:
+            _status, seconds = self.stack.convert(path, timeout_s=1800)
+        return seconds, sampler.peak_rss
+
+    def close(self) -> None:
+        self.stack.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def memory_rows(images: Path, sizes: list[int], work: Path) -> list[dict[str, int]]:
@@ -100,23 +100,37 @@ def memory_rows(images: Path, sizes: list[int], work: Path) -> list[dict[str, in
     print(f"  worker memory, pages layout, sizes {sizes}", flush=True)
     rows = []
     for size in sizes:
-        _times, peak = plexzoom_runs(ensure_images(images, size)["pages"], 1, work, f"mem{size}")
+        converter = Converter(work, f"mem{size}")
+        try:
+            seconds, peak = converter.convert(ensure_images(images, size)["pages"])
+        finally:
+            converter.close()
+        print(f"    {size}²: {seconds:.1f} s, worker peak RSS {peak / 2**20:.0f} MiB", flush=True)
         rows.append({"size": size, "peak_rss": peak})
     return rows
 
 
 def run(images: Path, size: int, runs: int, work: Path, memory_sizes: list[int]) -> dict[str, Any]:
-    """Both layouts: bare loop and plexzoom, medians and ratios; then memory against size."""
+    """Both layouts: bare loop and plexzoom, alternating so both see the same machine load;
+    medians and ratios; then the worker's memory against the image size."""
     print(f"\n== multi-channel: {CHANNELS} x uint16 {size}², {runs} runs each ==", flush=True)
     result: dict[str, Any] = {"size": size, "channels": CHANNELS, "runs": runs, "goal_ratio": 1.5}
     for layout, path in ensure_images(images, size).items():
-        print(f"  {layout}: bare pyvips loop, one 8-bit PNG pyramid per channel", flush=True)
-        bare = []
-        for _ in range(runs):
-            bare.append(bare_loop(path, layout, work / "mc-bare"))
-            print(f"    bare {bare[-1]:.2f} s", flush=True)
-        print(f"  {layout}: plexzoom (statistics, channel pyramids, composite), local folder")
-        ours, peak = plexzoom_runs(path, runs, work, layout)
+        print(f"  {layout}: bare pyvips loop (one 8-bit PNG pyramid per channel) and plexzoom "
+              "(statistics, channel pyramids, composite; local folder), alternating",
+              flush=True)  # fmt: skip
+        bare, ours, peak = [], [], 0
+        converter = Converter(work, layout)
+        try:
+            for _ in range(runs):
+                bare.append(bare_loop(path, layout, work / "mc-bare"))
+                seconds, rss = converter.convert(path)
+                ours.append(seconds)
+                peak = max(peak, rss)
+                print(f"    bare {bare[-1]:.2f} s   plexzoom {seconds:.2f} s   "
+                      f"worker peak RSS {rss / 2**20:.0f} MiB", flush=True)  # fmt: skip
+        finally:
+            converter.close()
         result[layout] = {
             "bare_s": bare, "plexzoom_s": ours, "peak_rss": peak,
             "ratio": statistics.median(ours) / statistics.median(bare),
