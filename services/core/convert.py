@@ -4,7 +4,7 @@ import json
 import logging
 import tempfile
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -34,6 +34,7 @@ class ConvertOptions:
     max_attempts: int = 3
     progress_interval_s: float = 0.25
     channels_per_pass: int = 4  # channels stored as pages read at once (bounds memory)
+    read: ReadOptions = field(default_factory=ReadOptions)  # header limits; variable per image
 
 
 class ProgressPublisher:
@@ -132,9 +133,8 @@ def _run_conversion(
             )
             return pyramids[name]
 
-        with open_source(
-            original, ReadOptions(variable=manifest.variable)
-        ) as source:  # the allow-list holds for every way in
+        read = replace(options.read, variable=manifest.variable)
+        with open_source(original, read) as source:  # the allow-list holds for every way in
             building = lambda p: progress.set(0.05 + 0.9 * p)  # noqa: E731
             if source.is_rgb or source.notes.get("source_format") in PHOTO_FORMATS:
                 image = to_display(open_image(original))

@@ -6,6 +6,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyvips
 
 from plexzoom.core.errors import CorruptImage
@@ -16,6 +17,7 @@ from plexzoom.core.readers.base import (
     ChannelSource,
     ReadOptions,
     check_dtype,
+    check_header,
     rgb_channels,
 )
 
@@ -33,6 +35,7 @@ def open_raster(path: Path, options: ReadOptions, kind: str) -> ChannelSource:
         raise CorruptImage(UNREADABLE) from exc
     dtype = check_dtype(VIPS_TO_DTYPE.get(head.format, head.format))
     colour = head.interpretation == "cmyk" or head.bands >= 3
+    check_header(head.width, head.height, 3 if colour else 1, np.dtype(dtype).itemsize, options)
     notes: dict[str, Any] = {"format": kind}
     if orientation > 1:
         notes["orientation"] = orientation  # applied: channels come out upright

@@ -8,6 +8,7 @@ from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import pyvips
 import tifffile
 
@@ -19,8 +20,9 @@ from plexzoom.core.readers.base import (
     ChannelInfo,
     ChannelSource,
     ReadOptions,
-    check_channel_count,
     check_dtype,
+    check_pixel_depth,
+    check_size,
     rgb_channels,
 )
 from plexzoom.core.readers.tiff_direct import direct_loader, needs_direct
@@ -54,6 +56,7 @@ def _open(path: Path, tif: tifffile.TiffFile, options: ReadOptions) -> ChannelSo
     """Plan the pages, check the pixel type and build the channel loader."""
     plan = plan_tiff(tif, options)
     page = tiff_page(tif, plan.pages[0])
+    check_size(page.imagewidth, page.imagelength, options)  # before libvips reads the page
     direct = needs_direct(page)
     head = _tiff_header(page) if direct else _vips_header(path, plan.pages[0])
     if page.planarconfig == 2 and page.samplesperpixel > 1:
@@ -67,7 +70,7 @@ def _open(path: Path, tif: tifffile.TiffFile, options: ReadOptions) -> ChannelSo
     if head.bands > bands and head.interpretation != "cmyk":
         plan.notes["samples_ignored"] = head.bands - bands
     channels = rgb_channels() if is_rgb else _channel_infos(plan, bands)
-    check_channel_count(len(channels), options)
+    check_pixel_depth(len(channels), np.dtype(dtype).itemsize, options)
     load: Callable[[int], pyvips.Image]
     if direct:
         load = direct_loader(path, tif, plan.pages, bands, options)
