@@ -28,6 +28,9 @@ VIPS_TO_DTYPE = {
     "double": "float64",
 }
 DTYPE_TO_VIPS = {dtype: vips for vips, dtype in VIPS_TO_DTYPE.items()}
+# libvips' fail_on level per loader. libjpeg reports missing or damaged scan data only as a
+# warning and draws it grey, so a 16-pixel JPEG claiming 65500 x 65500 would "decode" for minutes.
+_FAIL_ON = {"jpegload": "warning", "jpegload_source": "warning"}
 RGB_NAMES = ("Red", "Green", "Blue")
 RGB_COLORS = ("#ff0000", "#00ff00", "#0000ff")
 
@@ -116,6 +119,11 @@ class ChannelSource:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def fail_on(loader: str) -> str:
+    """How strictly libvips' ``loader`` must decode: "error", or "warning" for JPEG."""
+    return _FAIL_ON.get(loader, "error")
 
 
 def default_channels(count: int) -> list[ChannelInfo]:

@@ -18,6 +18,7 @@ from plexzoom.core.readers.base import (
     ReadOptions,
     check_dtype,
     check_header,
+    fail_on,
     rgb_channels,
 )
 
@@ -60,7 +61,7 @@ def _load(path: str, kind: str, orientation: int) -> pyvips.Image:
     """Open with the format's own loader; rotation needs random access."""
     access = "sequential" if orientation <= 1 else "random"
     loader = getattr(pyvips.Image, LOADERS[kind])
-    image: pyvips.Image = loader(path, access=access, fail_on="error")
+    image: pyvips.Image = loader(path, access=access, fail_on=fail_on(LOADERS[kind]))
     return image
 
 

@@ -57,6 +57,7 @@ def _open(path: Path, tif: tifffile.TiffFile, options: ReadOptions) -> ChannelSo
     plan = plan_tiff(tif, options)
     page = tiff_page(tif, plan.pages[0])
     check_size(page.imagewidth, page.imagelength, options)  # before libvips reads the page
+    _check_data_in_file(tif, plan.pages)
     direct = needs_direct(page)
     head = _tiff_header(page) if direct else _vips_header(path, plan.pages[0])
     if page.planarconfig == 2 and page.samplesperpixel > 1:
@@ -89,6 +90,19 @@ def _open(path: Path, tif: tifffile.TiffFile, options: ReadOptions) -> ChannelSo
         load_bands=load_bands,
         pages_apart=bands == 1 and not is_rgb,
     )
+
+
+def _check_data_in_file(tif: tifffile.TiffFile, pages: list[int]) -> None:
+    """Refuse strips or tiles that lie past the end of the file (truncated or forged offsets)."""
+    size = tif.filehandle.size
+    for index in pages:
+        page = tiff_page(tif, index)
+        ends = np.asarray(page.dataoffsets, np.int64) + np.asarray(page.databytecounts, np.int64)
+        if ends.size and int(ends.max()) > size:
+            raise CorruptImage(
+                f"The TIFF's page {index} places image data at byte {int(ends.max())}, but the "
+                f"file has {size} bytes: it is truncated or damaged. Upload the complete file."
+            )
 
 
 def _vips_header(path: Path, page: int) -> _Header:
