@@ -180,8 +180,8 @@ def check_size(width: int, height: int, options: ReadOptions) -> None:
         )
     if width * height > options.max_pixels:
         raise ImageTooLarge(
-            f"The image is {width} x {height} = {width * height / 1e9:.1f} gigapixels; this "
-            f"server accepts at most {options.max_pixels / 1e9:g}. Crop it or split it into tiles."
+            f"The image is {width} x {height} = {width * height:,} pixels; this server accepts "
+            f"at most {options.max_pixels:,}. Crop it or split it into tiles."
         )
 
 
