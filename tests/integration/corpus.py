@@ -19,7 +19,12 @@ import scipy.io
 import tifffile
 
 from tests.core.readers.files import write_mat73
-from tests.core.readers.hostile import jpeg_claiming, png_claiming, tiff_claiming
+from tests.core.readers.hostile import (
+    jpeg_claiming,
+    png_claiming,
+    tiff_claiming,
+    tiff_with_garbage_strips,
+)
 
 DAMAGED = "truncated or damaged"
 UNSUPPORTED = "not an image plexzoom can read"
@@ -211,6 +216,14 @@ HOSTILE_CASES = [
         "tiff-tile-offset-past-end",
         "tile.tif",
         lambda _: tiff_claiming(256, 256, data_offset=0xFFFF_FF00, tiled=True),
+        202,
+        "failed",
+        DAMAGED,
+    ),
+    Case(
+        "tiff-deflate-strips-of-noise",
+        "channels.tif",
+        lambda _: tiff_with_garbage_strips(),
         202,
         "failed",
         DAMAGED,

@@ -1,9 +1,12 @@
 """Hand-built hostile files: headers that lie about their size, offsets that point nowhere."""
 
+import io
 import struct
 import zlib
 
+import numpy as np
 import pyvips
+import tifffile
 
 # TIFF field types: SHORT and LONG.
 _SHORT, _LONG = 3, 4
@@ -52,4 +55,18 @@ def jpeg_claiming(width: int, height: int) -> bytes:
     data = bytearray(pyvips.Image.black(16, 16).jpegsave_buffer(Q=90))
     sof = data.index(b"\xff\xc0")
     data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def tiff_with_garbage_strips() -> bytes:
+    """A 256 x 256 uint16 grey TIFF whose deflate strips are overwritten with noise."""
+    out = io.BytesIO()
+    pixels = np.random.default_rng(1).integers(0, 4000, (256, 256), dtype=np.uint16)
+    tifffile.imwrite(out, pixels, compression="zlib", rowsperstrip=32)
+    data = bytearray(out.getvalue())
+    with tifffile.TiffFile(io.BytesIO(bytes(data))) as tif:
+        page = tif.pages.first
+        strips = list(zip(page.dataoffsets, page.databytecounts, strict=True))
+    for offset, count in strips:
+        data[offset : offset + count] = bytes(i * 37 % 256 for i in range(count))
     return bytes(data)
