@@ -23,6 +23,7 @@ from tests.core.readers.hostile import (
     jpeg_claiming,
     png_claiming,
     tiff_claiming,
+    tiff_with_absurd_counts,
     tiff_with_garbage_strips,
 )
 
@@ -227,6 +228,14 @@ HOSTILE_CASES = [
         202,
         "failed",
         DAMAGED,
+    ),
+    Case(
+        "tiff-strip-tables-of-a-billion-entries",
+        "counts.tif",
+        lambda _: tiff_with_absurd_counts(),
+        202,
+        "failed",
+        "does not say where its image data is",
     ),
     Case("tiff-ifd-loop", "loop.tif", _tiff_ifd_loop, 202, "ready"),
     Case("png-zero-width", "zero.png", lambda _: png_claiming(0, 64), 202, "failed", DAMAGED),

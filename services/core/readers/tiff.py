@@ -97,8 +97,14 @@ def _check_data_in_file(tif: tifffile.TiffFile, pages: list[int]) -> None:
     size = tif.filehandle.size
     for index in pages:
         page = tiff_page(tif, index)
-        ends = np.asarray(page.dataoffsets, np.int64) + np.asarray(page.databytecounts, np.int64)
-        if ends.size and int(ends.max()) > size:
+        offsets, counts = page.dataoffsets, page.databytecounts
+        if not offsets or len(offsets) != len(counts):
+            raise CorruptImage(
+                f"The TIFF's page {index} does not say where its image data is: the file is "
+                "damaged. Export it again and upload the new file."
+            )
+        ends = np.asarray(offsets, np.int64) + np.asarray(counts, np.int64)
+        if int(ends.max()) > size:
             raise CorruptImage(
                 f"The TIFF's page {index} places image data at byte {int(ends.max())}, but the "
                 f"file has {size} bytes: it is truncated or damaged. Upload the complete file."

@@ -70,3 +70,13 @@ def tiff_with_garbage_strips() -> bytes:
     for offset, count in strips:
         data[offset : offset + count] = bytes(i * 37 % 256 for i in range(count))
     return bytes(data)
+
+
+def tiff_with_absurd_counts() -> bytes:
+    """A 64 x 64 TIFF whose StripOffsets and StripByteCounts claim a billion entries each."""
+    data = bytearray(tiff_claiming(64, 64))
+    for i in range(struct.unpack_from("<H", data, 8)[0]):
+        at = 10 + 12 * i
+        if struct.unpack_from("<H", data, at)[0] in (273, 279):
+            struct.pack_into("<II", data, at + 4, 0x3FFF_FFFF, 16)  # count, value offset
+    return bytes(data)

@@ -14,7 +14,12 @@ import tifffile
 from plexzoom.core.errors import CorruptImage, ImageTooLarge
 from plexzoom.core.readers import ReadOptions, open_source
 from tests.core.readers.files import write_mat73
-from tests.core.readers.hostile import jpeg_claiming, png_claiming, tiff_claiming
+from tests.core.readers.hostile import (
+    jpeg_claiming,
+    png_claiming,
+    tiff_claiming,
+    tiff_with_absurd_counts,
+)
 
 # The issue's bound for a header that claims 200000 x 200000 pixels to be refused.
 QUICK_S = 2.0
@@ -125,6 +130,16 @@ def test_tiff_data_past_the_end_of_the_file_is_corrupt(tmp_path: Path, tiled: bo
     path.write_bytes(tiff_claiming(256, 256, data_offset=0xFFFF_FF00, tiled=tiled))
     with pytest.raises(CorruptImage, match=r"truncated or damaged"):
         open_source(path)
+
+
+def test_tiff_strip_tables_of_a_billion_entries_are_corrupt(tmp_path: Path) -> None:
+    """Strip tables whose counts run past the file leave no data offsets: refused at once."""
+    path = tmp_path / "counts.tif"
+    path.write_bytes(tiff_with_absurd_counts())
+    start = time.monotonic()
+    with pytest.raises(CorruptImage, match=r"does not say where its image data is"):
+        open_source(path)
+    assert time.monotonic() - start < QUICK_S
 
 
 def test_the_hand_built_tiff_is_a_valid_tiff(tmp_path: Path) -> None:
