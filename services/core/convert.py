@@ -20,7 +20,7 @@ from plexzoom.core.manifest import Manifest, Pyramid, read_manifest, write_manif
 from plexzoom.core.multichannel import convert_channels
 from plexzoom.core.pyramid import Progress, PyramidOptions, build_pyramid
 from plexzoom.core.readers import ReadOptions, open_source
-from plexzoom.core.readers.base import UNREADABLE
+from plexzoom.core.readers.base import UNREADABLE, check_size
 from plexzoom.core.storage import Storage
 from plexzoom.core.storage.background import BackgroundWriter
 
@@ -140,7 +140,9 @@ def _run_conversion(
         with open_source(original, read) as source, _decoding():  # allow-list for every way in
             building = lambda p: progress.set(0.05 + 0.9 * p)  # noqa: E731
             if source.is_rgb or source.notes.get("source_format") in PHOTO_FORMATS:
-                image = to_display(open_image(original))
+                opened = open_image(original)  # the largest page, which may not be the reader's
+                check_size(opened.width, opened.height, read)
+                image = to_display(opened)
                 progress.stage("building pyramid", 0.05)
                 store("image", image, options.pyramid, building)
                 manifest.channels = display_channels(image)

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
+import tifffile
 
 from plexzoom.core import keys
 from plexzoom.core.convert import ConvertOptions, convert_image
@@ -13,6 +14,7 @@ from plexzoom.core.images import start_image, submit_image
 from plexzoom.core.readers import ReadOptions
 from plexzoom.core.storage import LocalStorage
 from tests.conftest import quadrant_bytes
+from tests.core.readers.files import ome_xml
 from tests.core.readers.hostile import tiff_with_garbage_strips
 
 
@@ -67,3 +69,21 @@ def test_damaged_data_in_a_channel_fails_without_a_retry(
     manifest = convert_image(local_storage, image_id, options)  # raises if it would be retried
     assert manifest.status == "failed"
     assert manifest.error and "truncated or damaged" in manifest.error
+
+
+def test_the_page_shown_as_a_photograph_is_checked_too(
+    local_storage: LocalStorage, tmp_path: Path
+) -> None:
+    """An RGB OME-TIFF names a small page; the largest page, which is shown, is checked too."""
+    path = tmp_path / "two-pages.ome.tif"
+    description = ome_xml((64, 64), (3, 1, 1), pixel_type="uint8")
+    with tifffile.TiffWriter(path) as writer:
+        writer.write(np.zeros((64, 64, 3), np.uint8), photometric="rgb", description=description)
+        writer.write(np.zeros((1200, 1000, 3), np.uint8), photometric="rgb", metadata=None)
+    limited = ConvertOptions(scratch_dir=tmp_path, read=ReadOptions(max_width=999))
+    image_id = store_original(local_storage, path.read_bytes())
+    manifest = convert_image(local_storage, image_id, limited)
+    assert manifest.status == "failed"
+    assert (
+        manifest.error and "1000 x 1200 pixels; this server accepts at most 999 x" in manifest.error
+    )
