@@ -27,7 +27,7 @@ def _load(path: Path, page: int = 0) -> pyvips.Image:
     head = pyvips.Image.new_from_file(str(path), fail_on="error", **options)  # header only
     options["fail_on"] = fail_on(head.get("vips-loader"))
     if head.format in ("uchar", "char", "ushort", "short"):
-        # Other types need their range before scaling: two passes, so random access.
+        # These scale in one pass; other types need their range first (two passes: random access).
         options["access"] = "sequential"
     return pyvips.Image.new_from_file(str(path), **options)
 

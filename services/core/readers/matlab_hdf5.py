@@ -12,12 +12,7 @@ import h5py
 import numpy as np
 
 from plexzoom.core.errors import CorruptImage, UnsupportedFormat
-from plexzoom.core.readers.base import (
-    ChannelSource,
-    ReadOptions,
-    check_memory,
-    default_channels,
-)
+from plexzoom.core.readers.base import ChannelSource, ReadOptions, check_memory, default_channels
 from plexzoom.core.readers.matlab import (
     NUMERIC_CLASSES,
     Variable,

@@ -98,7 +98,7 @@ def _check_data_in_file(tif: tifffile.TiffFile, pages: list[int]) -> None:
     for index in pages:
         page = tiff_page(tif, index)
         offsets, counts = page.dataoffsets, page.databytecounts
-        if not offsets or len(offsets) != len(counts):
+        if len(offsets) == 0 or len(offsets) != len(counts):
             raise CorruptImage(
                 f"The TIFF's page {index} does not say where its image data is: the file is "
                 "damaged. Export it again and upload the new file."
