@@ -17,6 +17,7 @@ from plexzoom.api.config import ApiSettings
 from plexzoom.api.errors import install_error_handlers
 from plexzoom.api.routes import health, images, render
 from plexzoom.core.images import Enqueue
+from plexzoom.core.libvips import restrict_loaders
 from plexzoom.core.storage import S3Storage, Storage
 from plexzoom.settings import build_storage
 from plexzoom.tiles.app import PREFIX as TILES_PREFIX
@@ -101,6 +102,7 @@ def create_app_from_env() -> OneOrigin:
     """Build everything from PLEXZOOM_* settings (the uvicorn factory)."""
     from plexzoom.worker.broker import connect_broker, enqueue_conversion, ping
 
+    restrict_loaders()  # the tile service decodes channel tiles to mix them
     settings = ApiSettings()
     storage = build_storage(settings)
     if isinstance(storage, S3Storage):

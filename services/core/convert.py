@@ -4,7 +4,9 @@ import json
 import logging
 import tempfile
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -13,11 +15,12 @@ import pyvips
 
 from plexzoom.core import keys
 from plexzoom.core.display import display_channels, open_image, to_display
-from plexzoom.core.errors import NotFound, PlexzoomError
+from plexzoom.core.errors import CorruptImage, NotFound, PlexzoomError
 from plexzoom.core.manifest import Manifest, Pyramid, read_manifest, write_manifest
 from plexzoom.core.multichannel import convert_channels
 from plexzoom.core.pyramid import Progress, PyramidOptions, build_pyramid
 from plexzoom.core.readers import ReadOptions, open_source
+from plexzoom.core.readers.base import UNREADABLE, check_size
 from plexzoom.core.storage import Storage
 from plexzoom.core.storage.background import BackgroundWriter
 
@@ -34,6 +37,7 @@ class ConvertOptions:
     max_attempts: int = 3
     progress_interval_s: float = 0.25
     channels_per_pass: int = 4  # channels stored as pages read at once (bounds memory)
+    read: ReadOptions = field(default_factory=ReadOptions)  # header limits; variable per image
 
 
 class ProgressPublisher:
@@ -132,12 +136,13 @@ def _run_conversion(
             )
             return pyramids[name]
 
-        with open_source(
-            original, ReadOptions(variable=manifest.variable)
-        ) as source:  # the allow-list holds for every way in
+        read = replace(options.read, variable=manifest.variable)
+        with open_source(original, read) as source, _decoding():  # allow-list for every way in
             building = lambda p: progress.set(0.05 + 0.9 * p)  # noqa: E731
             if source.is_rgb or source.notes.get("source_format") in PHOTO_FORMATS:
-                image = to_display(open_image(original))
+                opened = open_image(original)  # the largest page, which may not be the reader's
+                check_size(opened.width, opened.height, read)
+                image = to_display(opened)
                 progress.stage("building pyramid", 0.05)
                 store("image", image, options.pyramid, building)
                 manifest.channels = display_channels(image)
@@ -151,6 +156,15 @@ def _run_conversion(
             manifest.dtype, manifest.physical_size = source.dtype, source.physical_size
             manifest.notes = _plain(source.notes)
     manifest.pyramids = pyramids
+
+
+@contextmanager
+def _decoding() -> Iterator[None]:
+    """libvips errors while pixels are read mean a damaged file, never a retry."""
+    try:
+        yield
+    except pyvips.Error as exc:
+        raise CorruptImage(UNREADABLE) from exc
 
 
 def store_pyramid(

@@ -1,11 +1,13 @@
 """Open an original with libvips and prepare it for display as 8-bit sRGB or grey."""
 
 from pathlib import Path
+from typing import Any
 
 import pyvips
 
 from plexzoom.core.errors import CorruptImage
 from plexzoom.core.manifest import Channel
+from plexzoom.core.readers.base import fail_on
 
 _UNREADABLE = (
     "The image could not be decoded: the file may be truncated or damaged. "
@@ -21,12 +23,13 @@ GREY_CHANNELS = [Channel(index=0, name="Gray", color="#ffffff")]
 
 def _load(path: Path, page: int = 0) -> pyvips.Image:
     """Open one page; damaged data fails the decode instead of drawing grey rows."""
-    options = {"page": page} if page else {}  # single-page loaders take no page argument
-    image = pyvips.Image.new_from_file(str(path), access="sequential", fail_on="error", **options)
-    if image.format not in ("uchar", "char", "ushort", "short"):
-        # Scaling other types needs their range first: two passes, so random access.
-        image = pyvips.Image.new_from_file(str(path), fail_on="error", **options)
-    return image
+    options: dict[str, Any] = {"page": page} if page else {}  # single-page loaders take none
+    head = pyvips.Image.new_from_file(str(path), fail_on="error", **options)  # header only
+    options["fail_on"] = fail_on(head.get("vips-loader"))
+    if head.format in ("uchar", "char", "ushort", "short"):
+        # These scale in one pass; other types need their range first (two passes: random access).
+        options["access"] = "sequential"
+    return pyvips.Image.new_from_file(str(path), **options)
 
 
 def open_image(path: Path) -> pyvips.Image:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from plexzoom.core.convert import ConvertOptions
 from plexzoom.core.pyramid import PyramidOptions
+from plexzoom.core.readers import ReadOptions
 from plexzoom.settings import CommonSettings
 
 
@@ -23,6 +24,14 @@ class WorkerSettings(CommonSettings):
     # grows with this count times the image width (see README, "Memory").
     channels_per_pass: int = 4
     malloc_arenas: int = 2  # glibc malloc arenas (see plexzoom.worker.memory)
+    # Limits checked against each file's header before any pixel is decoded (README,
+    # "Hostile input"); the defaults are ReadOptions'.
+    max_image_width: int = ReadOptions.max_width
+    max_image_height: int = ReadOptions.max_height
+    max_image_pixels: int = ReadOptions.max_pixels
+    max_channels: int = ReadOptions.max_channels
+    max_bytes_per_pixel: int = ReadOptions.max_bytes_per_pixel
+    max_in_memory_bytes: int = ReadOptions.max_in_memory_bytes
 
     def convert_options(self) -> ConvertOptions:
         """Conversion options for core."""
@@ -33,4 +42,16 @@ class WorkerSettings(CommonSettings):
             scratch_dir=self.scratch_dir,
             max_attempts=self.max_attempts,
             channels_per_pass=self.channels_per_pass,
+            read=self.read_options(),
+        )
+
+    def read_options(self) -> ReadOptions:
+        """The header limits every reader checks."""
+        return ReadOptions(
+            max_width=self.max_image_width,
+            max_height=self.max_image_height,
+            max_pixels=self.max_image_pixels,
+            max_channels=self.max_channels,
+            max_bytes_per_pixel=self.max_bytes_per_pixel,
+            max_in_memory_bytes=self.max_in_memory_bytes,
         )

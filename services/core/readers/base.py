@@ -28,17 +28,27 @@ VIPS_TO_DTYPE = {
     "double": "float64",
 }
 DTYPE_TO_VIPS = {dtype: vips for vips, dtype in VIPS_TO_DTYPE.items()}
+# libvips' fail_on level per loader. libjpeg reports missing or damaged scan data only as a
+# warning and draws it grey, so a 16-pixel JPEG claiming 65500 x 65500 would "decode" for minutes.
+_FAIL_ON = {"jpegload": "warning", "jpegload_source": "warning"}
 RGB_NAMES = ("Red", "Green", "Blue")
 RGB_COLORS = ("#ff0000", "#00ff00", "#0000ff")
 
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """Choices and limits for opening a source (from upload options and settings)."""
+    """Choices and limits for opening a source (from upload options and settings).
+
+    The limits are checked against the header before any pixel is decoded (``check_header``).
+    """
 
     variable: str | None = None  # MATLAB/HDF5 variable that holds the image
     array_layout: str | None = None  # "HWC" or "CHW" for .npy/HDF5 stacks; else the shorter end
-    max_channels: int = 1024
+    max_width: int = 300_000  # a 75 mm slide scanned at 0.25 um per pixel
+    max_height: int = 300_000
+    max_pixels: int = 10 * 1000**3  # 10 gigapixels: a 100,000 x 100,000 whole-slide scan
+    max_channels: int = 256  # multiplex panels (~60 markers) and hyperspectral cubes (224 bands)
+    max_bytes_per_pixel: int = 1024  # all channels of one pixel: 256 float32 or 512 uint16
     max_in_memory_bytes: int = 4 * 1024**3  # .mat/.h5 arrays are decoded into memory
 
 
@@ -111,6 +121,11 @@ class ChannelSource:
         self.close()
 
 
+def fail_on(loader: str) -> str:
+    """How strictly libvips' ``loader`` must decode: "error", or "warning" for JPEG."""
+    return _FAIL_ON.get(loader, "error")
+
+
 def default_channels(count: int) -> list[ChannelInfo]:
     """Channels without metadata: "Channel 1", "Channel 2", ..."""
     return [ChannelInfo(i, f"Channel {i + 1}", None) for i in range(count)]
@@ -141,6 +156,44 @@ def check_channel_count(count: int, options: ReadOptions) -> int:
     if count < 1:
         raise CorruptImage("The image has no channels.")
     return count
+
+
+def check_header(
+    width: int, height: int, channels: int, itemsize: int, options: ReadOptions
+) -> None:
+    """Refuse, from the header alone, an image beyond the configured limits."""
+    check_size(width, height, options)
+    check_pixel_depth(channels, itemsize, options)
+
+
+def check_size(width: int, height: int, options: ReadOptions) -> None:
+    """Refuse a width, height or pixel count beyond the limits (or an image of no pixels)."""
+    if width < 1 or height < 1:
+        raise CorruptImage(
+            f"The header says the image is {width} x {height} pixels, which holds no image. "
+            "Export it again and upload the new file."
+        )
+    if width > options.max_width or height > options.max_height:
+        raise ImageTooLarge(
+            f"The image is {width} x {height} pixels; this server accepts at most "
+            f"{options.max_width} x {options.max_height}. Crop it or split it into tiles."
+        )
+    if width * height > options.max_pixels:
+        raise ImageTooLarge(
+            f"The image is {width} x {height} = {width * height:,} pixels; this server accepts "
+            f"at most {options.max_pixels:,}. Crop it or split it into tiles."
+        )
+
+
+def check_pixel_depth(channels: int, itemsize: int, options: ReadOptions) -> None:
+    """Refuse more channels, or more bytes per pixel over all channels, than configured."""
+    check_channel_count(channels, options)
+    if channels * itemsize > options.max_bytes_per_pixel:
+        raise ImageTooLarge(
+            f"Each pixel holds {channels} channels of {itemsize} bytes ({channels * itemsize} "
+            f"bytes); this server accepts at most {options.max_bytes_per_pixel}. Save fewer "
+            "channels per file or a smaller sample type (16-bit integers or 32-bit floats)."
+        )
 
 
 def check_memory(nbytes: int, options: ReadOptions, what: str) -> None:

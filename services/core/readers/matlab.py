@@ -18,6 +18,7 @@ from plexzoom.core.readers.base import (
     ChannelInfo,
     ChannelSource,
     ReadOptions,
+    check_header,
     check_memory,
     default_channels,
 )
@@ -75,7 +76,7 @@ def open_mat5(path: Path, options: ReadOptions) -> ChannelSource:
             "The MATLAB file cannot be read; it may be damaged. Save it again and upload it."
         ) from exc
     image = choose_image(variables, options, "MATLAB file")
-    check_memory(math.prod(image.shape) * NUMERIC_CLASSES[image.kind], options, "This image")
+    check_variable(image, options)
     wavelengths = find_wavelengths(variables, image)
     names = [image.name] + ([wavelengths.name] if wavelengths else [])
     try:
@@ -101,6 +102,15 @@ def matlab_source(
     notes: dict[str, Any] = {"variable": image.name}
     channels = wavelength_channels(vector, hwc.shape[2], notes)
     return array_source(hwc, channels or default_channels(hwc.shape[2]), options, notes)
+
+
+def check_variable(image: Variable, options: ReadOptions) -> None:
+    """Check an image variable's declared size against the limits before it is decoded."""
+    rows, cols = image.shape[:2]
+    pages = image.shape[2] if len(image.shape) == 3 else 1
+    itemsize = NUMERIC_CLASSES[image.kind]
+    check_header(cols, rows, pages, itemsize, options)
+    check_memory(math.prod(image.shape) * itemsize, options, "This image")
 
 
 def choose_image(variables: list[Variable], options: ReadOptions, what: str) -> Variable:

@@ -16,11 +16,12 @@ from plexzoom.core.readers.base import ChannelSource, ReadOptions, check_memory,
 from plexzoom.core.readers.matlab import (
     NUMERIC_CLASSES,
     Variable,
+    check_variable,
     choose_image,
     find_wavelengths,
     matlab_source,
 )
-from plexzoom.core.readers.numpy_array import array_source, hwc_view
+from plexzoom.core.readers.numpy_array import array_source, check_array_header, hwc_view
 
 _H5_ERRORS = (OSError, ValueError, KeyError, TypeError, RuntimeError)
 NUMERIC_CLASSES_BY_DTYPE = {
@@ -40,7 +41,7 @@ def open_hdf5(path: Path, options: ReadOptions, matlab: bool) -> ChannelSource:
             what = "MATLAB file" if matlab else "HDF5 file"
             image = choose_image(variables, options, what)
             dataset = file[image.name]
-            check_memory(dataset.size * dataset.dtype.itemsize, options, "This image")
+            _check_dataset(dataset, image, matlab, options)
             array = np.asarray(dataset[()])
             wavelengths = find_wavelengths(variables, image)
             vector = np.asarray(file[wavelengths.name][()]) if wavelengths else None
@@ -53,6 +54,17 @@ def open_hdf5(path: Path, options: ReadOptions, matlab: bool) -> ChannelSource:
     hwc, layout = hwc_view(array, options.array_layout)
     notes: dict[str, Any] = {"variable": image.name, "layout": layout}
     return array_source(hwc, default_channels(hwc.shape[2]), options, notes)
+
+
+def _check_dataset(
+    dataset: h5py.Dataset, image: Variable, matlab: bool, options: ReadOptions
+) -> None:
+    """Check the image's declared size against the limits before its data is read."""
+    if matlab:
+        check_variable(image, options)
+        return
+    check_array_header(dataset.shape, dataset.dtype, options)
+    check_memory(dataset.size * dataset.dtype.itemsize, options, "This image")
 
 
 def _refuse_external(file: h5py.File) -> None:

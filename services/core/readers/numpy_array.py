@@ -16,8 +16,8 @@ from plexzoom.core.readers.base import (
     ChannelInfo,
     ChannelSource,
     ReadOptions,
-    check_channel_count,
     check_dtype,
+    check_header,
     default_channels,
 )
 
@@ -34,6 +34,7 @@ def open_npy(path: Path, options: ReadOptions) -> ChannelSource:
             "plexzoom never loads); save a plain numeric array with numpy.save."
         )
     check_dtype("uint8" if dtype.kind == "b" else dtype.name)
+    check_array_header(shape, dtype, options)
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError) as exc:
@@ -59,6 +60,14 @@ def _npy_header(path: Path) -> tuple[np.dtype[Any], tuple[int, ...]]:
             "The .npy header cannot be read; the file may be damaged. Save it again."
         ) from exc
     return dtype, shape
+
+
+def check_array_header(shape: tuple[int, ...], dtype: np.dtype[Any], options: ReadOptions) -> None:
+    """Check a declared array shape against the limits before any data is read."""
+    # A view of the declared shape that holds no data: hwc_view only looks at the shape.
+    shape_only = np.broadcast_to(np.zeros((), np.uint8), shape)
+    height, width, count = hwc_view(shape_only, options.array_layout)[0].shape
+    check_header(width, height, count, dtype.itemsize, options)
 
 
 def hwc_view(array: np.ndarray, layout: str | None = None) -> tuple[np.ndarray, str]:
@@ -90,10 +99,10 @@ def array_source(
     height, width, count = hwc.shape
     if height < 1 or width < 1:
         raise UnsupportedFormat(f"The array has shape {hwc.shape}, which holds no pixels.")
-    check_channel_count(count, options)
     if hwc.dtype.kind == "b":
         hwc = hwc.view(np.uint8)
     dtype = check_dtype(hwc.dtype.name)
+    check_header(width, height, count, hwc.dtype.itemsize, options)
     return ChannelSource(
         width=width,
         height=height,

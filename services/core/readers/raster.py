@@ -6,6 +6,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyvips
 
 from plexzoom.core.errors import CorruptImage
@@ -16,6 +17,8 @@ from plexzoom.core.readers.base import (
     ChannelSource,
     ReadOptions,
     check_dtype,
+    check_header,
+    fail_on,
     rgb_channels,
 )
 
@@ -33,6 +36,7 @@ def open_raster(path: Path, options: ReadOptions, kind: str) -> ChannelSource:
         raise CorruptImage(UNREADABLE) from exc
     dtype = check_dtype(VIPS_TO_DTYPE.get(head.format, head.format))
     colour = head.interpretation == "cmyk" or head.bands >= 3
+    check_header(head.width, head.height, 3 if colour else 1, np.dtype(dtype).itemsize, options)
     notes: dict[str, Any] = {"format": kind}
     if orientation > 1:
         notes["orientation"] = orientation  # applied: channels come out upright
@@ -57,7 +61,7 @@ def _load(path: str, kind: str, orientation: int) -> pyvips.Image:
     """Open with the format's own loader; rotation needs random access."""
     access = "sequential" if orientation <= 1 else "random"
     loader = getattr(pyvips.Image, LOADERS[kind])
-    image: pyvips.Image = loader(path, access=access, fail_on="error")
+    image: pyvips.Image = loader(path, access=access, fail_on=fail_on(LOADERS[kind]))
     return image
 
 

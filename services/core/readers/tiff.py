@@ -8,6 +8,7 @@ from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import pyvips
 import tifffile
 
@@ -19,8 +20,9 @@ from plexzoom.core.readers.base import (
     ChannelInfo,
     ChannelSource,
     ReadOptions,
-    check_channel_count,
     check_dtype,
+    check_pixel_depth,
+    check_size,
     rgb_channels,
 )
 from plexzoom.core.readers.tiff_direct import direct_loader, needs_direct
@@ -54,6 +56,8 @@ def _open(path: Path, tif: tifffile.TiffFile, options: ReadOptions) -> ChannelSo
     """Plan the pages, check the pixel type and build the channel loader."""
     plan = plan_tiff(tif, options)
     page = tiff_page(tif, plan.pages[0])
+    check_size(page.imagewidth, page.imagelength, options)  # before libvips reads the page
+    _check_data_in_file(tif, plan.pages)
     direct = needs_direct(page)
     head = _tiff_header(page) if direct else _vips_header(path, plan.pages[0])
     if page.planarconfig == 2 and page.samplesperpixel > 1:
@@ -67,7 +71,7 @@ def _open(path: Path, tif: tifffile.TiffFile, options: ReadOptions) -> ChannelSo
     if head.bands > bands and head.interpretation != "cmyk":
         plan.notes["samples_ignored"] = head.bands - bands
     channels = rgb_channels() if is_rgb else _channel_infos(plan, bands)
-    check_channel_count(len(channels), options)
+    check_pixel_depth(len(channels), np.dtype(dtype).itemsize, options)
     load: Callable[[int], pyvips.Image]
     if direct:
         load = direct_loader(path, tif, plan.pages, bands, options)
@@ -86,6 +90,25 @@ def _open(path: Path, tif: tifffile.TiffFile, options: ReadOptions) -> ChannelSo
         load_bands=load_bands,
         pages_apart=bands == 1 and not is_rgb,
     )
+
+
+def _check_data_in_file(tif: tifffile.TiffFile, pages: list[int]) -> None:
+    """Refuse strips or tiles that lie past the end of the file (truncated or forged offsets)."""
+    size = tif.filehandle.size
+    for index in pages:
+        page = tiff_page(tif, index)
+        offsets, counts = page.dataoffsets, page.databytecounts
+        if len(offsets) == 0 or len(offsets) != len(counts):
+            raise CorruptImage(
+                f"The TIFF's page {index} does not say where its image data is: the file is "
+                "damaged. Export it again and upload the new file."
+            )
+        ends = np.asarray(offsets, np.int64) + np.asarray(counts, np.int64)
+        if int(ends.max()) > size:
+            raise CorruptImage(
+                f"The TIFF's page {index} places image data at byte {int(ends.max())}, but the "
+                f"file has {size} bytes: it is truncated or damaged. Upload the complete file."
+            )
 
 
 def _vips_header(path: Path, page: int) -> _Header:

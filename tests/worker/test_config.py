@@ -1,0 +1,40 @@
+"""Worker settings: the header limits come from PLEXZOOM_* variables."""
+
+import pytest
+
+from plexzoom.core.readers import ReadOptions
+from plexzoom.worker.config import WorkerSettings
+
+
+def test_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each PLEXZOOM_MAX_* variable reaches the options every reader checks."""
+    values = {
+        "PLEXZOOM_MAX_IMAGE_WIDTH": 1001,
+        "PLEXZOOM_MAX_IMAGE_HEIGHT": 1002,
+        "PLEXZOOM_MAX_IMAGE_PIXELS": 1003,
+        "PLEXZOOM_MAX_CHANNELS": 1004,
+        "PLEXZOOM_MAX_BYTES_PER_PIXEL": 1005,
+        "PLEXZOOM_MAX_IN_MEMORY_BYTES": 1006,
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, str(value))
+    read = WorkerSettings().convert_options().read
+    assert read == ReadOptions(
+        max_width=1001,
+        max_height=1002,
+        max_pixels=1003,
+        max_channels=1004,
+        max_bytes_per_pixel=1005,
+        max_in_memory_bytes=1006,
+    )
+
+
+def test_default_limits_are_the_readers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without variables the worker uses ReadOptions' documented defaults."""
+    for name in ("WIDTH", "HEIGHT", "PIXELS"):
+        monkeypatch.delenv(f"PLEXZOOM_MAX_IMAGE_{name}", raising=False)
+    for name in ("CHANNELS", "BYTES_PER_PIXEL", "IN_MEMORY_BYTES"):
+        monkeypatch.delenv(f"PLEXZOOM_MAX_{name}", raising=False)
+    read = WorkerSettings().convert_options().read
+    assert (read.max_width, read.max_pixels, read.max_channels) == (300_000, 10**10, 256)
+    assert read == ReadOptions()
