@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from plexzoom.api.config import ApiSettings
 from plexzoom.api.errors import install_error_handlers
 from plexzoom.api.routes import health, images, render
+from plexzoom.api.security import access_log, build_access, wrap_app
 from plexzoom.core.images import Enqueue
 from plexzoom.core.storage import S3Storage, Storage
 from plexzoom.settings import build_storage
@@ -30,12 +31,18 @@ _VENDOR = {
 
 
 class OneOrigin:
-    """Sends /tiles/ straight to the bare tile service and everything else to FastAPI."""
+    """Sends /tiles/ straight to the bare tile service and everything else to FastAPI,
+    behind the access log and, when origins are configured, CORS."""
 
-    def __init__(self, api: FastAPI, tiles: TileService) -> None:
+    def __init__(self, api: FastAPI, tiles: TileService, settings: ApiSettings) -> None:
         self.api, self.tiles = api, tiles
+        self.handle = wrap_app(self.route, settings)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await self.handle(scope, receive, send)
+
+    async def route(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Dispatch one request by its path."""
         if scope["type"] == "http" and scope["path"].startswith(TILES_PREFIX):
             await self.tiles(scope, receive, send)
         else:
@@ -54,6 +61,7 @@ def create_api(
         description="Upload huge images; get Deep Zoom pyramids and a browser viewer.",
     )
     api.state.settings, api.state.storage = settings, storage
+    api.state.access = build_access(settings)
     api.state.enqueue, api.state.ping_broker = enqueue, ping_broker
     api.state.forget_image = lambda _image_id: None
     install_error_handlers(api)
@@ -92,9 +100,19 @@ def create_app(
 ) -> OneOrigin:
     """API, tiles and viewer behind one ASGI callable."""
     api = create_api(settings, storage, enqueue, ping_broker)
-    tiles = TileService(storage, settings.tile_cache_bytes)
+    tiles = TileService(storage, settings.tile_cache_bytes, access=api.state.access)
     api.state.forget_image = tiles.forget
-    return OneOrigin(api, tiles)
+    return OneOrigin(api, tiles, settings)
+
+
+def _log_requests_to_stderr() -> None:
+    """uvicorn configures only its own loggers; the access log gets a handler of its own."""
+    if not access_log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s access %(message)s"))
+        access_log.addHandler(handler)
+        access_log.setLevel(logging.INFO)
+        access_log.propagate = False
 
 
 def create_app_from_env() -> OneOrigin:
@@ -102,6 +120,7 @@ def create_app_from_env() -> OneOrigin:
     from plexzoom.worker.broker import connect_broker, enqueue_conversion, ping
 
     settings = ApiSettings()
+    _log_requests_to_stderr()
     storage = build_storage(settings)
     if isinstance(storage, S3Storage):
         cors = list(settings.s3_cors_origins) if settings.tile_mode == "presigned" else None

@@ -128,3 +128,12 @@ def save_render(storage: Storage, image_id: str, settings: RenderSettings) -> Re
     manifest.render = settings
     write_manifest(storage, manifest)
     return settings
+
+
+def set_public(storage: Storage, image_id: str, public: bool) -> Manifest:
+    """Make an image's tiles public (no token, shared caches) or private again."""
+    manifest = read_manifest(storage, image_id)
+    if manifest.public != public:
+        manifest.public = public
+        write_manifest(storage, manifest)
+    return manifest

@@ -3,19 +3,24 @@
     /tiles/{id}/{generation}/{name}.dzi
     /tiles/{id}/{generation}/{name}_files/{level}/{col}_{row}.{format}
 
-A bare ASGI app (no router, no middleware): tiles are the hot path. Pyramids are immutable
-per generation, so tiles carry strong ETags and are cached by browsers and proxies for a year.
+A bare ASGI app (no router, no middleware): tiles are the hot path. It serves only pyramids
+that the image's manifest commits (status ready, this generation). Pyramids are immutable per
+generation, so tiles carry strong ETags; public images (and every image when no API keys are
+set) are cached by anyone for a year, private ones need a tile token (``?t=``, see
+plexzoom.core.access) or an API key, and are cached privately no longer than it lasts.
 """
 
 import asyncio
 import re
 import time
 from typing import Any
+from urllib.parse import parse_qs
 
 from anyio import to_thread
 
 from plexzoom.core import keys
-from plexzoom.core.errors import Conflict, NotFound, PlexzoomError
+from plexzoom.core.access import AccessPolicy, Forbidden, NotAuthenticated
+from plexzoom.core.errors import Conflict, DamagedRecord, NotFound, PlexzoomError
 from plexzoom.core.images import render_defaults
 from plexzoom.core.manifest import Manifest, read_manifest
 from plexzoom.core.pyramid import TILE_FORMATS, TileIndex
@@ -40,16 +45,24 @@ class TileService:
     """Serves DZI descriptors and tiles; caches indexes and tile bytes in memory."""
 
     def __init__(
-        self, storage: Storage, cache_bytes: int = 256 * 1024**2, index_ttl_s: float = 60
+        self,
+        storage: Storage,
+        cache_bytes: int = 256 * 1024**2,
+        index_ttl_s: float = 60,
+        access: AccessPolicy | None = None,
+        manifest_ttl_s: float = MANIFEST_TTL_S,
     ) -> None:
         self.storage = storage
+        self.access = access or AccessPolicy()
+        self.manifest_ttl_s = manifest_ttl_s
         # Indexes are re-read after a TTL so a delete made through another process shows.
         self.index_ttl_s = index_ttl_s
         self.indexes: LruCache[tuple[str, str, str], tuple[TileIndex, float]] = LruCache(512)
         self.tiles: LruCache[TileKey, bytes] = LruCache(cache_bytes)
         self.manifests: LruCache[str, tuple[Manifest, float]] = LruCache(256)
-        # Concurrent requests for one uncached tile share one storage read.
+        # Concurrent requests for one uncached tile (or manifest) share one storage read.
         self._reading: dict[TileKey, asyncio.Future[bytes]] = {}
+        self._manifest_reads: dict[str, asyncio.Future[Manifest]] = {}
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -62,10 +75,12 @@ class TileService:
             await _answer(send, 404, b"No such tile.")
             return
         image_id, gen, name, dzi, level, col, row, ext = match.groups()
-        if name == composite.NAME:
-            await self._render(scope, send, image_id, gen, match.groups()[3:])
-            return
         try:
+            manifest = await self._manifest(image_id)
+            private_for = self._admit(scope, manifest, gen, name)
+            if name == composite.NAME:
+                await self._render(scope, send, manifest, match.groups()[3:], private_for)
+                return
             index = await self._index(image_id, gen, name)
             if dzi:
                 body, ctype, etag = index.dzi_xml().encode(), b"application/xml", f'"{gen}-{name}"'
@@ -75,30 +90,53 @@ class TileService:
                 body = await self._tile(image_id, gen, name, index, int(level), int(col), int(row))
                 ctype = TILE_FORMATS[ext].encode()
                 etag = f'"{gen}-{name}-{level}-{col}-{row}"'
-        except NotFound:
-            await _answer(send, 404, b"No such tile.")
+        except PlexzoomError as exc:
+            await _refuse(send, exc)
             return
-        except PlexzoomError:
-            await _answer(send, 503, b"Storage did not answer; try again.")
-            return
-        await _send_tile(scope, send, body, ctype, etag.encode())
+        caching = _PUBLIC if private_for is None else _private(private_for)
+        await _send_tile(scope, send, body, ctype, etag.encode(), caching)
+
+    def _admit(self, scope: Scope, manifest: Manifest, gen: str, name: str) -> int | None:
+        """Check access and that the manifest commits this pyramid; None for public tiles,
+        else how many seconds a private cache may keep them."""
+        private_for = self._private_for(scope, manifest, gen)
+        committed = manifest.pyramids.get("c0" if name == composite.NAME else name)
+        if manifest.status != "ready" or committed is None or committed.generation != gen:
+            raise NotFound("No such pyramid.")  # half-written, stale or deleted
+        return private_for
+
+    def _private_for(self, scope: Scope, manifest: Manifest, gen: str) -> int | None:
+        """None when anyone may read the image, else the seconds the request's credential
+        has left; raises when it has none that opens this image generation."""
+        signer = self.access.signer
+        if signer is None or manifest.public:
+            return None
+        if self.access.knows_key(_header(scope, b"authorization")):
+            return signer.ttl_s
+        expires = signer.check(_query_token(scope), manifest.id, gen)
+        return max(0, int(expires - time.time()))
 
     async def _render(
-        self, scope: Scope, send: Any, image_id: str, gen: str, where: tuple[str | None, ...]
+        self,
+        scope: Scope,
+        send: Any,
+        manifest: Manifest,
+        where: tuple[str | None, ...],
+        private_for: int | None,
     ) -> None:
         """A server-rendered composite descriptor or tile (see plexzoom.tiles.composite)."""
         dzi, level, col, row, ext = where
+        image_id, gen = manifest.id, manifest.generation
         query = scope.get("query_string", b"").decode("latin-1")
         try:
-            manifest = await self._manifest(image_id)
-            if manifest.generation != gen:
-                raise NotFound("No such pyramid.")
             settings = settings_from_query(query, render_defaults(manifest))
             index = await self._index(image_id, gen, "c0")
             tag = composite.settings_tag(settings)
             if dzi:
                 body = TileIndex(**{**index.__dict__, "format": "png"}).dzi_xml().encode()
-                await _send_tile(scope, send, body, b"application/xml", f'"{gen}-{tag}"'.encode())
+                etag = f'"{gen}-{tag}"'.encode()
+                caching = _PUBLIC if private_for is None else _private(private_for)
+                await _send_tile(scope, send, body, b"application/xml", etag, caching)
                 return
             if ext != "png":
                 raise NotFound("No such tile.")
@@ -118,26 +156,44 @@ class TileService:
         except BadRenderSettings as exc:
             await _answer(send, 400, exc.message.encode())
             return
-        except (NotFound, Conflict):
+        except Conflict:
             await _answer(send, 404, b"No such tile.")
             return
-        except PlexzoomError:
-            await _answer(send, 503, b"Storage did not answer; try again.")
+        except PlexzoomError as exc:
+            await _refuse(send, exc)
             return
         etag = f'"{gen}-{tag}-{level}-{col}-{row}"'.encode()
         # Without explicit settings the tile follows the saved defaults, which can change.
-        caching = _PUBLIC if "c=" in query else _SHORT
+        fixed = "c=" in query
+        if private_for is None:
+            caching = _PUBLIC if fixed else _SHORT
+        else:
+            caching = _private(private_for if fixed else min(private_for, 60))
         await _send_tile(scope, send, body, b"image/png", etag, caching)
 
     async def _manifest(self, image_id: str) -> Manifest:
-        """The image's manifest, re-read at most every MANIFEST_TTL_S (render defaults change)."""
+        """The image's manifest, re-read at most every manifest_ttl_s (it says which pyramid
+        is committed, whether the image is public, and its render defaults)."""
         cached = self.manifests.get(image_id)
         now = time.monotonic()
         if cached is not None and cached[1] > now:
             return cached[0]
-        manifest = await to_thread.run_sync(read_manifest, self.storage, image_id)
-        self.manifests.put(image_id, (manifest, now + MANIFEST_TTL_S), 1)
-        return manifest
+        pending = self._manifest_reads.get(image_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Manifest] = asyncio.get_running_loop().create_future()
+        self._manifest_reads[image_id] = future
+        try:
+            manifest = await to_thread.run_sync(read_manifest, self.storage, image_id)
+            self.manifests.put(image_id, (manifest, now + self.manifest_ttl_s), 1)
+            future.set_result(manifest)
+            return manifest
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # marked as retrieved: waiters, if any, get it raised
+            raise
+        finally:
+            del self._manifest_reads[image_id]
 
     def forget(self, image_id: str) -> None:
         """Drop a deleted image's cached index and tiles."""
@@ -195,6 +251,41 @@ class TileService:
             if cached is not None:
                 return cached
         return await to_thread.run_sync(self.storage.get_range, key, start, length)
+
+
+def _private(seconds: int) -> bytes:
+    """Cache-Control of a private tile: this browser only, no longer than the credential."""
+    return f"private, max-age={seconds}".encode()
+
+
+def _header(scope: Scope, wanted: bytes) -> str | None:
+    for name, value in scope["headers"]:
+        if name == wanted:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _query_token(scope: Scope) -> str | None:
+    """The request's tile token (``t=`` in the query), if it has exactly one."""
+    query = scope.get("query_string", b"")
+    if b"t=" not in query:
+        return None
+    values = parse_qs(query.decode("latin-1")).get("t", [])
+    if len(values) > 1:
+        raise Forbidden("Send one tile token (t=...), not several.")
+    return values[0] if values else None
+
+
+async def _refuse(send: Any, exc: PlexzoomError) -> None:
+    """The answer to a tile request that cannot be served (never a traceback, never cached)."""
+    if isinstance(exc, NotAuthenticated):
+        await _answer(send, 401, exc.message.encode(), [(b"www-authenticate", b"Bearer")])
+    elif isinstance(exc, Forbidden):
+        await _answer(send, 403, exc.message.encode())
+    elif isinstance(exc, NotFound | DamagedRecord | Conflict):
+        await _answer(send, 404, b"No such tile.")
+    else:
+        await _answer(send, 503, b"Storage did not answer; try again.")
 
 
 async def _send_tile(
