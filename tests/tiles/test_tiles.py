@@ -20,7 +20,7 @@ from plexzoom.core.errors import StorageError
 from plexzoom.core.formats import PNG
 from plexzoom.core.ids import new_generation, new_image_id
 from plexzoom.core.images import start_image, submit_image
-from plexzoom.core.manifest import Manifest
+from plexzoom.core.manifest import Manifest, write_manifest
 from plexzoom.core.pyramid import TileIndex
 from plexzoom.core.storage import LocalStorage, S3Config, S3Storage, Storage
 from plexzoom.tiles.app import TileService
@@ -346,7 +346,7 @@ async def test_one_ranged_get_per_uncached_tile_and_one_index_read(
     through_proxy = S3Storage(
         S3Config(bucket=s3_storage.bucket, endpoint_url=proxy.url, region="us-east-1")
     )
-    service = TileService(through_proxy)
+    service = TileService(through_proxy, manifest_ttl_s=3600)  # manifest reads not counted here
     gen, image_id = pyramid.manifest.generation, pyramid.manifest.id
     index_key = keys.index_key(image_id, gen, "image")
     zip_key = keys.pyramid_key(image_id, gen, "image")
@@ -424,3 +424,28 @@ def test_local_reads_from_the_page_cache_do_not_wait(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path)
     storage.put_bytes("images/x/blob", bytes(range(256)) * 64)
     assert storage.get_range_cached("images/x/blob", 100, 50) == (bytes(range(256)) * 64)[100:150]
+
+
+async def test_only_the_pyramid_the_manifest_commits_is_served(
+    tmp_path: Path,
+) -> None:
+    """A pyramid being rebuilt, or one a newer conversion replaced, is 404 even from cache."""
+    pyramid = convert_into(LocalStorage(tmp_path / "data"), tmp_path)
+    service = TileService(pyramid.storage, manifest_ttl_s=0)
+    url = pyramid.tile_url(pyramid.index.max_level, 0, 0)
+    assert (await call(service, "GET", url))[0] == 200  # now in the tile cache
+    manifest = pyramid.manifest.model_copy(deep=True)
+    for status in ("queued", "processing", "failed"):
+        manifest.status = status  # type: ignore[assignment]
+        write_manifest(pyramid.storage, manifest)
+        assert (await call(service, "GET", url))[0] == 404, status
+        assert (await call(service, "GET", f"{pyramid.base}.dzi"))[0] == 404, status
+    newer = new_generation()
+    manifest.status, manifest.generation = "ready", newer
+    manifest.pyramids = {
+        name: p.model_copy(update={"generation": newer}) for name, p in manifest.pyramids.items()
+    }
+    write_manifest(pyramid.storage, manifest)
+    assert (await call(service, "GET", url))[0] == 404, "a replaced generation is never served"
+    write_manifest(pyramid.storage, pyramid.manifest)
+    assert (await call(service, "GET", url))[0] == 200
