@@ -33,10 +33,11 @@ export class Mixer {
    * @param {object} image GET /v1/images/{id} of a multi-channel image (channels with lut and dzi)
    * @param {object} geometry the channels' common DZI geometry (mixsource.loadDzi)
    * @param {object} settings the render settings to start with
-   * @param {object} options onWarn(message); forcedMode "browser" or "server" for comparisons
+   * @param {object} options onWarn(message); forcedMode "browser" or "server" for comparisons;
+   *   sign(url) adds the current tile token of a private image (tiletoken.js)
    */
-  constructor(viewer, image, geometry, settings, { onWarn = () => {}, forcedMode = null } = {}) {
-    Object.assign(this, { viewer, geometry, settings, onWarn, forcedMode });
+  constructor(viewer, image, geometry, settings, { onWarn = () => {}, forcedMode = null, sign = (u) => u } = {}) {
+    Object.assign(this, { viewer, geometry, settings, onWarn, forcedMode, sign });
     this.luts = [];
     this.bases = new Map();
     for (const c of image.channels) {
@@ -109,11 +110,11 @@ export class Mixer {
   fetchFor(record, frame, signal) {
     if (frame.mode === "server") {
       this.stats.downloads += 1;
-      return fetchRendered(record, frame.query, this.renderBase, signal);
+      return fetchRendered(record, frame.query, this.renderBase, signal, this.sign);
     }
     const indexes = frame.tables.map(([index]) => index).filter((i) => !record.codes.has(i));
     this.stats.downloads += indexes.length;
-    return indexes.length ? fetchCodes(record, indexes, this.bases, signal) : null;
+    return indexes.length ? fetchCodes(record, indexes, this.bases, signal, this.sign) : null;
   }
 
   prune() {

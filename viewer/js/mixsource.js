@@ -97,13 +97,16 @@ async function fetchBlob(url, signal) {
   return response.blob();
 }
 
-/** Download the codes of `indexes` that `record` lacks (bases: channel index -> tilesBase). */
-export function fetchCodes(record, indexes, bases, signal) {
+/**
+ * Download the codes of `indexes` that `record` lacks (bases: channel index -> tilesBase);
+ * `sign(url)` adds the current tile token of a private image.
+ */
+export function fetchCodes(record, indexes, bases, signal, sign = (url) => url) {
   const { level, x, y } = record;
   return Promise.all(indexes.map((index) => {
     if (record.codes.has(index)) return null;
     if (!record.pending.has(index)) {
-      const url = `${bases.get(index)}${level}/${x}_${y}.png`;
+      const url = sign(`${bases.get(index)}${level}/${x}_${y}.png`);
       const download = fetchBlob(url, signal).then(decodeCodes).then((tile) => {
         Object.assign(record, { width: tile.width, height: tile.height });
         record.codes.set(index, tile.codes);
@@ -115,10 +118,10 @@ export function fetchCodes(record, indexes, bases, signal) {
 }
 
 /** Download the server's rendering of `record` under `query` ("c=..."); renderBase ends in "render_files/". */
-export async function fetchRendered(record, query, renderBase, signal) {
+export async function fetchRendered(record, query, renderBase, signal, sign = (url) => url) {
   if (record.rendered?.query === query) return;
   const { level, x, y } = record;
-  const blob = await fetchBlob(`${renderBase}${level}/${x}_${y}.png?${query}`, signal);
+  const blob = await fetchBlob(sign(`${renderBase}${level}/${x}_${y}.png?${query}`), signal);
   const bitmap = await createImageBitmap(blob, { colorSpaceConversion: "none", premultiplyAlpha: "none" });
   record.rendered?.bitmap.close();
   record.rendered = { query, bitmap };

@@ -1,0 +1,101 @@
+// Tile tokens of private images: every tile URL the viewer builds carries the current token
+// (`t=...`), and the token is renewed (GET /v1/images/{id} again) well before it expires.
+
+/*
+ * The status response of a private image has links.token and links.token_expires_in (seconds);
+ * links.dzi, channel dzi, pca and thumbnail already carry `?t=<token>`. Public images, and every
+ * image of a server without API keys, have no token: URLs are left as they are.
+ */
+
+const MIN_DELAY_MS = 500;
+const RETRY_MS = 2000;
+
+/** `url` with its `t` query parameter set to `token` (or removed when there is none). */
+export function withToken(url, token) {
+  const [path, hash = ""] = url.split("#", 2);
+  const [base, query = ""] = path.split("?", 2);
+  const params = query.split("&").filter((p) => p && !p.startsWith("t="));
+  if (token) params.push(`t=${encodeURIComponent(token)}`);
+  return (params.length ? `${base}?${params.join("&")}` : base) + (hash ? `#${hash}` : "");
+}
+
+/** The current tile token of one image, kept fresh by `refresh(id)` (GET /v1/images/{id}). */
+export class TileToken {
+  constructor(image, refresh, { onRenew = () => {}, onError = () => {}, now = () => Date.now() } = {}) {
+    Object.assign(this, { id: image.id, refresh, onRenew, onError, now });
+    this.value = null;
+    this.expiresAt = 0;
+    this.timer = null;
+    this.renewing = null;
+    this.renewals = 0; // for tests
+    this.update(image);
+  }
+
+  /** `url` with the current token (unchanged for public images). */
+  sign(url) {
+    return withToken(url, this.value);
+  }
+
+  /** Take the token of a fresh status response and plan the next renewal at half its life. */
+  update(image) {
+    const links = image.links || {};
+    this.value = links.token || null;
+    clearTimeout(this.timer);
+    this.timer = null;
+    if (!this.value || links.token_expires_in == null) return;
+    const lifeMs = links.token_expires_in * 1000;
+    this.expiresAt = this.now() + lifeMs;
+    this.timer = setTimeout(() => this.renew(), Math.max(MIN_DELAY_MS, lifeMs / 2));
+  }
+
+  /** Fetch a new token now (concurrent callers share one request); retried on failure. */
+  renew() {
+    this.renewing ??= this.refresh(this.id)
+      .then((image) => {
+        this.renewals += 1;
+        this.update(image);
+        this.onRenew(image);
+      })
+      .catch((err) => {
+        this.onError(err);
+        clearTimeout(this.timer);
+        this.timer = setTimeout(() => this.renew(), RETRY_MS);
+      })
+      .finally(() => {
+        this.renewing = null;
+      });
+    return this.renewing;
+  }
+
+  /** Renew at once if the token has (nearly) run out: a tab woken from the background, whose
+   * timers the browser slowed down. */
+  renewIfStale() {
+    if (!this.value) return null;
+    const nearlyOut = this.expiresAt - this.now() < MIN_DELAY_MS;
+    return nearlyOut || !this.timer ? this.renew() : null;
+  }
+
+  stop() {
+    clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
+
+/**
+ * An OpenSeadragon tile source (an inline object, a generic TileSource) for a Deep Zoom pyramid
+ * of `geometry` (mixsource.loadDzi) whose tile URLs are signed with the token current when each
+ * tile is fetched: getTileUrl returns a getter, which OpenSeadragon calls at download time, and
+ * the tile cache key does not depend on the token.
+ */
+export function signedDziSource(geometry, tilesBaseUrl, token) {
+  const base = tilesBaseUrl.split("?")[0];
+  return {
+    width: geometry.width,
+    height: geometry.height,
+    tileSize: geometry.tileSize,
+    tileOverlap: geometry.overlap,
+    minLevel: 0,
+    maxLevel: geometry.maxLevel,
+    getTileUrl: (level, x, y) => () => token.sign(`${base}${level}/${x}_${y}.${geometry.format}`),
+  };
+}
