@@ -9,6 +9,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import math
 import os
 import secrets
 import time
@@ -73,7 +74,8 @@ class TokenSigner:
 
     def issue(self, image_id: str, generation: str, now: float | None = None) -> Token:
         """A token for one image generation, valid for ttl_s seconds from now."""
-        expires = int(now if now is not None else time.time()) + self.ttl_s
+        # Rounded up: a token opens tiles for at least ttl_s seconds.
+        expires = math.ceil(now if now is not None else time.time()) + self.ttl_s
         return Token(f"{expires}.{self._sign(image_id, generation, expires)}", expires)
 
     def check(self, token: str | None, image_id: str, generation: str) -> int:

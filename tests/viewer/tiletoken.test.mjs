@@ -30,7 +30,7 @@ describe("TileToken", () => {
     assert.equal(token.renewIfStale(), null);
   });
 
-  test("renews at half the token's life and signs with the newest token", async () => {
+  test("renews at a third of the token's life (at least 500 ms) and signs with the newest token", async () => {
     let calls = 0;
     const refresh = async (id) => {
       assert.equal(id, "img");
@@ -68,6 +68,22 @@ describe("TileToken", () => {
     token.stop();
   });
 
+  test("ready() waits for a renewal only when the token has less than a second left", async () => {
+    let now = 0;
+    let calls = 0;
+    const token = new TileToken(status("a", 60), async () => {
+      calls += 1;
+      return status("b", 60);
+    }, { now: () => now });
+    await token.ready();
+    assert.equal(calls, 0);
+    now = 59_500;
+    await token.ready();
+    assert.equal(calls, 1);
+    assert.equal(token.value, "b");
+    token.stop();
+  });
+
   test("renewIfStale renews only a token that has (nearly) run out", async () => {
     let now = 0;
     let calls = 0;
@@ -85,15 +101,28 @@ describe("TileToken", () => {
 });
 
 describe("signedDziSource", () => {
-  test("tile URLs are getters that use the token current at download time", () => {
+  test("each download is signed with the token current when it starts", async () => {
+    const started = [];
+    class TileSource {
+      constructor(options) {
+        Object.assign(this, options);
+      }
+
+      downloadTileStart(job) {
+        started.push(job.src);
+      }
+    }
     const token = new TileToken(status("one", 3600), async () => status("two", 3600));
     const geometry = { width: 1000, height: 500, tileSize: 254, overlap: 1, format: "jpeg", maxLevel: 10 };
-    const source = signedDziSource(geometry, "/tiles/i/g/image_files/?t=one", token);
+    const source = signedDziSource(geometry, "/tiles/i/g/image_files/?t=one", token, { TileSource });
     assert.equal(source.maxLevel, 10);
-    const url = source.getTileUrl(10, 2, 1);
-    assert.equal(url(), "/tiles/i/g/image_files/10/2_1.jpeg?t=one");
-    token.value = "two";
-    assert.equal(url(), "/tiles/i/g/image_files/10/2_1.jpeg?t=two");
+    const queued = { src: source.getTileUrl(10, 2, 1), fail: () => {} };
+    assert.equal(queued.src, "/tiles/i/g/image_files/10/2_1.jpeg?t=one");
+    token.value = "two"; // renewed while the download waited in OpenSeadragon's queue
+    source.downloadTileStart(queued);
+    await sleep(0);
+    assert.deepEqual(started, ["/tiles/i/g/image_files/10/2_1.jpeg?t=two"]);
+    assert.equal(source.getTileHashKey(10, 2, 1), "/tiles/i/g/image_files/10/2_1");
     token.stop();
   });
 });

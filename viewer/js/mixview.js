@@ -65,8 +65,7 @@ export async function openMixed(image, viewer, root, { warn, token }) {
   const settings = settingsFromHash(saved, warn);
   // ?mix=browser|server in the address overrides the choice by channel count (comparisons, bench)
   const forcedMode = new URLSearchParams(window.location.search).get("mix");
-  const sign = (url) => token.sign(url);
-  const mixer = new Mixer(viewer, image, geometry, settings, { onWarn: warn, forcedMode, sign });
+  const mixer = new Mixer(viewer, image, geometry, settings, { onWarn: warn, forcedMode, token });
   const source = createMixSource(geometry, `plexzoom-mix:${image.id}`, (...args) => mixer.load(...args));
   const showMode = (s) => {
     const mode = mixModeOf(s, forcedMode);

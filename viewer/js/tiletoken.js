@@ -8,6 +8,15 @@
  */
 
 const MIN_DELAY_MS = 500;
+const FRESH_MS = 1000; // a tile request goes out with at least this much of its token left
+
+/** The token of an image that needs none (public, or a server without API keys). */
+export const NO_TOKEN = {
+  value: null,
+  sign: (url) => url,
+  ready: () => Promise.resolve(),
+  renew: () => Promise.resolve(),
+};
 const RETRY_MS = 2000;
 
 /** `url` with its `t` query parameter set to `token` (or removed when there is none). */
@@ -36,7 +45,8 @@ export class TileToken {
     return withToken(url, this.value);
   }
 
-  /** Take the token of a fresh status response and plan the next renewal at half its life. */
+  /** Take the token of a fresh status response and plan the next renewal at a third of its
+   * life (a busy server may take a while to answer, and queued tiles still use the old one). */
   update(image) {
     const links = image.links || {};
     this.value = links.token || null;
@@ -45,7 +55,14 @@ export class TileToken {
     if (!this.value || links.token_expires_in == null) return;
     const lifeMs = links.token_expires_in * 1000;
     this.expiresAt = this.now() + lifeMs;
-    this.timer = setTimeout(() => this.renew(), Math.max(MIN_DELAY_MS, lifeMs / 2));
+    this.timer = setTimeout(() => this.renew(), Math.max(MIN_DELAY_MS, lifeMs / 3));
+  }
+
+  /** Resolves when the token has at least FRESH_MS left, renewing it first if it has not (a
+   * renewal that is late on a busy server or in a background tab). */
+  ready() {
+    if (!this.value || this.expiresAt - this.now() > FRESH_MS) return Promise.resolve();
+    return this.renew();
   }
 
   /** Fetch a new token now (concurrent callers share one request); retried on failure. */
@@ -82,20 +99,37 @@ export class TileToken {
 }
 
 /**
- * An OpenSeadragon tile source (an inline object, a generic TileSource) for a Deep Zoom pyramid
- * of `geometry` (mixsource.loadDzi) whose tile URLs are signed with the token current when each
- * tile is fetched: getTileUrl returns a getter, which OpenSeadragon calls at download time, and
- * the tile cache key does not depend on the token.
+ * An OpenSeadragon tile source for a Deep Zoom pyramid of `geometry` (mixsource.loadDzi) whose
+ * tiles are fetched with the token current when each download starts: OpenSeadragon fixes a
+ * tile's URL when it queues the download, which can be seconds before it runs (and again for a
+ * retry), so downloadTileStart signs the URL afresh. The cache key leaves the token out.
  */
-export function signedDziSource(geometry, tilesBaseUrl, token) {
+export function signedDziSource(geometry, tilesBaseUrl, token, OSD = globalThis.OpenSeadragon) {
   const base = tilesBaseUrl.split("?")[0];
-  return {
+  const source = new OSD.TileSource({
     width: geometry.width,
     height: geometry.height,
     tileSize: geometry.tileSize,
     tileOverlap: geometry.overlap,
     minLevel: 0,
     maxLevel: geometry.maxLevel,
-    getTileUrl: (level, x, y) => () => token.sign(`${base}${level}/${x}_${y}.${geometry.format}`),
-  };
+    ready: true,
+  });
+  const download = source.downloadTileStart;
+  Object.assign(source, {
+    getTileUrl: (level, x, y) => token.sign(`${base}${level}/${x}_${y}.${geometry.format}`),
+    getTileHashKey: (level, x, y) => `${base}${level}/${x}_${y}`,
+    downloadTileStart(job) {
+      const fail = job.fail;
+      job.fail = (...args) => {
+        token.renewIfStale(); // OpenSeadragon's retry then goes out with a fresh token
+        return fail.apply(job, args);
+      };
+      token.ready().then(() => {
+        job.src = token.sign(job.src);
+        download.call(this, job);
+      });
+    },
+  });
+  return source;
 }

@@ -125,7 +125,7 @@ async function tileSourceOf(image, token) {
  */
 const DRAWERS = new Set(["auto", "webgl", "canvas"]);
 
-function createViewer(drawer) {
+function createViewer(drawer, token) {
   const wanted = new URLSearchParams(window.location.search).get("drawer");
   if (typeof OSD !== "function") {
     throw new Error("OpenSeadragon could not be loaded from /vendor/openseadragon/; the server must serve it.");
@@ -144,6 +144,10 @@ function createViewer(drawer) {
     tileRetryMax: 2,
     tileRetryDelay: 500,
     drawer: DRAWERS.has(wanted) ? wanted : drawer,
+    // Private tiles: downloads wait in OpenSeadragon's queue, where they are signed when they
+    // start, not in the browser's (6 connections a host), where a queued token could expire;
+    // and a connection stays free for the token's renewal.
+    imageLoaderLimit: token.value ? 4 : 0,
   });
 }
 
@@ -166,6 +170,9 @@ function attach(viewer) {
   });
   viewer.addHandler("open-failed", (event) => fail(`The pyramid could not be opened: ${event.message}`));
   viewer.addHandler("tile-load-failed", (event) => {
+    // Fired after every failed try; OpenSeadragon tries again (tileRetryMax) unless maxReached.
+    // A private tile whose token ran out while it waited is retried with the renewed token.
+    if (event.maxReached === false) return;
     failedTiles += 1;
     warn(`${failedTiles} tile${failedTiles > 1 ? "s" : ""} could not be loaded (${event.message}).`);
   });
@@ -186,8 +193,8 @@ function followToken(image) {
 }
 
 async function openImage(image) {
-  const viewer = createViewer(isMultiChannel(image) ? "canvas" : "auto");
   const token = followToken(image);
+  const viewer = createViewer(isMultiChannel(image) ? "canvas" : "auto", token);
   let tileSource;
   if (isMultiChannel(image)) {
     window.plexzoom.mode = "mix";
