@@ -32,7 +32,8 @@ from plexzoom.tiles.cache import LruCache
 PREFIX = "/tiles/"
 _ROUTE = re.compile(
     r"^/tiles/([0-9a-z]{26})/([0-9a-z]{12})/([a-z0-9]{1,16})"
-    r"(?:(\.dzi)|_files/(\d{1,2})/(\d{1,7})_(\d{1,7})\.([a-z]{3,4}))$"
+    r"(?:(\.dzi)|_files/(\d{1,2})/(\d{1,7})_(\d{1,7})\.([a-z]{3,4}))$",
+    re.ASCII,  # \d: 0-9 only (int() would read other scripts' digits too)
 )
 _PUBLIC = b"public, max-age=31536000, immutable"
 _SHORT = b"public, max-age=60"
