@@ -14,7 +14,6 @@ import asyncio
 import re
 import time
 from typing import Any
-from urllib.parse import parse_qs
 
 from anyio import to_thread
 
@@ -26,7 +25,7 @@ from plexzoom.core.manifest import Manifest, read_manifest
 from plexzoom.core.pyramid import TILE_FORMATS, TileIndex
 from plexzoom.core.render import BadRenderSettings, channel_table, settings_from_query
 from plexzoom.core.storage import LocalStorage, Storage
-from plexzoom.tiles import composite
+from plexzoom.tiles import composite, guard
 from plexzoom.tiles.cache import LruCache
 
 PREFIX = "/tiles/"
@@ -35,8 +34,6 @@ _ROUTE = re.compile(
     r"(?:(\.dzi)|_files/(\d{1,2})/(\d{1,7})_(\d{1,7})\.([a-z]{3,4}))$",
     re.ASCII,  # \d: 0-9 only (int() would read other scripts' digits too)
 )
-_PUBLIC = b"public, max-age=31536000, immutable"
-_SHORT = b"public, max-age=60"
 MANIFEST_TTL_S = 2.0  # server-rendered tiles follow saved render defaults within this delay
 Scope = dict[str, Any]
 TileKey = tuple[str, str, str, int, int, int]
@@ -78,7 +75,7 @@ class TileService:
         image_id, gen, name, dzi, level, col, row, ext = match.groups()
         try:
             manifest = await self._manifest(image_id)
-            private_for = self._admit(scope, manifest, gen, name)
+            private_for = guard.admit(self.access, scope, manifest, gen, name)
             if name == composite.NAME:
                 await self._render(scope, send, manifest, match.groups()[3:], private_for)
                 return
@@ -94,28 +91,7 @@ class TileService:
         except PlexzoomError as exc:
             await _refuse(send, exc)
             return
-        caching = _PUBLIC if private_for is None else _private(private_for)
-        await _send_tile(scope, send, body, ctype, etag.encode(), caching)
-
-    def _admit(self, scope: Scope, manifest: Manifest, gen: str, name: str) -> int | None:
-        """Check access and that the manifest commits this pyramid; None for public tiles,
-        else how many seconds a private cache may keep them."""
-        private_for = self._private_for(scope, manifest, gen)
-        committed = manifest.pyramids.get("c0" if name == composite.NAME else name)
-        if manifest.status != "ready" or committed is None or committed.generation != gen:
-            raise NotFound("No such pyramid.")  # half-written, stale or deleted
-        return private_for
-
-    def _private_for(self, scope: Scope, manifest: Manifest, gen: str) -> int | None:
-        """None when anyone may read the image, else the seconds the request's credential
-        has left; raises when it has none that opens this image generation."""
-        signer = self.access.signer
-        if signer is None or manifest.public:
-            return None
-        if self.access.knows_key(_header(scope, b"authorization")):
-            return signer.ttl_s
-        expires = signer.check(_query_token(scope), manifest.id, gen)
-        return max(0, int(expires - time.time()))
+        await _send_tile(scope, send, body, ctype, etag.encode(), guard.cache_control(private_for))
 
     async def _render(
         self,
@@ -136,7 +112,7 @@ class TileService:
             if dzi:
                 body = TileIndex(**{**index.__dict__, "format": "png"}).dzi_xml().encode()
                 etag = f'"{gen}-{tag}"'.encode()
-                caching = _PUBLIC if private_for is None else _private(private_for)
+                caching = guard.cache_control(private_for)
                 await _send_tile(scope, send, body, b"application/xml", etag, caching)
                 return
             if ext != "png":
@@ -165,11 +141,7 @@ class TileService:
             return
         etag = f'"{gen}-{tag}-{level}-{col}-{row}"'.encode()
         # Without explicit settings the tile follows the saved defaults, which can change.
-        fixed = "c=" in query
-        if private_for is None:
-            caching = _PUBLIC if fixed else _SHORT
-        else:
-            caching = _private(private_for if fixed else min(private_for, 60))
+        caching = guard.cache_control(private_for, changeable="c=" not in query)
         await _send_tile(scope, send, body, b"image/png", etag, caching)
 
     async def _manifest(self, image_id: str) -> Manifest:
@@ -254,29 +226,6 @@ class TileService:
         return await to_thread.run_sync(self.storage.get_range, key, start, length)
 
 
-def _private(seconds: int) -> bytes:
-    """Cache-Control of a private tile: this browser only, no longer than the credential."""
-    return f"private, max-age={seconds}".encode()
-
-
-def _header(scope: Scope, wanted: bytes) -> str | None:
-    for name, value in scope["headers"]:
-        if name == wanted:
-            return str(value.decode("latin-1"))
-    return None
-
-
-def _query_token(scope: Scope) -> str | None:
-    """The request's tile token (``t=`` in the query), if it has exactly one."""
-    query = scope.get("query_string", b"")
-    if b"t=" not in query:
-        return None
-    values = parse_qs(query.decode("latin-1")).get("t", [])
-    if len(values) > 1:
-        raise Forbidden("Send one tile token (t=...), not several.")
-    return values[0] if values else None
-
-
 async def _refuse(send: Any, exc: PlexzoomError) -> None:
     """The answer to a tile request that cannot be served (never a traceback, never cached)."""
     if isinstance(exc, NotAuthenticated):
@@ -290,7 +239,7 @@ async def _refuse(send: Any, exc: PlexzoomError) -> None:
 
 
 async def _send_tile(
-    scope: Scope, send: Any, body: bytes, ctype: bytes, etag: bytes, caching: bytes = _PUBLIC
+    scope: Scope, send: Any, body: bytes, ctype: bytes, etag: bytes, caching: bytes = guard.PUBLIC
 ) -> None:
     headers = [(b"etag", etag), (b"cache-control", caching)]
     for name, value in scope["headers"]:

@@ -57,35 +57,38 @@ def request(service: TileService, method: str, path: str, query: bytes) -> tuple
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
 
 
+def mostly(usual: Any, *odd: Any) -> st.SearchStrategy[Any]:
+    """``usual`` three times in four, else one of ``odd``: most requests get past the route."""
+    return st.one_of(st.just(usual), st.just(usual), st.just(usual), st.sampled_from(odd))
+
+
 numbers = st.one_of(
-    st.integers(-(10**12), 10**12).map(str),
+    st.integers(0, 3).map(str),
     st.integers(0, 12).map(str),
-    st.sampled_from(["", "0x1", "1.5", "1e3", "٣", "00", "0" * 40, "%31", "+1", " 1"]),
+    st.integers(-(10**12), 10**12).map(str),
+    st.sampled_from(["", "0x1", "1.5", "1e3", "\u0663", "00", "0" * 40, "%31", "+1", " 1"]),
 )
-names = st.sampled_from(
-    ["image", "c0", "c1", "pca", "render", "IMAGE", "image.zip", "..", "%2e%2e"]
-)
-exts = st.sampled_from(["jpeg", "png", "webp", "jpg", "zip", "json", "JPEG", "jpeg/..", "dzi", ""])
+names = mostly("image", "c0", "c1", "pca", "render", "IMAGE", "image.zip", "..", "%2e%2e")
+exts = mostly("jpeg", "png", "webp", "jpg", "zip", "json", "JPEG", "jpeg/..", "dzi", "")
+prefixes = mostly("/tiles/", "/tiles//", "/tiles/../tiles/", "/tiles/%2e%2e/", "/TILES/")
 
 
 @st.composite
 def tile_paths(draw: st.DrawFn, images: list[Pyramid]) -> tuple[str, str]:
     """(image id the path names, path): well-formed or not, near the real pyramids."""
-    target = draw(st.sampled_from([*images, None]))
+    target = draw(st.sampled_from([*images, *images, None]))
     image_id = target.manifest.id if target else draw(st.sampled_from([FOREIGN_ID, "..", "x" * 26]))
-    gen = draw(
-        st.sampled_from([p.manifest.generation for p in images] + ["zzzzzzzzzzzz", "..", ""])
-    )
+    own = target.manifest.generation if target else "zzzzzzzzzzzz"
+    gen = draw(mostly(own, *(p.manifest.generation for p in images), "..", "", "ZZZZZZZZZZZZ"))
     name = draw(names)
-    shape = draw(st.sampled_from(["tile", "dzi", "junk"]))
+    shape = draw(mostly("tile", "dzi", "junk"))
     if shape == "dzi":
         tail = f"{name}.dzi"
     elif shape == "tile":
         tail = f"{name}_files/{draw(numbers)}/{draw(numbers)}_{draw(numbers)}.{draw(exts)}"
     else:
         tail = draw(st.text(max_size=60))
-    prefix = draw(st.sampled_from(["/tiles/", "/tiles//", "/tiles/../tiles/", "/tiles/%2e%2e/"]))
-    return image_id, f"{prefix}{image_id}/{gen}/{tail}"
+    return image_id, f"{draw(prefixes)}{image_id}/{gen}/{tail}"
 
 
 def test_no_tile_request_breaks_out(fixture: Fixture) -> None:
@@ -94,12 +97,12 @@ def test_no_tile_request_breaks_out(fixture: Fixture) -> None:
     statuses: Counter[int] = Counter()
 
     @given(data=st.data())
-    @settings(max_examples=400, deadline=None, database=None)
+    @settings(max_examples=800, deadline=None, database=None, derandomize=True)
     def attempt(data: st.DataObject) -> None:
         image_id, path = data.draw(tile_paths(fixture.images))
-        token_for = data.draw(st.sampled_from([*fixture.tokens, None, "garbage"]))
+        token_for = data.draw(mostly(image_id, *fixture.tokens, None, "garbage"))
         token = fixture.tokens.get(token_for or "", "12345.abc" if token_for == "garbage" else None)
-        method = data.draw(st.sampled_from(["GET", "HEAD", "GET", "POST", "DELETE"]))
+        method = data.draw(mostly("GET", "HEAD", "POST", "DELETE", "PUT"))
         query = data.draw(st.sampled_from([b"", b"t=", b"t=1.x"]))
         query = f"t={token}".encode() if token else query
         status, body = request(fixture.service, method, path, query)
