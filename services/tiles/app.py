@@ -31,8 +31,9 @@ from plexzoom.tiles.cache import LruCache
 PREFIX = "/tiles/"
 _ROUTE = re.compile(
     r"^/tiles/([0-9a-z]{26})/([0-9a-z]{12})/([a-z0-9]{1,16})"
-    r"(?:(\.dzi)|_files/(\d{1,2})/(\d{1,7})_(\d{1,7})\.([a-z]{3,4}))$",
-    re.ASCII,  # \d: 0-9 only (int() would read other scripts' digits too)
+    # One URL per tile: canonical decimal integers (no sign, no leading zero, ASCII digits only;
+    # int() would accept "007" and other scripts' digits too).
+    r"(?:(\.dzi)|_files/(0|[1-9][0-9]?)/(0|[1-9][0-9]{0,6})_(0|[1-9][0-9]{0,6})\.([a-z]{3,4}))$"
 )
 MANIFEST_TTL_S = 2.0  # server-rendered tiles follow saved render defaults within this delay
 Scope = dict[str, Any]
@@ -68,7 +69,7 @@ class TileService:
         if scope["method"] not in ("GET", "HEAD"):
             await _answer(send, 405, b"Only GET and HEAD are allowed.", [(b"allow", b"GET, HEAD")])
             return
-        match = _ROUTE.match(scope["path"])
+        match = _ROUTE.fullmatch(scope["path"])  # fullmatch: "$" alone lets a final "\n" through
         if match is None:
             await _answer(send, 404, b"No such tile.")
             return

@@ -214,6 +214,11 @@ def _not_found_paths(pyramid: Pyramid) -> list[str]:
         f"{pyramid.base}_files/x/0_0.jpeg",
         f"{pyramid.base}_files/{top}/0_0",
         f"{pyramid.base}_files/{top}/00000001_0.jpeg",
+        f"{pyramid.base}_files/{top}/01_0.jpeg",  # one URL per tile: no leading zeros
+        f"{pyramid.base}_files/{top}/0_00.jpeg",
+        f"{pyramid.base}_files/0{top}/0_0.jpeg",
+        f"{pyramid.base}.dzi\n",
+        f"{pyramid.base}_files/{top}/0_0.jpeg\n",
         f"{pyramid.base}_files/{top}/\u0660_0.jpeg",  # ARABIC-INDIC DIGIT ZERO: not an integer here
         f"{pyramid.base}_files/\uff11/0_0.jpeg",  # FULLWIDTH DIGIT ONE
         f"/tiles/{new_image_id()}/{gen}/image.dzi",
