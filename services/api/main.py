@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from plexzoom.api.config import ApiSettings
 from plexzoom.api.errors import install_error_handlers
 from plexzoom.api.routes import health, images, render
-from plexzoom.api.security import access_log, build_access, wrap_app
+from plexzoom.api.security import AccessFormatter, access_log, build_access, wrap_app
 from plexzoom.core.images import Enqueue
 from plexzoom.core.storage import S3Storage, Storage
 from plexzoom.settings import build_storage
@@ -109,7 +109,7 @@ def _log_requests_to_stderr() -> None:
     """uvicorn configures only its own loggers; the access log gets a handler of its own."""
     if not access_log.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s access %(message)s"))
+        handler.setFormatter(AccessFormatter())
         access_log.addHandler(handler)
         access_log.setLevel(logging.INFO)
         access_log.propagate = False

@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from plexzoom.api.security import AccessFormatter
 from plexzoom.core.access import TokenSigner
 from plexzoom.core.storage import Storage
 from tests.api.conftest import Api, MakeApi
@@ -249,3 +250,13 @@ async def test_tiles_check_their_own_token_in_a_real_client_flow(guarded: Api) -
     # Not converted yet: even a valid token shows nothing (no committed pyramid).
     pending = await guarded.client.get(tile_path(body["links"]["dzi"]))
     assert pending.status_code == 404
+
+
+def test_the_access_log_format_puts_a_utc_time_first() -> None:
+    line = ("GET '/x' 200",)
+    record = logging.LogRecord("plexzoom.access", logging.INFO, "", 0, "%s", line, None)
+    record.created = 1795622400.0421  # 2026-11-25T16:00:00.042Z
+    formatter = AccessFormatter()
+    assert formatter.format(record) == "2026-11-25T16:00:00.042Z access GET '/x' 200"
+    record.created += 61
+    assert formatter.format(record).startswith("2026-11-25T16:01:01.042Z access ")
