@@ -4,6 +4,7 @@ their first 2-second tokens have expired (plain DZI, live channel mix, server-re
 import io
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -184,3 +185,28 @@ def test_channel_mix_keeps_drawing_after_tokens_expire(
     check_fetched_later(tiles, mark, first, "/render_files/" if mix == "server" else "/c2_files/")
     assert page.locator("#view-warning").is_hidden(), page.locator("#view-warning").text_content()
     print(f"{len(tiles.refused())} of {len(tiles.seen)} tile requests refused and retried")
+
+
+def test_upload_page_asks_once_and_sends_the_key(
+    stack: Stack, context: tuple[BrowserContext, list[str]], tmp_path: Path
+) -> None:
+    """The gallery asks for the key, the upload (XMLHttpRequest) sends it, thumbnails load."""
+    ctx, blocked = context
+    page = ctx.new_page()
+    asked = answer_prompts(page, KEY)
+    tiles = TileLog(page)
+    page.goto(stack.url)
+    source = tmp_path / "small.png"
+    quadrant_image(600, 400).write_to_file(str(source))
+    page.set_input_files("[data-testid=file-input]", str(source))
+    status = "document.querySelector('[data-testid=upload-status]').textContent.trim()"
+    page.wait_for_function(f"() => {status} === 'ready'", timeout=120_000)
+    page.reload()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=gallery] img')]"
+        ".some((img) => img.complete && img.naturalWidth > 0)",
+        timeout=20_000,
+    )
+    assert len(asked) == 1
+    assert tiles.seen and all(status == 200 and token for status, token, _ in tiles.seen)
+    assert blocked == []
