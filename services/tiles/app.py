@@ -36,6 +36,7 @@ _ROUTE = re.compile(
     r"(?:(\.dzi)|_files/(0|[1-9][0-9]?)/(0|[1-9][0-9]{0,6})_(0|[1-9][0-9]{0,6})\.([a-z]{3,4}))$"
 )
 MANIFEST_TTL_S = 2.0  # server-rendered tiles follow saved render defaults within this delay
+RECHECK_S = 0.2  # a pyramid the cached manifest does not commit: re-read it if older than this
 Scope = dict[str, Any]
 TileKey = tuple[str, str, str, int, int, int]
 
@@ -76,6 +77,9 @@ class TileService:
         image_id, gen, name, dzi, level, col, row, ext = match.groups()
         try:
             manifest = await self._manifest(image_id)
+            if not guard.commits(manifest, gen, name):
+                # Converted a moment ago? The cached manifest may predate the commit.
+                manifest = await self._manifest(image_id, max_age_s=RECHECK_S)
             private_for = guard.admit(self.access, scope, manifest, gen, name)
             if name == composite.NAME:
                 await self._render(scope, send, manifest, match.groups()[3:], private_for)
@@ -145,12 +149,13 @@ class TileService:
         caching = guard.cache_control(private_for, changeable="c=" not in query)
         await _send_tile(scope, send, body, b"image/png", etag, caching)
 
-    async def _manifest(self, image_id: str) -> Manifest:
-        """The image's manifest, re-read at most every manifest_ttl_s (it says which pyramid
-        is committed, whether the image is public, and its render defaults)."""
+    async def _manifest(self, image_id: str, max_age_s: float | None = None) -> Manifest:
+        """The image's manifest, re-read when older than manifest_ttl_s (or ``max_age_s``): it
+        says which pyramid is committed, whether the image is public, its render defaults."""
         cached = self.manifests.get(image_id)
         now = time.monotonic()
-        if cached is not None and cached[1] > now:
+        max_age = self.manifest_ttl_s if max_age_s is None else max_age_s
+        if cached is not None and now - cached[1] < max_age:
             return cached[0]
         pending = self._manifest_reads.get(image_id)
         if pending is not None:
@@ -159,7 +164,7 @@ class TileService:
         self._manifest_reads[image_id] = future
         try:
             manifest = await to_thread.run_sync(read_manifest, self.storage, image_id)
-            self.manifests.put(image_id, (manifest, now + self.manifest_ttl_s), 1)
+            self.manifests.put(image_id, (manifest, now), 1)
             future.set_result(manifest)
             return manifest
         except BaseException as exc:

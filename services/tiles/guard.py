@@ -24,10 +24,15 @@ def admit(
     """Check the request's credential and that the manifest commits this pyramid; None when
     anyone may read it, else how many seconds a private cache may keep it. Raises otherwise."""
     private_for = _private_for(access, scope, manifest, gen)
-    committed = manifest.pyramids.get("c0" if name == RENDER else name)
-    if manifest.status != "ready" or committed is None or committed.generation != gen:
+    if not commits(manifest, gen, name):
         raise NotFound("No such pyramid.")  # half-written, replaced or failed
     return private_for
+
+
+def commits(manifest: Manifest, gen: str, name: str) -> bool:
+    """True when the manifest names pyramid ``name`` of generation ``gen`` as ready."""
+    committed = manifest.pyramids.get("c0" if name == RENDER else name)
+    return manifest.status == "ready" and committed is not None and committed.generation == gen
 
 
 def cache_control(private_for: int | None, changeable: bool = False) -> bytes:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
 import httpx
 import pytest
 
@@ -456,3 +457,31 @@ async def test_only_the_pyramid_the_manifest_commits_is_served(
     assert (await call(service, "GET", url))[0] == 404, "a replaced generation is never served"
     write_manifest(pyramid.storage, pyramid.manifest)
     assert (await call(service, "GET", url))[0] == 200
+
+
+async def test_a_just_committed_pyramid_shows_without_waiting_for_the_manifest_cache(
+    tmp_path: Path,
+) -> None:
+    """A manifest cached while converting does not hide the pyramid for the cache's 2 s."""
+    pyramid = convert_into(LocalStorage(tmp_path / "data"), tmp_path)
+    service = TileService(pyramid.storage)
+    converting = pyramid.manifest.model_copy(update={"status": "processing"})
+    write_manifest(pyramid.storage, converting)
+    assert (await call(service, "GET", f"{pyramid.base}.dzi"))[0] == 404
+    write_manifest(pyramid.storage, pyramid.manifest)
+    await anyio.sleep(0.3)
+    assert (await call(service, "GET", f"{pyramid.base}.dzi"))[0] == 200
+    # A bogus generation of an existing image costs at most one manifest read per 0.2 s.
+    reads = 0
+    real_read = pyramid.storage.get_bytes
+
+    def counting(key: str) -> bytes:
+        nonlocal reads
+        reads += key.endswith("manifest.json")
+        return real_read(key)
+
+    pyramid.storage.get_bytes = counting  # type: ignore[method-assign]
+    bogus = f"/tiles/{pyramid.manifest.id}/{new_generation()}/image.dzi"
+    for _ in range(20):
+        assert (await call(service, "GET", bogus))[0] == 404
+    assert reads <= 1
