@@ -22,6 +22,10 @@ from plexzoom.core.access import (
 access_log = logging.getLogger("plexzoom.access")
 _IMAGE_IN_PATH = re.compile(r"^/(?:v1/images|tiles)/([0-9a-z]{26})(?:/|$)")
 _bearer = HTTPBearer(auto_error=False, description="One of the keys in PLEXZOOM_API_KEYS.")
+# The answer every /v1 route documents besides its own (when API keys are configured).
+KEY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No API key, or one that is not accepted (only when keys are set)."}
+}
 ASGIApp = Any
 
 

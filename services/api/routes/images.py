@@ -8,13 +8,18 @@ from pydantic import BaseModel
 
 from plexzoom.api.deps import EnqueueDep, SettingsDep, StorageDep
 from plexzoom.api.schemas import ImagePage, ImageStatus, LinkContext, to_status
-from plexzoom.api.security import require_key
+from plexzoom.api.security import KEY_RESPONSES, require_key
 from plexzoom.api.upload import receive_upload
 from plexzoom.core.access import AccessPolicy
 from plexzoom.core.images import delete_image, list_images, reconvert_image, set_public
 from plexzoom.core.manifest import read_manifest
 
-router = APIRouter(prefix="/v1/images", tags=["images"], dependencies=[Depends(require_key)])
+router = APIRouter(
+    prefix="/v1/images",
+    tags=["images"],
+    dependencies=[Depends(require_key)],
+    responses=KEY_RESPONSES,
+)
 
 _UPLOAD_BODY = {
     "requestBody": {
