@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from plexzoom.settings import CommonSettings
 
@@ -29,3 +29,10 @@ class ApiSettings(CommonSettings):
     cors_origins: tuple[str, ...] = ()
     # One log line per request (plexzoom.access logger).
     access_log: bool = True
+
+    @field_validator("token_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("PLEXZOOM_TOKEN_SECRET must be at least 16 characters long")
+        return value

@@ -7,9 +7,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from pydantic import ValidationError
 
-from plexzoom.api.security import AccessFormatter
-from plexzoom.core.access import TokenSigner
+from plexzoom.api.config import ApiSettings
+from plexzoom.api.security import AccessFormatter, build_access
+from plexzoom.core.access import Forbidden, TokenSigner
 from plexzoom.core.storage import Storage
 from tests.api.conftest import Api, MakeApi
 from tests.conftest import quadrant_bytes
@@ -18,6 +20,7 @@ from tests.tiles.test_tiles import Pyramid, convert_into
 pytestmark = pytest.mark.anyio
 KEY, OTHER_KEY = "key-one-7c1d", "key-two-93ab"
 AUTH = {"Authorization": f"Bearer {KEY}"}
+A_ID, GEN = "01jaaaaaaaaaaaaaaaaaaaaaaa", "aaaaaaaaaaaa"
 
 
 @pytest.fixture
@@ -260,3 +263,21 @@ def test_the_access_log_format_puts_a_utc_time_first() -> None:
     assert formatter.format(record) == "2026-11-25T16:00:00.042Z access GET '/x' 200"
     record.created += 61
     assert formatter.format(record).startswith("2026-11-25T16:01:01.042Z access ")
+
+
+def test_web_processes_agree_on_the_token_secret(tmp_path: Path) -> None:
+    """Two processes (and a restart) that build their policy from one data folder share it;
+    a configured secret wins, and a short one is refused at start."""
+    settings = ApiSettings(data_dir=tmp_path, api_keys=KEY)
+    first, second = build_access(settings), build_access(settings)
+    assert first.signer is not None and second.signer is not None
+    token = first.signer.issue(A_ID, GEN)
+    assert second.signer.check(token.value, A_ID, GEN) == token.expires
+    configured = build_access(ApiSettings(data_dir=tmp_path, api_keys=KEY, token_secret="s" * 32))
+    assert configured.signer is not None
+    with pytest.raises(Forbidden):
+        configured.signer.check(token.value, A_ID, GEN)
+    with pytest.raises(ValidationError, match="at least 16"):
+        ApiSettings(data_dir=tmp_path, api_keys=KEY, token_secret="short")
+    assert build_access(ApiSettings(data_dir=tmp_path / "open")).is_open
+    assert not (tmp_path / "open").exists(), "no secret is made without keys"

@@ -100,6 +100,25 @@ describe("TileToken", () => {
   });
 });
 
+describe("refused tiles", () => {
+  test("a refused tile renews a fresh token too, at most every 5 s", async () => {
+    let now = 0;
+    let calls = 0;
+    const token = new TileToken(status("a", 3600), async () => {
+      calls += 1;
+      return status(`b${calls}`, 3600);
+    }, { now: () => now });
+    assert.equal(token.renewAfterRefusal(), null); // just issued: a real refusal, not a stale token
+    now = 6000; // say the server restarted with another secret
+    await token.renewAfterRefusal();
+    assert.equal(token.value, "b1");
+    now = 7000;
+    assert.equal(token.renewAfterRefusal(), null);
+    assert.equal(calls, 1);
+    token.stop();
+  });
+});
+
 describe("signedDziSource", () => {
   test("each download is signed with the token current when it starts", async () => {
     const started = [];

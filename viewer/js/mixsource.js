@@ -100,7 +100,7 @@ async function fetchBlob(url, signal, token) {
   let response = await fetch(token.sign(url), { credentials: "same-origin", signal });
   if ((response.status === 401 || response.status === 403) && used) {
     response.body?.cancel().catch(() => {});
-    if (token.value === used) await token.renew(); // else another tile renewed it already
+    if (token.value === used) await token.renewAfterRefusal(); // else another tile renewed it
     response = await fetch(token.sign(url), { credentials: "same-origin", signal });
   }
   if (!response.ok) throw new Error(`HTTP ${response.status} for ${new URL(url, window.location.href).pathname}`);

@@ -9,10 +9,12 @@
 
 const MIN_DELAY_MS = 500;
 const FRESH_MS = 1000; // a tile request goes out with at least this much of its token left
+const REFUSED_RENEW_MS = 5000; // after a refused tile, renew at most this often
 
 /** The token of an image that needs none (public, or a server without API keys). */
 export const NO_TOKEN = {
   value: null,
+  renewAfterRefusal: () => Promise.resolve(),
   sign: (url) => url,
   ready: () => Promise.resolve(),
   renew: () => Promise.resolve(),
@@ -37,6 +39,7 @@ export class TileToken {
     this.timer = null;
     this.renewing = null;
     this.renewals = 0; // for tests
+    this.renewedAt = now();
     this.update(image);
   }
 
@@ -70,6 +73,7 @@ export class TileToken {
     this.renewing ??= this.refresh(this.id)
       .then((image) => {
         this.renewals += 1;
+        this.renewedAt = this.now();
         this.update(image);
         this.onRenew(image);
       })
@@ -90,6 +94,14 @@ export class TileToken {
     if (!this.value) return null;
     const nearlyOut = this.expiresAt - this.now() < MIN_DELAY_MS;
     return nearlyOut || !this.timer ? this.renew() : null;
+  }
+
+  /** A tile was refused: renew now if the token is nearly out, or if the last renewal is a
+   * while ago (a server restarted with another secret refuses tokens that have not expired). */
+  renewAfterRefusal() {
+    if (!this.value) return null;
+    if (this.now() - this.renewedAt > REFUSED_RENEW_MS) return this.renew();
+    return this.renewIfStale();
   }
 
   stop() {
@@ -122,7 +134,7 @@ export function signedDziSource(geometry, tilesBaseUrl, token, OSD = globalThis.
     downloadTileStart(job) {
       const fail = job.fail;
       job.fail = (...args) => {
-        token.renewIfStale(); // OpenSeadragon's retry then goes out with a fresh token
+        token.renewAfterRefusal(); // OpenSeadragon's retry then goes out with a fresh token
         return fail.apply(job, args);
       };
       token.ready().then(() => {
