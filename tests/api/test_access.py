@@ -281,3 +281,18 @@ def test_web_processes_agree_on_the_token_secret(tmp_path: Path) -> None:
         ApiSettings(data_dir=tmp_path, api_keys=KEY, token_secret="short")
     assert build_access(ApiSettings(data_dir=tmp_path / "open")).is_open
     assert not (tmp_path / "open").exists(), "no secret is made without keys"
+
+
+async def test_visibility_waits_until_the_conversion_is_done(guarded: Api) -> None:
+    """The worker rewrites the manifest while converting; a change then would be lost: 409."""
+    upload = await guarded.client.post(
+        "/v1/images", files={"file": ("q.png", quadrant_bytes())}, headers=AUTH
+    )
+    image_id = upload.json()["id"]
+    answer = await guarded.client.put(
+        f"/v1/images/{image_id}/public", json={"public": True}, headers=AUTH
+    )
+    assert answer.status_code == 409
+    assert "try again when it is done" in answer.json()["detail"]
+    status = await guarded.client.get(f"/v1/images/{image_id}", headers=AUTH)
+    assert status.json()["public"] is False
