@@ -13,10 +13,11 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from plexzoom.api.accesslog import log_requests_to_stderr
 from plexzoom.api.config import ApiSettings
 from plexzoom.api.errors import install_error_handlers
 from plexzoom.api.routes import health, images, render
-from plexzoom.api.security import AccessFormatter, access_log, build_access, wrap_app
+from plexzoom.api.security import build_access, wrap_app
 from plexzoom.core.images import Enqueue
 from plexzoom.core.storage import S3Storage, Storage
 from plexzoom.settings import build_storage
@@ -105,22 +106,12 @@ def create_app(
     return OneOrigin(api, tiles, settings)
 
 
-def _log_requests_to_stderr() -> None:
-    """uvicorn configures only its own loggers; the access log gets a handler of its own."""
-    if not access_log.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(AccessFormatter())
-        access_log.addHandler(handler)
-        access_log.setLevel(logging.INFO)
-        access_log.propagate = False
-
-
 def create_app_from_env() -> OneOrigin:
     """Build everything from PLEXZOOM_* settings (the uvicorn factory)."""
     from plexzoom.worker.broker import connect_broker, enqueue_conversion, ping
 
     settings = ApiSettings()
-    _log_requests_to_stderr()
+    log_requests_to_stderr()
     storage = build_storage(settings)
     if isinstance(storage, S3Storage):
         cors = list(settings.s3_cors_origins) if settings.tile_mode == "presigned" else None

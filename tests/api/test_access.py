@@ -9,8 +9,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from pydantic import ValidationError
 
+from plexzoom.api.accesslog import AccessFormatter, BatchedHandler
 from plexzoom.api.config import ApiSettings
-from plexzoom.api.security import AccessFormatter, build_access
+from plexzoom.api.security import build_access
 from plexzoom.core.access import Forbidden, TokenSigner
 from plexzoom.core.storage import Storage
 from tests.api.conftest import Api, MakeApi
@@ -296,3 +297,29 @@ async def test_visibility_waits_until_the_conversion_is_done(guarded: Api) -> No
     assert "try again when it is done" in answer.json()["detail"]
     status = await guarded.client.get(f"/v1/images/{image_id}", headers=AUTH)
     assert status.json()["public"] is False
+
+
+def test_the_access_log_is_written_in_batches(tmp_path: Path) -> None:
+    """Lines wait (no write per request) until the interval passes or 64 KiB gather."""
+    logger = logging.getLogger("plexzoom.test-batched")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    with (tmp_path / "slow.log").open("wb") as slow, (tmp_path / "fast.log").open("wb") as fast:
+        waiting = BatchedHandler(slow.fileno(), interval_s=3600)
+        prompt = BatchedHandler(fast.fileno(), interval_s=0.05)
+        for handler in (waiting, prompt):
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            logger.addHandler(handler)
+        try:
+            for n in range(3):
+                logger.info("line %d", n)
+            assert (tmp_path / "slow.log").read_bytes() == b""
+            deadline = time.monotonic() + 5
+            while (tmp_path / "fast.log").read_bytes() != b"line 0\nline 1\nline 2\n":
+                assert time.monotonic() < deadline, "the background flush did not write"
+                time.sleep(0.02)
+            logger.info("%s", "x" * 70_000)
+            assert (tmp_path / "slow.log").read_bytes().startswith(b"line 0\nline 1\nline 2\nxxx")
+        finally:
+            for handler in (waiting, prompt):
+                logger.removeHandler(handler)

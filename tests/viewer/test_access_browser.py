@@ -1,6 +1,7 @@
 """A private server in a real browser: the key is asked for once, tiles keep drawing after
 their first 2-second tokens have expired (plain DZI, live channel mix, server-rendered mix)."""
 
+import hashlib
 import io
 import time
 from collections.abc import Iterator
@@ -210,3 +211,24 @@ def test_upload_page_asks_once_and_sends_the_key(
     assert len(asked) == 1
     assert tiles.seen and all(status == 200 and token for status, token, _ in tiles.seen)
     assert blocked == []
+
+
+def test_the_running_stack_logs_each_request_without_secrets(stack: Stack) -> None:
+    """The web process's access log (stderr, batched): key fingerprint and image id per line,
+    never the key or a token."""
+    image = upload(stack, quadrant_image(300, 200).write_to_buffer(".png"), "log.png")
+    tile = httpx.get(image["links"]["thumbnail"])
+    assert tile.status_code == 200
+    fingerprint = hashlib.sha256(KEY.encode()).hexdigest()[:8]
+    log = Path(stack.log.name)
+    wanted = [
+        f"'/v1/images/{image['id']}' 200 key={fingerprint} image={image['id']}",
+        f"'{urlsplit(image['links']['thumbnail']).path}' 200 key=- image={image['id']}",
+    ]
+    deadline = time.monotonic() + 10
+    while not all(line in log.read_text(errors="replace") for line in wanted):
+        assert time.monotonic() < deadline, f"missing access log lines: {wanted}"
+        time.sleep(0.1)
+    text = log.read_text(errors="replace")
+    assert KEY not in text
+    assert image["links"]["token"] not in text
