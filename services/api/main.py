@@ -112,6 +112,9 @@ def create_app_from_env() -> OneOrigin:
 
     settings = ApiSettings()
     log_requests_to_stderr()
+    if not settings.api_key_list:
+        # make run refuses other interfaces without keys; a uvicorn started by hand is not checked.
+        log.warning("no API keys (PLEXZOOM_API_KEYS): the API is open; serve it on loopback only")
     storage = build_storage(settings)
     if isinstance(storage, S3Storage):
         cors = list(settings.s3_cors_origins) if settings.tile_mode == "presigned" else None
