@@ -97,7 +97,9 @@ def test_private_redis_supervised_worker_and_clean_stop(
     finally:
         stack.stop()
     assert stack.proc.returncode == 0
-    assert "the API is open, to this machine only" in (tmp_path / "stack.log").read_text()
+    said = (tmp_path / "stack.log").read_text()
+    assert "the API is open, to this machine only" in said  # make run
+    assert "the API is open; serve it on loopback only" in said  # each web process
     time.sleep(0.5)
     assert _alive(family) == []
 
