@@ -4,6 +4,7 @@ Ctrl-C (SIGINT) or SIGTERM stops every child cleanly. A worker that dies is rest
 """
 
 import contextlib
+import ipaddress
 import os
 import signal
 import subprocess
@@ -25,6 +26,32 @@ class RunSettings(CommonSettings):
     web_processes: int = 2
     worker_processes: int = 1
     worker_threads: int = 1
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` names this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name or an interface we cannot prove to be loopback
+
+
+def access_notice(settings: RunSettings) -> tuple[bool, str]:
+    """(may start, what to say): without API keys the API is only served on loopback."""
+    keys = len(settings.api_key_list)
+    if keys:
+        return True, f"plexzoom: API keys required on /v1 ({keys} configured)"
+    if is_loopback(settings.host):
+        return True, (
+            "plexzoom: no API keys set (PLEXZOOM_API_KEYS): the API is open, to this machine only"
+        )
+    return False, (
+        f"plexzoom: refusing to listen on {settings.host} without API keys: anyone who can "
+        "reach it could read and delete every image. Set PLEXZOOM_API_KEYS (comma-separated), "
+        "or keep PLEXZOOM_HOST=127.0.0.1."
+    )
 
 
 def start_private_redis(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -121,6 +148,10 @@ def worker_command(settings: RunSettings) -> list[str]:
 def main() -> int:
     """Start everything, supervise the worker, stop everything on a signal."""
     settings = RunSettings()
+    may_start, notice = access_notice(settings)
+    print(notice, file=sys.stdout if may_start else sys.stderr, flush=True)
+    if not may_start:
+        return 2
     children: list[subprocess.Popen[bytes]] = []
     stopping = False
 

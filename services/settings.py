@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from plexzoom.core.storage import LocalStorage, S3Config, S3Storage, Storage
@@ -17,6 +18,13 @@ class CommonSettings(BaseSettings):
     s3_bucket: str | None = None
     s3_region: str | None = None
     redis_url: str | None = None
+    # Comma-separated; when set, every /v1 call needs `Authorization: Bearer <one of them>`.
+    api_keys: SecretStr = SecretStr("")
+
+    @property
+    def api_key_list(self) -> tuple[str, ...]:
+        """The configured API keys (none: the API is open, and only served on loopback)."""
+        return tuple(k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip())
 
     @property
     def uses_s3(self) -> bool:

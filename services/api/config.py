@@ -3,6 +3,8 @@
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field, SecretStr, field_validator
+
 from plexzoom.settings import CommonSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -19,3 +21,18 @@ class ApiSettings(CommonSettings):
     s3_cors_origins: tuple[str, ...] = ("http://127.0.0.1:8000", "http://localhost:8000")
     tile_cache_bytes: int = 256 * 1024**2
     viewer_dir: Path = REPO_ROOT / "viewer"
+    # Tile tokens (only when API keys are set): lifetime, and the HMAC secret shared by every
+    # web process; unset, it is kept in {data_dir}/secrets/token-secret (created once, 0600).
+    token_ttl_s: int = Field(3600, ge=1, le=7 * 24 * 3600)
+    token_secret: SecretStr | None = None
+    # Origins that may call the API and tiles from other sites; empty: no CORS headers at all.
+    cors_origins: tuple[str, ...] = ()
+    # One log line per request (plexzoom.access logger).
+    access_log: bool = True
+
+    @field_validator("token_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("PLEXZOOM_TOKEN_SECRET must be at least 16 characters long")
+        return value

@@ -7,12 +7,14 @@ from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
 from plexzoom.api.upload import BadUpload
-from plexzoom.core import errors
+from plexzoom.core import access, errors
 from plexzoom.core.render import BadRenderSettings
 
 log = logging.getLogger(__name__)
 
 STATUS_CODES: dict[type[errors.PlexzoomError], int] = {
+    access.NotAuthenticated: 401,
+    access.Forbidden: 403,
     errors.NotFound: 404,
     errors.UnsupportedFormat: 415,
     errors.ImageTooLarge: 413,
@@ -37,7 +39,11 @@ def status_for(exc: errors.PlexzoomError) -> int:
 async def _plexzoom_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.PlexzoomError)
     status = status_for(exc)
-    headers = {"Connection": "close"} if status == 413 else None  # the rest of the body is unread
+    headers = None
+    if status == 413:
+        headers = {"Connection": "close"}  # the rest of the body is unread
+    elif status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="plexzoom"'}
     return JSONResponse({"detail": exc.message}, status_code=status, headers=headers)
 
 

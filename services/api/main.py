@@ -13,9 +13,11 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from plexzoom.api.accesslog import log_requests_to_stderr
 from plexzoom.api.config import ApiSettings
 from plexzoom.api.errors import install_error_handlers
 from plexzoom.api.routes import health, images, render
+from plexzoom.api.security import build_access, wrap_app
 from plexzoom.core.images import Enqueue
 from plexzoom.core.libvips import restrict_loaders
 from plexzoom.core.storage import S3Storage, Storage
@@ -31,12 +33,18 @@ _VENDOR = {
 
 
 class OneOrigin:
-    """Sends /tiles/ straight to the bare tile service and everything else to FastAPI."""
+    """Sends /tiles/ straight to the bare tile service and everything else to FastAPI,
+    behind the access log and, when origins are configured, CORS."""
 
-    def __init__(self, api: FastAPI, tiles: TileService) -> None:
+    def __init__(self, api: FastAPI, tiles: TileService, settings: ApiSettings) -> None:
         self.api, self.tiles = api, tiles
+        self.handle = wrap_app(self.route, settings)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await self.handle(scope, receive, send)
+
+    async def route(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Dispatch one request by its path."""
         if scope["type"] == "http" and scope["path"].startswith(TILES_PREFIX):
             await self.tiles(scope, receive, send)
         else:
@@ -55,6 +63,7 @@ def create_api(
         description="Upload huge images; get Deep Zoom pyramids and a browser viewer.",
     )
     api.state.settings, api.state.storage = settings, storage
+    api.state.access = build_access(settings)
     api.state.enqueue, api.state.ping_broker = enqueue, ping_broker
     api.state.forget_image = lambda _image_id: None
     install_error_handlers(api)
@@ -93,9 +102,9 @@ def create_app(
 ) -> OneOrigin:
     """API, tiles and viewer behind one ASGI callable."""
     api = create_api(settings, storage, enqueue, ping_broker)
-    tiles = TileService(storage, settings.tile_cache_bytes)
+    tiles = TileService(storage, settings.tile_cache_bytes, access=api.state.access)
     api.state.forget_image = tiles.forget
-    return OneOrigin(api, tiles)
+    return OneOrigin(api, tiles, settings)
 
 
 def create_app_from_env() -> OneOrigin:
@@ -104,6 +113,10 @@ def create_app_from_env() -> OneOrigin:
 
     restrict_loaders()  # the tile service decodes channel tiles to mix them
     settings = ApiSettings()
+    log_requests_to_stderr()
+    if not settings.api_key_list:
+        # make run refuses other interfaces without keys; a uvicorn started by hand is not checked.
+        log.warning("no API keys (PLEXZOOM_API_KEYS): the API is open; serve it on loopback only")
     storage = build_storage(settings)
     if isinstance(storage, S3Storage):
         cors = list(settings.s3_cors_origins) if settings.tile_mode == "presigned" else None

@@ -4,9 +4,10 @@ import math
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from plexzoom.core import keys
+from plexzoom.core.access import TokenSigner
 from plexzoom.core.manifest import Channel, Manifest, Status
 from plexzoom.core.storage import Storage
 
@@ -27,6 +28,10 @@ class Links(BaseModel):
     thumbnail: str | None = None
     pca: str | None = None  # hyperspectral cubes: the first three principal components as RGB
     pyramid: PyramidLinks | None = None
+    # Private images (when API keys are set): the tile token in every tile URL above (t=...)
+    # and the seconds it has left; fetch the status again before it runs out.
+    token: str | None = None
+    token_expires_in: int | None = None
 
 
 class ChannelStatus(Channel):
@@ -49,6 +54,7 @@ class ImageStatus(BaseModel):
     width: int | None
     height: int | None
     channels: list[ChannelStatus]
+    public: bool
     dtype: str | None
     physical_size: tuple[float, float, str] | None
     notes: dict[str, Any]
@@ -67,16 +73,20 @@ class ImagePage(BaseModel):
 class LinkContext(BaseModel):
     """What link building needs to know about the request and deployment."""
 
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
     base_url: str
     presign_expires_s: int | None = None
+    signer: TokenSigner | None = None  # set when private images need tile tokens
 
 
 def to_status(manifest: Manifest, ctx: LinkContext, storage: Storage) -> ImageStatus:
     """The API view of a manifest."""
     links = _links(manifest, ctx, storage)
     base = links.dzi.rsplit("/", 1)[0]
+    query = f"?t={links.token}" if links.token else ""
     channels = [
-        ChannelStatus(**c.model_dump(), dzi=f"{base}/{c.pyramid}.dzi" if c.pyramid else None)
+        ChannelStatus(**c.model_dump(), dzi=f"{base}/{c.pyramid}.dzi{query}" if c.pyramid else None)
         for c in manifest.channels
     ]
     return ImageStatus(
@@ -91,11 +101,17 @@ def _links(manifest: Manifest, ctx: LinkContext, storage: Storage) -> Links:
     pyramid = manifest.pyramids.get("image")
     gen = pyramid.generation if pyramid else manifest.generation
     tiles = f"{base}/tiles/{manifest.id}/{gen}/image"
+    query = ""
     links = Links(
         self=f"{base}/v1/images/{manifest.id}",
-        dzi=f"{tiles}.dzi",
+        dzi="",
         viewer=f"{base}/view.html?id={manifest.id}",
     )
+    if ctx.signer is not None and not manifest.public:
+        token = ctx.signer.issue(manifest.id, gen)
+        links.token, links.token_expires_in = token.value, token.seconds_left()
+        query = f"?t={token.value}"
+    links.dzi = f"{tiles}.dzi{query}"
     if pyramid is None or manifest.status != "ready":
         return links
     # The smallest level that still fills one tile: a ready-made thumbnail.
@@ -105,9 +121,9 @@ def _links(manifest: Manifest, ctx: LinkContext, storage: Storage) -> Links:
         - 1
         - math.ceil(math.log2(max(1.0, max(pyramid.width, pyramid.height) / pyramid.tile_size))),
     )
-    links.thumbnail = f"{tiles}_files/{level}/0_0.{pyramid.format}"
+    links.thumbnail = f"{tiles}_files/{level}/0_0.{pyramid.format}{query}"
     if "pca" in manifest.pyramids:
-        links.pca = f"{tiles.rsplit('/', 1)[0]}/pca.dzi"
+        links.pca = f"{tiles.rsplit('/', 1)[0]}/pca.dzi{query}"
     if ctx.presign_expires_s:
         archive = storage.presign_get(
             keys.pyramid_key(manifest.id, gen, "image"), ctx.presign_expires_s

@@ -128,3 +128,17 @@ def save_render(storage: Storage, image_id: str, settings: RenderSettings) -> Re
     manifest.render = settings
     write_manifest(storage, manifest)
     return settings
+
+
+def set_public(storage: Storage, image_id: str, public: bool) -> Manifest:
+    """Make an image's tiles public (no token, shared caches) or private again."""
+    manifest = read_manifest(storage, image_id)
+    if manifest.status in ("uploading", "queued", "processing"):
+        # The worker rewrites the manifest as it goes and would undo the change.
+        raise Conflict(
+            "This image is still being uploaded or converted; try again when it is done."
+        )
+    if manifest.public != public:
+        manifest.public = public
+        write_manifest(storage, manifest)
+    return manifest

@@ -80,6 +80,8 @@ class Manifest(BaseModel):
     notes: dict[str, Any] = Field(default_factory=dict)
     # Saved default render settings (PUT /v1/images/{id}/render); None: the conversion's.
     render: RenderSettings | None = None
+    # Public: tiles open without a token and cacheable by anyone (PUT /v1/images/{id}/public).
+    public: bool = False
     generation: str
     pyramids: dict[str, Pyramid] = Field(default_factory=dict)
     attempts: int = 0

@@ -3,8 +3,11 @@
     /tiles/{id}/{generation}/{name}.dzi
     /tiles/{id}/{generation}/{name}_files/{level}/{col}_{row}.{format}
 
-A bare ASGI app (no router, no middleware): tiles are the hot path. Pyramids are immutable
-per generation, so tiles carry strong ETags and are cached by browsers and proxies for a year.
+A bare ASGI app (no router, no middleware): tiles are the hot path. It serves only pyramids
+that the image's manifest commits (status ready, this generation). Pyramids are immutable per
+generation, so tiles carry strong ETags; public images (and every image when no API keys are
+set) are cached by anyone for a year, private ones need a tile token (``?t=``, see
+plexzoom.core.access) or an API key, and are cached privately no longer than it lasts.
 """
 
 import asyncio
@@ -15,23 +18,25 @@ from typing import Any
 from anyio import to_thread
 
 from plexzoom.core import keys
-from plexzoom.core.errors import Conflict, NotFound, PlexzoomError
+from plexzoom.core.access import AccessPolicy, Forbidden, NotAuthenticated
+from plexzoom.core.errors import Conflict, DamagedRecord, NotFound, PlexzoomError
 from plexzoom.core.images import render_defaults
 from plexzoom.core.manifest import Manifest, read_manifest
 from plexzoom.core.pyramid import TILE_FORMATS, TileIndex
 from plexzoom.core.render import BadRenderSettings, channel_table, settings_from_query
 from plexzoom.core.storage import LocalStorage, Storage
-from plexzoom.tiles import composite
+from plexzoom.tiles import composite, guard
 from plexzoom.tiles.cache import LruCache
 
 PREFIX = "/tiles/"
 _ROUTE = re.compile(
     r"^/tiles/([0-9a-z]{26})/([0-9a-z]{12})/([a-z0-9]{1,16})"
-    r"(?:(\.dzi)|_files/(\d{1,2})/(\d{1,7})_(\d{1,7})\.([a-z]{3,4}))$"
+    # One URL per tile: canonical decimal integers (no sign, no leading zero, ASCII digits only;
+    # int() would accept "007" and other scripts' digits too).
+    r"(?:(\.dzi)|_files/(0|[1-9][0-9]?)/(0|[1-9][0-9]{0,6})_(0|[1-9][0-9]{0,6})\.([a-z]{3,4}))$"
 )
-_PUBLIC = b"public, max-age=31536000, immutable"
-_SHORT = b"public, max-age=60"
 MANIFEST_TTL_S = 2.0  # server-rendered tiles follow saved render defaults within this delay
+RECHECK_S = 0.2  # a pyramid the cached manifest does not commit: re-read it if older than this
 Scope = dict[str, Any]
 TileKey = tuple[str, str, str, int, int, int]
 
@@ -40,16 +45,24 @@ class TileService:
     """Serves DZI descriptors and tiles; caches indexes and tile bytes in memory."""
 
     def __init__(
-        self, storage: Storage, cache_bytes: int = 256 * 1024**2, index_ttl_s: float = 60
+        self,
+        storage: Storage,
+        cache_bytes: int = 256 * 1024**2,
+        index_ttl_s: float = 60,
+        access: AccessPolicy | None = None,
+        manifest_ttl_s: float = MANIFEST_TTL_S,
     ) -> None:
         self.storage = storage
+        self.access = access or AccessPolicy()
+        self.manifest_ttl_s = manifest_ttl_s
         # Indexes are re-read after a TTL so a delete made through another process shows.
         self.index_ttl_s = index_ttl_s
         self.indexes: LruCache[tuple[str, str, str], tuple[TileIndex, float]] = LruCache(512)
         self.tiles: LruCache[TileKey, bytes] = LruCache(cache_bytes)
         self.manifests: LruCache[str, tuple[Manifest, float]] = LruCache(256)
-        # Concurrent requests for one uncached tile share one storage read.
+        # Concurrent requests for one uncached tile (or manifest) share one storage read.
         self._reading: dict[TileKey, asyncio.Future[bytes]] = {}
+        self._manifest_reads: dict[str, asyncio.Future[Manifest]] = {}
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -57,15 +70,20 @@ class TileService:
         if scope["method"] not in ("GET", "HEAD"):
             await _answer(send, 405, b"Only GET and HEAD are allowed.", [(b"allow", b"GET, HEAD")])
             return
-        match = _ROUTE.match(scope["path"])
+        match = _ROUTE.fullmatch(scope["path"])  # fullmatch: "$" alone lets a final "\n" through
         if match is None:
             await _answer(send, 404, b"No such tile.")
             return
         image_id, gen, name, dzi, level, col, row, ext = match.groups()
-        if name == composite.NAME:
-            await self._render(scope, send, image_id, gen, match.groups()[3:])
-            return
         try:
+            manifest = await self._manifest(image_id)
+            if not guard.commits(manifest, gen, name):
+                # Converted a moment ago? The cached manifest may predate the commit.
+                manifest = await self._manifest(image_id, max_age_s=RECHECK_S)
+            private_for = guard.admit(self.access, scope, manifest, gen, name)
+            if name == composite.NAME:
+                await self._render(scope, send, manifest, match.groups()[3:], private_for)
+                return
             index = await self._index(image_id, gen, name)
             if dzi:
                 body, ctype, etag = index.dzi_xml().encode(), b"application/xml", f'"{gen}-{name}"'
@@ -75,30 +93,32 @@ class TileService:
                 body = await self._tile(image_id, gen, name, index, int(level), int(col), int(row))
                 ctype = TILE_FORMATS[ext].encode()
                 etag = f'"{gen}-{name}-{level}-{col}-{row}"'
-        except NotFound:
-            await _answer(send, 404, b"No such tile.")
+        except PlexzoomError as exc:
+            await _refuse(send, exc)
             return
-        except PlexzoomError:
-            await _answer(send, 503, b"Storage did not answer; try again.")
-            return
-        await _send_tile(scope, send, body, ctype, etag.encode())
+        await _send_tile(scope, send, body, ctype, etag.encode(), guard.cache_control(private_for))
 
     async def _render(
-        self, scope: Scope, send: Any, image_id: str, gen: str, where: tuple[str | None, ...]
+        self,
+        scope: Scope,
+        send: Any,
+        manifest: Manifest,
+        where: tuple[str | None, ...],
+        private_for: int | None,
     ) -> None:
         """A server-rendered composite descriptor or tile (see plexzoom.tiles.composite)."""
         dzi, level, col, row, ext = where
+        image_id, gen = manifest.id, manifest.generation
         query = scope.get("query_string", b"").decode("latin-1")
         try:
-            manifest = await self._manifest(image_id)
-            if manifest.generation != gen:
-                raise NotFound("No such pyramid.")
             settings = settings_from_query(query, render_defaults(manifest))
             index = await self._index(image_id, gen, "c0")
             tag = composite.settings_tag(settings)
             if dzi:
                 body = TileIndex(**{**index.__dict__, "format": "png"}).dzi_xml().encode()
-                await _send_tile(scope, send, body, b"application/xml", f'"{gen}-{tag}"'.encode())
+                etag = f'"{gen}-{tag}"'.encode()
+                caching = guard.cache_control(private_for)
+                await _send_tile(scope, send, body, b"application/xml", etag, caching)
                 return
             if ext != "png":
                 raise NotFound("No such tile.")
@@ -118,26 +138,41 @@ class TileService:
         except BadRenderSettings as exc:
             await _answer(send, 400, exc.message.encode())
             return
-        except (NotFound, Conflict):
+        except Conflict:
             await _answer(send, 404, b"No such tile.")
             return
-        except PlexzoomError:
-            await _answer(send, 503, b"Storage did not answer; try again.")
+        except PlexzoomError as exc:
+            await _refuse(send, exc)
             return
         etag = f'"{gen}-{tag}-{level}-{col}-{row}"'.encode()
         # Without explicit settings the tile follows the saved defaults, which can change.
-        caching = _PUBLIC if "c=" in query else _SHORT
+        caching = guard.cache_control(private_for, changeable="c=" not in query)
         await _send_tile(scope, send, body, b"image/png", etag, caching)
 
-    async def _manifest(self, image_id: str) -> Manifest:
-        """The image's manifest, re-read at most every MANIFEST_TTL_S (render defaults change)."""
+    async def _manifest(self, image_id: str, max_age_s: float | None = None) -> Manifest:
+        """The image's manifest, re-read when older than manifest_ttl_s (or ``max_age_s``): it
+        says which pyramid is committed, whether the image is public, its render defaults."""
         cached = self.manifests.get(image_id)
         now = time.monotonic()
-        if cached is not None and cached[1] > now:
+        max_age = self.manifest_ttl_s if max_age_s is None else max_age_s
+        if cached is not None and now - cached[1] < max_age:
             return cached[0]
-        manifest = await to_thread.run_sync(read_manifest, self.storage, image_id)
-        self.manifests.put(image_id, (manifest, now + MANIFEST_TTL_S), 1)
-        return manifest
+        pending = self._manifest_reads.get(image_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Manifest] = asyncio.get_running_loop().create_future()
+        self._manifest_reads[image_id] = future
+        try:
+            manifest = await to_thread.run_sync(read_manifest, self.storage, image_id)
+            self.manifests.put(image_id, (manifest, now), 1)
+            future.set_result(manifest)
+            return manifest
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # marked as retrieved: waiters, if any, get it raised
+            raise
+        finally:
+            del self._manifest_reads[image_id]
 
     def forget(self, image_id: str) -> None:
         """Drop a deleted image's cached index and tiles."""
@@ -197,8 +232,20 @@ class TileService:
         return await to_thread.run_sync(self.storage.get_range, key, start, length)
 
 
+async def _refuse(send: Any, exc: PlexzoomError) -> None:
+    """The answer to a tile request that cannot be served (never a traceback, never cached)."""
+    if isinstance(exc, NotAuthenticated):
+        await _answer(send, 401, exc.message.encode(), [(b"www-authenticate", b"Bearer")])
+    elif isinstance(exc, Forbidden):
+        await _answer(send, 403, exc.message.encode())
+    elif isinstance(exc, NotFound | DamagedRecord | Conflict):
+        await _answer(send, 404, b"No such tile.")
+    else:
+        await _answer(send, 503, b"Storage did not answer; try again.")
+
+
 async def _send_tile(
-    scope: Scope, send: Any, body: bytes, ctype: bytes, etag: bytes, caching: bytes = _PUBLIC
+    scope: Scope, send: Any, body: bytes, ctype: bytes, etag: bytes, caching: bytes = guard.PUBLIC
 ) -> None:
     headers = [(b"etag", etag), (b"cache-control", caching)]
     for name, value in scope["headers"]:

@@ -11,6 +11,7 @@ import httpx
 import psutil
 import pytest
 
+from plexzoom.run import RunSettings, access_notice
 from tests.servers import REPO, Stack, free_port
 
 pytestmark = pytest.mark.slow
@@ -29,6 +30,44 @@ def test_unanswering_redis_fails_loudly(tmp_path: Path) -> None:
     )
     assert done.returncode != 0
     assert b"does not answer" in done.stderr
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "::", "example.org"])
+def test_no_keys_means_no_listening_beyond_loopback(tmp_path: Path, host: str) -> None:
+    """Without API keys, a non-loopback PLEXZOOM_HOST stops the start before anything runs."""
+    env = {
+        **os.environ,
+        "PLEXZOOM_DATA_DIR": str(tmp_path),
+        "PLEXZOOM_PORT": str(free_port()),
+        "PLEXZOOM_HOST": host,
+    }
+    env.pop("PLEXZOOM_API_KEYS", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "plexzoom.run"], env=env, cwd=REPO, capture_output=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert f"refusing to listen on {host} without API keys".encode() in done.stderr
+    assert b"PLEXZOOM_API_KEYS" in done.stderr
+    assert not (tmp_path / "redis").exists(), "nothing was started"
+
+
+@pytest.mark.parametrize(
+    ("host", "keys", "allowed", "said"),
+    [
+        ("127.0.0.1", "", True, "to this machine only"),
+        ("127.0.0.2", "", True, "to this machine only"),
+        ("::1", "", True, "to this machine only"),
+        ("localhost", "", True, "to this machine only"),
+        ("0.0.0.0", "k1,k2", True, "2 configured"),
+        ("0.0.0.0", " , ", False, "refusing"),
+    ],
+)
+def test_the_access_notice(host: str, keys: str, allowed: bool, said: str) -> None:
+    settings = RunSettings(host=host, api_keys=keys)
+    may_start, notice = access_notice(settings)
+    assert may_start is allowed
+    assert said in notice
+    assert "k1" not in notice
 
 
 def test_private_redis_supervised_worker_and_clean_stop(
@@ -58,6 +97,9 @@ def test_private_redis_supervised_worker_and_clean_stop(
     finally:
         stack.stop()
     assert stack.proc.returncode == 0
+    said = (tmp_path / "stack.log").read_text()
+    assert "the API is open, to this machine only" in said  # make run
+    assert "the API is open; serve it on loopback only" in said  # each web process
     time.sleep(0.5)
     assert _alive(family) == []
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
 import httpx
 import pytest
 
@@ -20,7 +21,7 @@ from plexzoom.core.errors import StorageError
 from plexzoom.core.formats import PNG
 from plexzoom.core.ids import new_generation, new_image_id
 from plexzoom.core.images import start_image, submit_image
-from plexzoom.core.manifest import Manifest
+from plexzoom.core.manifest import Manifest, write_manifest
 from plexzoom.core.pyramid import TileIndex
 from plexzoom.core.storage import LocalStorage, S3Config, S3Storage, Storage
 from plexzoom.tiles.app import TileService
@@ -214,6 +215,13 @@ def _not_found_paths(pyramid: Pyramid) -> list[str]:
         f"{pyramid.base}_files/x/0_0.jpeg",
         f"{pyramid.base}_files/{top}/0_0",
         f"{pyramid.base}_files/{top}/00000001_0.jpeg",
+        f"{pyramid.base}_files/{top}/01_0.jpeg",  # one URL per tile: no leading zeros
+        f"{pyramid.base}_files/{top}/0_00.jpeg",
+        f"{pyramid.base}_files/0{top}/0_0.jpeg",
+        f"{pyramid.base}.dzi\n",
+        f"{pyramid.base}_files/{top}/0_0.jpeg\n",
+        f"{pyramid.base}_files/{top}/\u0660_0.jpeg",  # ARABIC-INDIC DIGIT ZERO: not an integer here
+        f"{pyramid.base}_files/\uff11/0_0.jpeg",  # FULLWIDTH DIGIT ONE
         f"/tiles/{new_image_id()}/{gen}/image.dzi",
         f"/tiles/{image_id}/{new_generation()}/image.dzi",
         f"/tiles/{image_id}/{new_generation()}/image_files/0/0_0.jpeg",
@@ -346,7 +354,7 @@ async def test_one_ranged_get_per_uncached_tile_and_one_index_read(
     through_proxy = S3Storage(
         S3Config(bucket=s3_storage.bucket, endpoint_url=proxy.url, region="us-east-1")
     )
-    service = TileService(through_proxy)
+    service = TileService(through_proxy, manifest_ttl_s=3600)  # manifest reads not counted here
     gen, image_id = pyramid.manifest.generation, pyramid.manifest.id
     index_key = keys.index_key(image_id, gen, "image")
     zip_key = keys.pyramid_key(image_id, gen, "image")
@@ -424,3 +432,56 @@ def test_local_reads_from_the_page_cache_do_not_wait(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path)
     storage.put_bytes("images/x/blob", bytes(range(256)) * 64)
     assert storage.get_range_cached("images/x/blob", 100, 50) == (bytes(range(256)) * 64)[100:150]
+
+
+async def test_only_the_pyramid_the_manifest_commits_is_served(
+    tmp_path: Path,
+) -> None:
+    """A pyramid being rebuilt, or one a newer conversion replaced, is 404 even from cache."""
+    pyramid = convert_into(LocalStorage(tmp_path / "data"), tmp_path)
+    service = TileService(pyramid.storage, manifest_ttl_s=0)
+    url = pyramid.tile_url(pyramid.index.max_level, 0, 0)
+    assert (await call(service, "GET", url))[0] == 200  # now in the tile cache
+    manifest = pyramid.manifest.model_copy(deep=True)
+    for status in ("queued", "processing", "failed"):
+        manifest.status = status  # type: ignore[assignment]
+        write_manifest(pyramid.storage, manifest)
+        assert (await call(service, "GET", url))[0] == 404, status
+        assert (await call(service, "GET", f"{pyramid.base}.dzi"))[0] == 404, status
+    newer = new_generation()
+    manifest.status, manifest.generation = "ready", newer
+    manifest.pyramids = {
+        name: p.model_copy(update={"generation": newer}) for name, p in manifest.pyramids.items()
+    }
+    write_manifest(pyramid.storage, manifest)
+    assert (await call(service, "GET", url))[0] == 404, "a replaced generation is never served"
+    write_manifest(pyramid.storage, pyramid.manifest)
+    assert (await call(service, "GET", url))[0] == 200
+
+
+async def test_a_just_committed_pyramid_shows_without_waiting_for_the_manifest_cache(
+    tmp_path: Path,
+) -> None:
+    """A manifest cached while converting does not hide the pyramid for the cache's 2 s."""
+    pyramid = convert_into(LocalStorage(tmp_path / "data"), tmp_path)
+    service = TileService(pyramid.storage)
+    converting = pyramid.manifest.model_copy(update={"status": "processing"})
+    write_manifest(pyramid.storage, converting)
+    assert (await call(service, "GET", f"{pyramid.base}.dzi"))[0] == 404
+    write_manifest(pyramid.storage, pyramid.manifest)
+    await anyio.sleep(0.3)
+    assert (await call(service, "GET", f"{pyramid.base}.dzi"))[0] == 200
+    # A bogus generation of an existing image costs at most one manifest read per 0.2 s.
+    reads = 0
+    real_read = pyramid.storage.get_bytes
+
+    def counting(key: str) -> bytes:
+        nonlocal reads
+        reads += key.endswith("manifest.json")
+        return real_read(key)
+
+    pyramid.storage.get_bytes = counting  # type: ignore[method-assign]
+    bogus = f"/tiles/{pyramid.manifest.id}/{new_generation()}/image.dzi"
+    for _ in range(20):
+        assert (await call(service, "GET", bogus))[0] == 404
+    assert reads <= 1

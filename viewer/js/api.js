@@ -30,15 +30,73 @@ export function errorMessage(status, bodyText) {
   return `The server answered ${status}${bodyText ? `: ${bodyText.slice(0, 200)}` : "."}`;
 }
 
-async function request(url, options = {}) {
-  let response;
+// --- API key: asked for once, kept for this browser tab's session, sent only as a header ---
+
+const KEY_ITEM = "plexzoom.apiKey";
+const KEY_TRIES = 3;
+let asking = null;
+
+/** The API key of this session, or null. Never put into a URL. */
+export function storedKey() {
   try {
-    response = await fetch(url, { headers: { Accept: "application/json" }, ...options });
+    return window.sessionStorage.getItem(KEY_ITEM);
   } catch {
-    throw new ApiError(0, errorMessage(0, ""));
+    return null; // storage disabled: the key is asked for again
   }
-  if (!response.ok) throw new ApiError(response.status, errorMessage(response.status, await response.text()));
-  return response.status === 204 ? null : response.json();
+}
+
+function storeKey(key) {
+  try {
+    if (key) window.sessionStorage.setItem(KEY_ITEM, key);
+    else window.sessionStorage.removeItem(KEY_ITEM);
+  } catch {
+    // storage disabled: nothing to keep
+  }
+}
+
+/** Ask the user for a key (one question at a time, however many requests were refused). */
+function askForKey(rejected) {
+  asking ??= Promise.resolve().then(() => {
+    const question = rejected
+      ? "This API key was not accepted. Enter a plexzoom API key:"
+      : "This plexzoom server needs an API key. Enter it (it is kept until you close this tab):";
+    const key = window.prompt(question, "")?.trim() || null;
+    storeKey(key);
+    return key;
+  }).finally(() => {
+    asking = null;
+  });
+  return asking;
+}
+
+/** Headers of an API call: JSON, and the session's key when there is one. */
+function apiHeaders(extra = {}) {
+  const key = storedKey();
+  return { Accept: "application/json", ...extra, ...(key ? { Authorization: `Bearer ${key}` } : {}) };
+}
+
+async function request(url, options = {}) {
+  for (let attempt = 1; ; attempt += 1) {
+    const sentKey = storedKey();
+    let response;
+    try {
+      response = await fetch(url, { ...options, headers: apiHeaders(options.headers) });
+    } catch {
+      throw new ApiError(0, errorMessage(0, ""));
+    }
+    if (response.status === 401 && attempt <= KEY_TRIES) {
+      discard(response);
+      // Another request may have got a key meanwhile; else ask the user.
+      if (storedKey() !== sentKey || (await askForKey(Boolean(sentKey)))) continue;
+      throw new ApiError(401, "This server needs an API key; reload the page to enter one.");
+    }
+    if (!response.ok) throw new ApiError(response.status, errorMessage(response.status, await response.text()));
+    return response.status === 204 ? null : response.json();
+  }
+}
+
+function discard(response) {
+  response.body?.cancel().catch(() => {});
 }
 
 /** GET /v1/images/{id}: the status object of one image. */
@@ -66,7 +124,7 @@ export function uploadImage(file, onProgress = () => {}) {
   const xhr = new XMLHttpRequest();
   const promise = new Promise((resolve, reject) => {
     xhr.open("POST", "/v1/images");
-    xhr.setRequestHeader("Accept", "application/json");
+    for (const [name, value] of Object.entries(apiHeaders())) xhr.setRequestHeader(name, value);
     xhr.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size);
     xhr.onload = () => {
       if (xhr.status >= 200 && xhr.status < 300) {
@@ -148,7 +206,7 @@ export function getRender(id) {
 export function putRender(id, settings) {
   return request(`/v1/images/${encodeURIComponent(id)}/render`, {
     method: "PUT",
-    headers: { Accept: "application/json", "Content-Type": "application/json" },
+    headers: { "Content-Type": "application/json" },
     body: JSON.stringify(settings),
   });
 }

@@ -17,6 +17,7 @@
 
 import { RECORD_TYPE, TileRecord, fetchCodes, fetchRendered, tileAt, tilesBase } from "./mixsource.js";
 import { renderInto, settingsToQuery, visibleTables } from "./render.js";
+import { NO_TOKEN } from "./tiletoken.js";
 
 export const BROWSER_MAX_VISIBLE = 8;
 
@@ -33,10 +34,11 @@ export class Mixer {
    * @param {object} image GET /v1/images/{id} of a multi-channel image (channels with lut and dzi)
    * @param {object} geometry the channels' common DZI geometry (mixsource.loadDzi)
    * @param {object} settings the render settings to start with
-   * @param {object} options onWarn(message); forcedMode "browser" or "server" for comparisons
+   * @param {object} options onWarn(message); forcedMode "browser" or "server" for comparisons;
+   *   token: the tile token of a private image (tiletoken.js)
    */
-  constructor(viewer, image, geometry, settings, { onWarn = () => {}, forcedMode = null } = {}) {
-    Object.assign(this, { viewer, geometry, settings, onWarn, forcedMode });
+  constructor(viewer, image, geometry, settings, { onWarn = () => {}, forcedMode = null, token = NO_TOKEN } = {}) {
+    Object.assign(this, { viewer, geometry, settings, onWarn, forcedMode, token });
     this.luts = [];
     this.bases = new Map();
     for (const c of image.channels) {
@@ -109,11 +111,11 @@ export class Mixer {
   fetchFor(record, frame, signal) {
     if (frame.mode === "server") {
       this.stats.downloads += 1;
-      return fetchRendered(record, frame.query, this.renderBase, signal);
+      return fetchRendered(record, frame.query, this.renderBase, signal, this.token);
     }
     const indexes = frame.tables.map(([index]) => index).filter((i) => !record.codes.has(i));
     this.stats.downloads += indexes.length;
-    return indexes.length ? fetchCodes(record, indexes, this.bases, signal) : null;
+    return indexes.length ? fetchCodes(record, indexes, this.bases, signal, this.token) : null;
   }
 
   prune() {

@@ -15,6 +15,8 @@
  * record stays the tile's original cache data, so a re-mix needs no download.
  */
 
+import { NO_TOKEN } from "./tiletoken.js";
+
 export const RECORD_TYPE = "plexzoom-tile";
 
 /** One tile: the codes of the channels fetched so far and, in server mode, the rendered tile. */
@@ -91,20 +93,31 @@ export async function decodeCodes(blob) {
   return { codes, width, height };
 }
 
-async function fetchBlob(url, signal) {
-  const response = await fetch(url, { credentials: "same-origin", signal });
-  if (!response.ok) throw new Error(`HTTP ${response.status} for ${new URL(url).pathname}`);
+/** A tile's bytes, with the current tile token; a refused token is renewed and tried once more. */
+async function fetchBlob(url, signal, token) {
+  await token.ready();
+  const used = token.value;
+  let response = await fetch(token.sign(url), { credentials: "same-origin", signal });
+  if ((response.status === 401 || response.status === 403) && used) {
+    response.body?.cancel().catch(() => {});
+    if (token.value === used) await token.renewAfterRefusal(); // else another tile renewed it
+    response = await fetch(token.sign(url), { credentials: "same-origin", signal });
+  }
+  if (!response.ok) throw new Error(`HTTP ${response.status} for ${new URL(url, window.location.href).pathname}`);
   return response.blob();
 }
 
-/** Download the codes of `indexes` that `record` lacks (bases: channel index -> tilesBase). */
-export function fetchCodes(record, indexes, bases, signal) {
+/**
+ * Download the codes of `indexes` that `record` lacks (bases: channel index -> tilesBase);
+ * `token` (tiletoken.js) signs the URLs of a private image.
+ */
+export function fetchCodes(record, indexes, bases, signal, token = NO_TOKEN) {
   const { level, x, y } = record;
   return Promise.all(indexes.map((index) => {
     if (record.codes.has(index)) return null;
     if (!record.pending.has(index)) {
       const url = `${bases.get(index)}${level}/${x}_${y}.png`;
-      const download = fetchBlob(url, signal).then(decodeCodes).then((tile) => {
+      const download = fetchBlob(url, signal, token).then(decodeCodes).then((tile) => {
         Object.assign(record, { width: tile.width, height: tile.height });
         record.codes.set(index, tile.codes);
       }).finally(() => record.pending.delete(index));
@@ -115,10 +128,10 @@ export function fetchCodes(record, indexes, bases, signal) {
 }
 
 /** Download the server's rendering of `record` under `query` ("c=..."); renderBase ends in "render_files/". */
-export async function fetchRendered(record, query, renderBase, signal) {
+export async function fetchRendered(record, query, renderBase, signal, token = NO_TOKEN) {
   if (record.rendered?.query === query) return;
   const { level, x, y } = record;
-  const blob = await fetchBlob(`${renderBase}${level}/${x}_${y}.png?${query}`, signal);
+  const blob = await fetchBlob(`${renderBase}${level}/${x}_${y}.png?${query}`, signal, token);
   const bitmap = await createImageBitmap(blob, { colorSpaceConversion: "none", premultiplyAlpha: "none" });
   record.rendered?.bitmap.close();
   record.rendered = { query, bitmap };

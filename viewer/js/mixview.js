@@ -3,8 +3,9 @@
 import { getRender, putRender } from "./api.js";
 import { ChannelPanel } from "./channelpanel.js";
 import { Mixer, mixModeOf } from "./mixer.js";
-import { createMixSource, loadDzi } from "./mixsource.js";
+import { createMixSource, loadDzi, tilesBase } from "./mixsource.js";
 import { BadRenderSettings, settingsFromQuery, settingsToQuery } from "./render.js";
+import { signedDziSource } from "./tiletoken.js";
 import { hashParams, setRenderQuery } from "./viewstate.js";
 
 /** True when every channel has an intensity table and a display pyramid (not an RGB photograph). */
@@ -53,9 +54,10 @@ function trackCursor(viewer, mixer, panel) {
 
 /**
  * Open `image` mixed live: `viewer` (not yet opened) shows the mix source; the panel in `root`
- * edits the settings. Returns {mixer, panel, source}; the caller opens the viewer with `source`.
+ * edits the settings; `token` (tiletoken.js) signs every tile URL. Returns {mixer, panel, source};
+ * the caller opens the viewer with `source`.
  */
-export async function openMixed(image, viewer, root, { warn }) {
+export async function openMixed(image, viewer, root, { warn, token }) {
   const [geometry, saved] = await Promise.all([
     loadDzi(image.channels[0].dzi),
     getRender(image.id).catch(() => manifestDefaults(image)),
@@ -63,7 +65,7 @@ export async function openMixed(image, viewer, root, { warn }) {
   const settings = settingsFromHash(saved, warn);
   // ?mix=browser|server in the address overrides the choice by channel count (comparisons, bench)
   const forcedMode = new URLSearchParams(window.location.search).get("mix");
-  const mixer = new Mixer(viewer, image, geometry, settings, { onWarn: warn, forcedMode });
+  const mixer = new Mixer(viewer, image, geometry, settings, { onWarn: warn, forcedMode, token });
   const source = createMixSource(geometry, `plexzoom-mix:${image.id}`, (...args) => mixer.load(...args));
   const showMode = (s) => {
     const mode = mixModeOf(s, forcedMode);
@@ -73,7 +75,9 @@ export async function openMixed(image, viewer, root, { warn }) {
   };
   const panel = new ChannelPanel(root, image, settings, {
     defaults: saved,
-    showPca: (on) => showPcaLayer(viewer, image.links.pca, on),
+    showPca: (on) => showPcaLayer(viewer, image.links.pca, on, token).catch(
+      (err) => warn(`The PCA layer could not be shown: ${err.message}`),
+    ),
     save: (s) => putRender(image.id, s),
     onChange: (s) => {
       mixer.set(s).catch((err) => warn(`The channels could not be drawn again: ${err.message}`));
@@ -93,7 +97,7 @@ export async function openMixed(image, viewer, root, { warn }) {
 }
 
 /** Lay the server-rendered PCA pyramid over the mix (on), or take it away (off). */
-function showPcaLayer(viewer, dzi, on) {
+async function showPcaLayer(viewer, dzi, on, token) {
   const layers = viewer.world.getItemCount();
   if (!on) {
     if (layers > 1) viewer.world.removeItem(viewer.world.getItemAt(layers - 1));
@@ -101,8 +105,9 @@ function showPcaLayer(viewer, dzi, on) {
     return;
   }
   if (layers > 1) return;
+  const geometry = await loadDzi(token.sign(dzi));
   viewer.addTiledImage({
-    tileSource: dzi,
+    tileSource: signedDziSource(geometry, tilesBase(dzi), token),
     success: () => { document.body.dataset.pca = "1"; },
   });
 }

@@ -3,8 +3,10 @@
 
 import { describeStatus, formatBytes, formatDimensions, getImage, isPending, pollImage } from "./api.js";
 import { isMultiChannel, openMixed } from "./mixview.js";
+import { loadDzi, tilesBase } from "./mixsource.js";
 import { openRangeTileSource } from "./rangetiles.js";
 import { attachScaleBar } from "./scalebar.js";
+import { TileToken, signedDziSource } from "./tiletoken.js";
 import { applyView, writeHash } from "./viewstate.js";
 
 const OSD = window.OpenSeadragon;
@@ -31,6 +33,7 @@ window.plexzoom = {
   image: null,
   mode: null, // "proxy" (links.dzi), "range" (links.pyramid) or "mix" (channels mixed live)
   mixer: null, // in "mix" mode: `await plexzoom.mixer.idle()` waits for a settings change to be drawn
+  token: null, // the tile token of a private image, renewed before it expires (tiletoken.js)
   panel: null,
   ready: new Promise((resolve, reject) => Object.assign(readiness, { resolve, reject })),
 };
@@ -94,8 +97,11 @@ function showStatus(image) {
 
 // --- OpenSeadragon ---
 
-/** The tileSources value: the standard DZI (proxy mode) or the Range tile source (presigned mode). */
-async function tileSourceOf(image) {
+/**
+ * The tileSources value: the standard DZI (proxy mode; with the current token in every tile URL
+ * for a private image) or the Range tile source (presigned mode).
+ */
+async function tileSourceOf(image, token) {
   const links = image.links || {};
   if (links.pyramid?.archive && links.pyramid?.index) {
     window.plexzoom.mode = "range";
@@ -104,7 +110,8 @@ async function tileSourceOf(image) {
   }
   if (links.dzi) {
     window.plexzoom.mode = "proxy";
-    return links.dzi;
+    if (!token.value) return links.dzi;
+    return signedDziSource(await loadDzi(links.dzi), tilesBase(links.dzi), token);
   }
   throw new Error("The image is ready but the server gave no pyramid link for it.");
 }
@@ -118,7 +125,7 @@ async function tileSourceOf(image) {
  */
 const DRAWERS = new Set(["auto", "webgl", "canvas"]);
 
-function createViewer(drawer) {
+function createViewer(drawer, token) {
   const wanted = new URLSearchParams(window.location.search).get("drawer");
   if (typeof OSD !== "function") {
     throw new Error("OpenSeadragon could not be loaded from /vendor/openseadragon/; the server must serve it.");
@@ -137,6 +144,10 @@ function createViewer(drawer) {
     tileRetryMax: 2,
     tileRetryDelay: 500,
     drawer: DRAWERS.has(wanted) ? wanted : drawer,
+    // Private tiles: downloads wait in OpenSeadragon's queue, where they are signed when they
+    // start, not in the browser's (6 connections a host), where a queued token could expire;
+    // and a connection stays free for the token's renewal.
+    imageLoaderLimit: token.value ? 4 : 0,
   });
 }
 
@@ -159,6 +170,9 @@ function attach(viewer) {
   });
   viewer.addHandler("open-failed", (event) => fail(`The pyramid could not be opened: ${event.message}`));
   viewer.addHandler("tile-load-failed", (event) => {
+    // Fired after every failed try; OpenSeadragon tries again (tileRetryMax) unless maxReached.
+    // A private tile whose token ran out while it waited is retried with the renewed token.
+    if (event.maxReached === false) return;
     failedTiles += 1;
     warn(`${failedTiles} tile${failedTiles > 1 ? "s" : ""} could not be loaded (${event.message}).`);
   });
@@ -166,17 +180,30 @@ function attach(viewer) {
   window.addEventListener("hashchange", () => applyView(viewer, false));
 }
 
+/** Keep the image's tile token fresh while the page is open. */
+function followToken(image) {
+  const token = new TileToken(image, (id) => getImage(id), {
+    onError: (err) => warn(`The tile token could not be renewed: ${err.message}`),
+  });
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") token.renewIfStale();
+  });
+  window.plexzoom.token = token;
+  return token;
+}
+
 async function openImage(image) {
-  const viewer = createViewer(isMultiChannel(image) ? "canvas" : "auto");
+  const token = followToken(image);
+  const viewer = createViewer(isMultiChannel(image) ? "canvas" : "auto", token);
   let tileSource;
   if (isMultiChannel(image)) {
     window.plexzoom.mode = "mix";
-    const mixed = await openMixed(image, viewer, ui.panel, { warn });
+    const mixed = await openMixed(image, viewer, ui.panel, { warn, token });
     Object.assign(window.plexzoom, { mixer: mixed.mixer, panel: mixed.panel });
     ui.channels.hidden = true; // the panel lists them
     tileSource = mixed.source;
   } else {
-    tileSource = await tileSourceOf(image);
+    tileSource = await tileSourceOf(image, token);
   }
   window.plexzoom.viewer = viewer;
   attach(viewer); // before open(), so that no event is missed

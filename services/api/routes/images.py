@@ -3,15 +3,23 @@
 from typing import Annotated
 
 from anyio import to_thread
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel
 
 from plexzoom.api.deps import EnqueueDep, SettingsDep, StorageDep
 from plexzoom.api.schemas import ImagePage, ImageStatus, LinkContext, to_status
+from plexzoom.api.security import KEY_RESPONSES, require_key
 from plexzoom.api.upload import receive_upload
-from plexzoom.core.images import delete_image, list_images, reconvert_image
+from plexzoom.core.access import AccessPolicy
+from plexzoom.core.images import delete_image, list_images, reconvert_image, set_public
 from plexzoom.core.manifest import read_manifest
 
-router = APIRouter(prefix="/v1/images", tags=["images"])
+router = APIRouter(
+    prefix="/v1/images",
+    tags=["images"],
+    dependencies=[Depends(require_key)],
+    responses=KEY_RESPONSES,
+)
 
 _UPLOAD_BODY = {
     "requestBody": {
@@ -29,9 +37,20 @@ _UPLOAD_BODY = {
 }
 
 
+class Visibility(BaseModel):
+    """PUT /v1/images/{id}/public."""
+
+    public: bool
+
+
 def _context(request: Request, settings: SettingsDep) -> LinkContext:
+    access: AccessPolicy = request.app.state.access
     presign = settings.presign_expires_s if settings.tile_mode == "presigned" else None
-    return LinkContext(base_url=str(request.base_url), presign_expires_s=presign)
+    if presign and not access.is_open:
+        presign = min(presign, settings.token_ttl_s)  # a presigned URL is a token too
+    return LinkContext(
+        base_url=str(request.base_url), presign_expires_s=presign, signer=access.signer
+    )
 
 
 @router.post("", status_code=202, response_model=ImageStatus, openapi_extra=_UPLOAD_BODY)
@@ -92,4 +111,18 @@ def reconvert(
 ) -> ImageStatus:
     """Convert the original again into a new pyramid generation (new tile URLs)."""
     manifest = reconvert_image(storage, image_id, enqueue)
+    return to_status(manifest, _context(request, settings), storage)
+
+
+@router.put("/{image_id}/public", response_model=ImageStatus)
+async def put_public(
+    image_id: str,
+    visibility: Visibility,
+    request: Request,
+    storage: StorageDep,
+    settings: SettingsDep,
+) -> ImageStatus:
+    """Make an image public (tiles without tokens, cached by anyone) or private again."""
+    manifest = await to_thread.run_sync(set_public, storage, image_id, visibility.public)
+    request.app.state.forget_image(image_id)  # this process sees the change at once
     return to_status(manifest, _context(request, settings), storage)

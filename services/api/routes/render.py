@@ -1,14 +1,20 @@
 """/v1/images/{id}/render: the image's saved default render settings."""
 
 from anyio import to_thread
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from plexzoom.api.deps import StorageDep
+from plexzoom.api.security import KEY_RESPONSES, require_key
 from plexzoom.core.images import render_defaults, save_render
 from plexzoom.core.manifest import read_manifest
 from plexzoom.core.render import RenderSettings
 
-router = APIRouter(prefix="/v1/images", tags=["render"])
+router = APIRouter(
+    prefix="/v1/images",
+    tags=["render"],
+    dependencies=[Depends(require_key)],
+    responses=KEY_RESPONSES,
+)
 
 
 @router.get("/{image_id}/render", response_model=RenderSettings)
