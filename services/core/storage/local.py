@@ -1,12 +1,15 @@
 """Local-folder storage: the embedded default. Objects are files; writes are atomic renames."""
 
 import contextlib
+import fcntl
+import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-from plexzoom.core.errors import NotFound, StorageError
+from plexzoom.core.errors import NotFound, StorageError, WriteConflict
 
 _TMP = ".tmp"
 
@@ -61,6 +64,31 @@ class LocalStorage:
             return self.path_of(key).read_bytes()
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
             raise NotFound("No such object.") from exc
+
+    def get_tagged(self, key: str) -> tuple[bytes, str]:
+        data = self.get_bytes(key)
+        return data, _etag(data)
+
+    def put_if_match(self, key: str, data: bytes, etag: str | None, content_type: str = "") -> str:
+        with self._locked():
+            try:
+                current: str | None = _etag(self.get_bytes(key))
+            except NotFound:
+                current = None
+            if current != etag:
+                raise WriteConflict()
+            self.put_bytes(key, data, content_type)
+        return _etag(data)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One lock per storage folder, across processes: conditional writes and deletes."""
+        fd = os.open(self._tmp, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the last descriptor releases the lock
 
     def get_range(self, key: str, start: int, length: int) -> bytes:
         try:
@@ -121,16 +149,18 @@ class LocalStorage:
 
     def delete(self, key: str) -> None:
         path = self.path_of(key)
-        if path.is_file():
-            path.unlink(missing_ok=True)
+        with self._locked():
+            if path.is_file():
+                path.unlink(missing_ok=True)
 
     def delete_prefix(self, prefix: str) -> None:
         target = self.path_of(prefix.rstrip("/"))
-        if target.is_dir():
-            shutil.rmtree(target, ignore_errors=True)
-        with contextlib.suppress(FileNotFoundError):
-            if prefix and not prefix.endswith("/"):
-                target.unlink()
+        with self._locked():
+            if target.is_dir():
+                shutil.rmtree(target, ignore_errors=True)
+            with contextlib.suppress(FileNotFoundError):
+                if prefix and not prefix.endswith("/"):
+                    target.unlink()
 
     def list_keys(self, prefix: str) -> list[str]:
         base = self.path_of(prefix.rstrip("/")) if prefix else self.root
@@ -157,3 +187,8 @@ class LocalStorage:
     def ping(self) -> None:
         if not os.access(self.root, os.W_OK):
             raise StorageError(f"The storage folder {self.root} is not writable.")
+
+
+def _etag(data: bytes) -> str:
+    """The entity tag of the local backend: a digest of the bytes."""
+    return hashlib.sha256(data).hexdigest()[:32]
