@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -34,8 +34,8 @@ class S3Config:
     max_pool_connections: int = 32
     # Transient errors (timeouts, connection resets, 500/503 SlowDown) are retried by
     # botocore's "standard" mode with exponential backoff and jitter (at most 20 s apart).
-    retry_mode: str = "standard"
-    max_attempts: int = 8
+    retry_mode: Literal["legacy", "standard", "adaptive"] = "standard"
+    max_attempts: int = 8  # tries of one request, the first included
     connect_timeout_s: float = 5
     read_timeout_s: float = 30
 
@@ -126,7 +126,7 @@ class S3Storage:
             region_name=config.region,
             config=Config(
                 max_pool_connections=config.max_pool_connections,
-                retries={"max_attempts": config.max_attempts, "mode": config.retry_mode},  # type: ignore[typeddict-item]
+                retries={"total_max_attempts": config.max_attempts, "mode": config.retry_mode},
                 connect_timeout=config.connect_timeout_s,
                 read_timeout=config.read_timeout_s,
                 s3={"addressing_style": "path"},
