@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import resource
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ _MEMORY_WORDS = (
     "unable to allocate",
     "memory allocation",
     "can't start new thread",  # thread stacks count against RLIMIT_DATA
+    "error creating thread",
 )
 
 
@@ -140,6 +142,7 @@ def _child_main(
         resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
     if setup is not None:
         setup()
+    sys.unraisablehook = _note_unraisable
     progress: list[tuple[str, float]] = [("", -1.0)]
 
     def report(stage: str, value: float) -> None:
@@ -155,6 +158,8 @@ def _child_main(
 
 def _describe(exc: BaseException) -> tuple[Any, ...]:
     """The message for an exception: out of memory, a plexzoom error, or a crash."""
+    if _memory_errors_seen:
+        return ("memory",)
     seen: BaseException | None = exc
     while seen is not None:
         text = str(seen).lower()
@@ -165,6 +170,16 @@ def _describe(exc: BaseException) -> tuple[Any, ...]:
         return ("error", type(exc)(exc.message))  # without its traceback and cause
     log.exception("the conversion process failed")
     return ("crash", None)
+
+
+_memory_errors_seen: list[BaseException] = []
+
+
+def _note_unraisable(unraisable: "sys.UnraisableHookArgs") -> None:
+    """Remember a MemoryError that C code swallowed (libvips calls back into Python for I/O)."""
+    if isinstance(unraisable.exc_value, MemoryError):
+        _memory_errors_seen.append(unraisable.exc_value)
+    sys.__unraisablehook__(unraisable)
 
 
 def _die_with_parent(parent: int) -> None:

@@ -122,9 +122,9 @@ def test_a_child_over_its_memory_cap_fails_with_the_reason(
 ) -> None:
     """A conversion that needs more memory than the cap ends 'failed' saying so; nothing left."""
     image_id = store_original(local_storage, encode(noise_image(6000, 6000), "png"))
-    done = convert_image(local_storage, image_id, _child_options(tmp_path, memory_mb=200))
+    done = convert_image(local_storage, image_id, _child_options(tmp_path, memory_mb=300))
     assert done.status == "failed"
-    assert done.error and "more than 200 MiB" in done.error
+    assert done.error and "more than 300 MiB" in done.error
     assert set(local_storage.list_keys("")) == {
         keys.manifest_key(image_id),
         keys.original_key(image_id),
