@@ -219,6 +219,20 @@ def test_delete_prefix_aborts_unfinished_uploads_under_it(storage: Storage) -> N
     assert leftover_uploads(storage) == []
 
 
+def test_delete_prefix_ends_unfinished_writes_under_it(storage: Storage) -> None:
+    """A writer left open under the prefix (its process was killed) leaves nothing behind."""
+    inside = storage.open_writer("images/a/pyramids/g/image.zip")
+    inside.write(_pattern(PART_SIZE + 1))
+    outside = storage.open_writer("images/ab/original")
+    outside.write(_pattern(PART_SIZE + 1))
+    assert len(leftover_uploads(storage)) == 2
+    storage.delete_prefix("images/a/")
+    assert len(leftover_uploads(storage)) == 1
+    outside.commit()
+    assert leftover_uploads(storage) == []
+    assert storage.list_keys("") == ["images/ab/original"]
+
+
 def test_list_keys_is_sorted_and_limited_to_the_prefix(storage: Storage) -> None:
     """list_keys returns every key under the prefix, ascending, at any depth."""
     keys = ["images/b/original", "images/a/z", "images/a/pyramids/g/image.zip", "other/x"]

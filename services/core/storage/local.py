@@ -17,9 +17,9 @@ _TMP = ".tmp"
 class _LocalWriter:
     """Writes into a temp file inside the storage root, renamed into place on commit."""
 
-    def __init__(self, final: Path, tmp_dir: Path) -> None:
+    def __init__(self, final: Path, tmp_dir: Path, key: str) -> None:
         self._final = final
-        fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="upload-")
+        fd, name = tempfile.mkstemp(dir=tmp_dir, prefix=_temp_prefix(key))
         self._tmp = Path(name)
         self._file = os.fdopen(fd, "wb")
 
@@ -120,12 +120,12 @@ class LocalStorage:
             os.close(fd)
 
     def open_writer(self, key: str) -> _LocalWriter:
-        return _LocalWriter(self.path_of(key), self._tmp)
+        return _LocalWriter(self.path_of(key), self._tmp, key)
 
     def upload_file(self, key: str, path: Path) -> None:
         target = self.path_of(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._tmp / f"copy-{os.urandom(8).hex()}"
+        tmp = self._tmp / f"{_temp_prefix(key)}{os.urandom(8).hex()}"
         try:
             shutil.copyfile(path, tmp)
             os.replace(tmp, target)
@@ -161,6 +161,9 @@ class LocalStorage:
             with contextlib.suppress(FileNotFoundError):
                 if prefix and not prefix.endswith("/"):
                     target.unlink()
+            # Unfinished writes under the prefix go too (as S3 aborts multipart uploads).
+            for unfinished in self._tmp.glob(prefix.replace("/", "~") + "*"):
+                unfinished.unlink(missing_ok=True)
 
     def list_keys(self, prefix: str) -> list[str]:
         base = self.path_of(prefix.rstrip("/")) if prefix else self.root
@@ -192,3 +195,8 @@ class LocalStorage:
 def _etag(data: bytes) -> str:
     """The entity tag of the local backend: a digest of the bytes."""
     return hashlib.sha256(data).hexdigest()[:32]
+
+
+def _temp_prefix(key: str) -> str:
+    """Temp files are named after their key ('/' as '~', never in a key), so a prefix finds them."""
+    return key.replace("/", "~") + "."
