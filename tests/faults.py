@@ -6,6 +6,7 @@ faults hit requests, not just the first request of a kept-alive connection.
 """
 
 import asyncio
+import contextlib
 import itertools
 import threading
 import time
@@ -85,22 +86,18 @@ class FaultProxy:
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
+    with contextlib.suppress(ConnectionError):
         while chunk := await reader.read(65536):
             writer.write(chunk)
             await writer.drain()
-    except ConnectionError:
-        pass
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:
     writer.close()
-    try:
+    with contextlib.suppress(ConnectionError):
         await writer.wait_closed()
-    except ConnectionError:
-        pass
 
 
 def _with_connection_close(head: bytes) -> bytes:
     lines = [line for line in head.split(b"\r\n") if not line.lower().startswith(b"connection:")]
-    return b"\r\n".join(lines[:-2] + [b"Connection: close", b"", b""])
+    return b"\r\n".join([*lines[:-2], b"Connection: close", b"", b""])
