@@ -121,14 +121,19 @@ def test_a_child_over_its_memory_cap_fails_with_the_reason(
     local_storage: LocalStorage, tmp_path: Path
 ) -> None:
     """A conversion that needs more memory than the cap ends 'failed' saying so; nothing left."""
-    image_id = store_original(local_storage, encode(noise_image(6000, 6000), "png"))
-    done = convert_image(local_storage, image_id, _child_options(tmp_path, memory_mb=300))
+    image_id = store_original(local_storage, interlaced_png(8000))
+    done = convert_image(local_storage, image_id, _child_options(tmp_path, memory_mb=350))
     assert done.status == "failed"
-    assert done.error and "more than 300 MiB" in done.error
+    assert done.error and "more than 350 MiB" in done.error
     assert set(local_storage.list_keys("")) == {
         keys.manifest_key(image_id),
         keys.original_key(image_id),
     }
+
+
+def interlaced_png(side: int) -> bytes:
+    """Noise as an interlaced PNG: libvips must decode it whole into memory (side² x 3 bytes)."""
+    return bytes(noise_image(side, side).pngsave_buffer(interlace=True, compression=1))
 
 
 def test_a_child_over_its_time_limit_fails_with_the_reason(
