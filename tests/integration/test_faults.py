@@ -134,6 +134,35 @@ def test_sigkill_of_the_converting_process(local_stack: Stack) -> None:
     assert local_keys(local_stack.data_dir) == expected_keys(image_id, committed.generation)
 
 
+def test_sigkill_of_the_whole_worker(local_stack: Stack) -> None:
+    """SIGKILL of the Dramatiq worker process mid-conversion: its child dies with it, `make run`
+    starts a new worker, the reconciler finds the expired lease: ready once, attempt 2."""
+    image_id = str(upload(local_stack, noise_tiff(9000), "noise.tif")["id"])
+    wait_progress(local_stack, image_id, 0.3)
+    (child,) = converting_children(local_stack)
+    (worker,) = [psutil.Process(p) for p in _dramatiq_pids(local_stack) if child.ppid() == p]
+    worker.send_signal(signal.SIGKILL)
+    child.wait(timeout=10)  # PR_SET_PDEATHSIG: no conversion outlives its worker
+    done = local_stack.wait_status(image_id, timeout_s=120)
+    assert done["status"] == "ready", done
+    committed = stored_manifest(local_stack, image_id)
+    assert committed.attempts == 2
+    assert local_keys(local_stack.data_dir) == expected_keys(image_id, committed.generation)
+
+
+def test_delete_during_a_conversion_stays_deleted(local_stack: Stack) -> None:
+    """DELETE while the job writes its pyramid: 404 for good, and nothing left in storage."""
+    image_id = str(upload(local_stack, noise_tiff(6000), "noise.tif")["id"])
+    wait_progress(local_stack, image_id, 0.2)
+    assert httpx.delete(f"{local_stack.url}/v1/images/{image_id}").status_code == 204
+    deadline = time.monotonic() + 30
+    while converting_children(local_stack) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2)  # a reconciler pass or two
+    assert httpx.get(f"{local_stack.url}/v1/images/{image_id}").status_code == 404
+    assert local_keys(local_stack.data_dir) == set()
+
+
 def test_a_converter_over_its_memory_cap(tmp_path: Path) -> None:
     """Over PLEXZOOM_CONVERT_MEMORY_MB: failed with the reason; the worker lives on and converts
     the next image."""
