@@ -142,8 +142,10 @@ def test_sigkill_of_the_whole_worker(local_stack: Stack) -> None:
     (child,) = converting_children(local_stack)
     (worker,) = [psutil.Process(p) for p in _dramatiq_pids(local_stack) if child.ppid() == p]
     worker.send_signal(signal.SIGKILL)
+    killed = time.monotonic()
     child.wait(timeout=10)  # PR_SET_PDEATHSIG: no conversion outlives its worker
     done = local_stack.wait_status(image_id, timeout_s=120)
+    print(f"SIGKILL of the worker -> ready: {time.monotonic() - killed:.1f} s")
     assert done["status"] == "ready", done
     committed = stored_manifest(local_stack, image_id)
     assert committed.attempts == 2
