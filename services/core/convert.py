@@ -76,11 +76,12 @@ class JobMonitor:
         self.stage, self._value = stage, max(self._value, value)
 
     def tick(self) -> None:
-        """Write progress if it moved (a new stage at once), and renew the lease in time."""
+        """Write a new stage at once, progress at most every interval, the lease in time."""
         with self._lock:
             latest = (self.stage, self._value)
-            due = time.monotonic() - self._renewed > self._lease.seconds / 4
-            if latest == self._written and not due:
+            since = time.monotonic() - self._renewed
+            moved = latest != self._written and since >= self._interval
+            if not (latest[0] != self._written[0] or moved or since > self._lease.seconds / 4):
                 return
             try:
                 renew(self._storage, self._lease, *latest)
