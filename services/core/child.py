@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from plexzoom.core.errors import ImageTooLarge, PlexzoomError
@@ -78,7 +79,7 @@ def run_in_child(
         while True:
             for ready in wait([receive, child.sentinel], timeout=tick_s):
                 if ready is receive:
-                    message = _receive(receive, child.exitcode)
+                    message = _receive(receive, child)
                     if message[0] != "progress":
                         return _unpack(message, limits)
                     on_report(message[1], message[2])
@@ -99,12 +100,13 @@ def run_in_child(
         receive.close()
 
 
-def _receive(receive: Connection, exitcode: int | None) -> tuple[Any, ...]:
+def _receive(receive: Connection, child: BaseProcess) -> tuple[Any, ...]:
     """One message from the child (a crash when it closed the pipe without one)."""
     try:
         message: tuple[Any, ...] = receive.recv()
     except EOFError:
-        return ("crash", exitcode)
+        child.join(5)  # its exit code tells how it died
+        return ("crash", child.exitcode)
     return message
 
 
