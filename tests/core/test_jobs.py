@@ -182,6 +182,21 @@ def test_a_crashed_child_gives_the_job_back_for_a_retry(
     assert (stored.status, stored.attempts, stored.lease_holder) == ("queued", 1, None)
 
 
+def test_a_file_that_always_crashes_the_converter_ends_failed(
+    local_storage: LocalStorage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each crash is a counted attempt; after max_attempts the image fails instead of looping."""
+    image_id = store_original(local_storage, quadrant_bytes())
+    monkeypatch.setattr("plexzoom.core.convert.build_image", _killed)
+    options = ConvertOptions(scratch_dir=tmp_path, child=ChildLimits(), max_attempts=3)
+    for _ in range(3):  # what Dramatiq's retries or the reconciler would do
+        with pytest.raises(ChildCrashed):
+            convert_image(local_storage, image_id, options)
+    done = convert_image(local_storage, image_id, options)
+    assert (done.status, done.attempts) == ("failed", 3)
+    assert done.error and "failed 3 times" in done.error
+
+
 def _killed(*_args: object, **_kwargs: object) -> str:
     """A build that SIGKILLs its own process."""
     import os

@@ -134,6 +134,28 @@ def test_sigkill_of_the_converting_process(local_stack: Stack) -> None:
     assert local_keys(local_stack.data_dir) == expected_keys(image_id, committed.generation)
 
 
+def test_a_long_healthy_conversion_is_never_started_twice(tmp_path: Path) -> None:
+    """A conversion several times longer than its 2 s lease keeps it renewed: a duplicate
+    message and the reconciler's passes leave it alone; it ends ready after one attempt."""
+    from plexzoom.worker.broker import connect_broker, enqueue_conversion
+
+    env = {"PLEXZOOM_REDIS_URL": require_redis(14), **FAST, "PLEXZOOM_JOB_LEASE_S": "2"}
+    stack = Stack(tmp_path / "data", env, tmp_path / "stack.log")
+    try:
+        image_id = str(upload(stack, noise_tiff(12000), "noise.tif")["id"])
+        wait_progress(stack, image_id, 0.0)
+        started = time.monotonic()
+        enqueue_conversion(connect_broker(env["PLEXZOOM_REDIS_URL"]), image_id)
+        assert stack.wait_status(image_id, timeout_s=120)["status"] == "ready"
+        assert time.monotonic() - started > 4, "the conversion did not outlast its lease twice"
+        time.sleep(2)  # the duplicate message is handled by now
+        committed = stored_manifest(stack, image_id)
+        assert (committed.status, committed.attempts) == ("ready", 1)
+        assert local_keys(stack.data_dir) == expected_keys(image_id, committed.generation)
+    finally:
+        stack.stop()
+
+
 def test_sigkill_of_the_whole_worker(local_stack: Stack) -> None:
     """SIGKILL of the Dramatiq worker process mid-conversion: its child dies with it, `make run`
     starts a new worker, the reconciler finds the expired lease: ready once, attempt 2."""
