@@ -117,21 +117,49 @@ def local_stack(tmp_path: Path) -> Iterator[Stack]:
     running.stop()
 
 
-def test_sigkill_of_the_converting_process(local_stack: Stack) -> None:
+@pytest.fixture(params=["local", "s3"])
+def any_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
+    """The stack on each backend (S3: moto's server process), short leases."""
+    env = {"PLEXZOOM_REDIS_URL": require_redis(14), **FAST}
+    moto = MotoServer() if request.param == "s3" else None
+    if moto is not None:
+        env |= AWS_ENV | {
+            "PLEXZOOM_S3_ENDPOINT_URL": moto.endpoint,
+            "PLEXZOOM_S3_ORIGIN": moto.endpoint,
+            "PLEXZOOM_S3_BUCKET": f"kill-{os.getpid()}",
+        }
+    running = Stack(tmp_path / "data", env, tmp_path / "stack.log")
+    yield running
+    running.stop()
+    if moto is not None:
+        moto.stop()
+
+
+def stored_keys(stack: Stack) -> set[str]:
+    """Every object of the stack's storage, and its unfinished writes (multipart or temp)."""
+    if "PLEXZOOM_S3_BUCKET" not in stack.env:
+        return local_keys(stack.data_dir)
+    client, bucket = s3_client(stack.env["PLEXZOOM_S3_ORIGIN"]), stack.env["PLEXZOOM_S3_BUCKET"]
+    listed = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+    uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    return {o["Key"] for o in listed} | {f"upload:{u['Key']}" for u in uploads}
+
+
+def test_sigkill_of_the_converting_process(any_stack: Stack) -> None:
     """SIGKILL of the conversion at progress >= 0.3: ready once, attempt 2, exactly its keys."""
-    image_id = str(upload(local_stack, noise_tiff(9000), "noise.tif")["id"])
-    wait_progress(local_stack, image_id, 0.3)
-    (child,) = converting_children(local_stack)
+    image_id = str(upload(any_stack, noise_tiff(9000), "noise.tif")["id"])
+    wait_progress(any_stack, image_id, 0.3)
+    (child,) = converting_children(any_stack)
     child.send_signal(signal.SIGKILL)
     killed = time.monotonic()
-    done = local_stack.wait_status(image_id, timeout_s=120)
+    done = any_stack.wait_status(image_id, timeout_s=120)
     print(f"SIGKILL -> ready: {time.monotonic() - killed:.1f} s")
     assert done["status"] == "ready", done
-    committed = stored_manifest(local_stack, image_id)
+    committed = stored_manifest(any_stack, image_id)
     assert (committed.status, committed.attempts) == ("ready", 2)
     time.sleep(3)  # a late duplicate would show now: another attempt or another generation
-    assert stored_manifest(local_stack, image_id) == committed
-    assert local_keys(local_stack.data_dir) == expected_keys(image_id, committed.generation)
+    assert stored_manifest(any_stack, image_id) == committed
+    assert stored_keys(any_stack) == expected_keys(image_id, committed.generation)
 
 
 def test_a_long_healthy_conversion_is_never_started_twice(tmp_path: Path) -> None:
