@@ -7,7 +7,7 @@ from plexzoom.core.child import ChildLimits
 from plexzoom.core.convert import ConvertOptions
 from plexzoom.core.pyramid import PyramidOptions
 from plexzoom.settings import CommonSettings
-from plexzoom.worker.memory import limit_malloc_arenas
+from plexzoom.worker.process import prepare_decoding_process
 
 
 class WorkerSettings(CommonSettings):
@@ -46,7 +46,7 @@ class WorkerSettings(CommonSettings):
             channels_per_pass=self.channels_per_pass,
             lease_s=self.job_lease_s,
             child=ChildLimits(memory_mb=self.convert_memory_mb, timeout_s=self.convert_timeout_s),
-            child_setup=functools.partial(limit_malloc_arenas, self.malloc_arenas),
+            child_setup=functools.partial(prepare_decoding_process, self.malloc_arenas),
         )
 
     @property

@@ -1,15 +1,12 @@
 """Worker entry point for the Dramatiq CLI: ``dramatiq plexzoom.worker.main``."""
 
-import logging
-
 from plexzoom.worker.broker import connect_broker, enqueue_conversion
 from plexzoom.worker.config import WorkerSettings
-from plexzoom.worker.memory import limit_malloc_arenas
+from plexzoom.worker.process import prepare_decoding_process
 from plexzoom.worker.reconciler import Reconciler
 
 settings = WorkerSettings()
-limit_malloc_arenas(settings.malloc_arenas)  # before Dramatiq starts its threads
-logging.getLogger("pyvips").setLevel(logging.WARNING)  # libvips logs every threadpool at INFO
+prepare_decoding_process(settings.malloc_arenas)  # before Dramatiq starts its threads
 broker = connect_broker(settings.redis_url)
 
 from plexzoom.worker import actors  # noqa: E402  (actors bind to the broker set above)
