@@ -17,6 +17,9 @@ class CommonSettings(BaseSettings):
     s3_endpoint_url: str | None = None
     s3_bucket: str | None = None
     s3_region: str | None = None
+    s3_max_attempts: int = 8  # botocore's retries of timeouts, resets and 503 SlowDown
+    s3_connect_timeout_s: float = 5
+    s3_read_timeout_s: float = 30
     redis_url: str | None = None
     # Comma-separated; when set, every /v1 call needs `Authorization: Bearer <one of them>`.
     api_keys: SecretStr = SecretStr("")
@@ -39,6 +42,9 @@ def build_storage(settings: CommonSettings) -> Storage:
             bucket=settings.s3_bucket,
             endpoint_url=settings.s3_endpoint_url,
             region=settings.s3_region,
+            max_attempts=settings.s3_max_attempts,
+            connect_timeout_s=settings.s3_connect_timeout_s,
+            read_timeout_s=settings.s3_read_timeout_s,
         )
         return S3Storage(config)
     return LocalStorage(settings.data_dir)

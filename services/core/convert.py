@@ -1,24 +1,28 @@
 """The conversion job: original in storage -> display pyramid in storage -> manifest (commit)."""
 
+import contextlib
 import json
 import logging
 import tempfile
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import pyvips
 
 from plexzoom.core import keys
+from plexzoom.core.child import ChildLimits, Report, run_in_child
 from plexzoom.core.display import display_channels, open_image, to_display
-from plexzoom.core.errors import CorruptImage, NotFound, PlexzoomError
-from plexzoom.core.manifest import Manifest, Pyramid, read_manifest, write_manifest
+from plexzoom.core.errors import CorruptImage, NotFound, PlexzoomError, StorageError
+from plexzoom.core.jobs import Lease, LeaseLost, claim, commit, fail, new_holder, release, renew
+from plexzoom.core.manifest import Manifest, Pyramid, read_manifest
 from plexzoom.core.multichannel import convert_channels
-from plexzoom.core.pyramid import Progress, PyramidOptions, build_pyramid
+from plexzoom.core.pyramid import Progress as PyramidProgress
+from plexzoom.core.pyramid import PyramidOptions, build_pyramid
 from plexzoom.core.readers import ReadOptions, open_source
 from plexzoom.core.readers.base import UNREADABLE, check_size
 from plexzoom.core.storage import Storage
@@ -38,90 +42,152 @@ class ConvertOptions:
     progress_interval_s: float = 0.25
     channels_per_pass: int = 4  # channels stored as pages read at once (bounds memory)
     read: ReadOptions = field(default_factory=ReadOptions)  # header limits; variable per image
+    lease_s: float = 60  # a job that has not renewed its lease for this long is presumed dead
+    # None: build in this process (tests); else in a spawned child with these limits.
+    child: ChildLimits | None = None
+    child_setup: Callable[[], object] | None = None  # run first in the child (malloc arenas)
 
 
-class ProgressPublisher:
-    """Writes the manifest's progress from a background thread so libvips never waits on storage."""
+class Progress:
+    """Stage and progress of a build, as the builder reports them (never going backwards)."""
 
-    def __init__(self, storage: Storage, manifest: Manifest, interval_s: float) -> None:
-        self._storage, self._manifest, self._interval = storage, manifest, interval_s
-        self._value, self._written = manifest.progress, manifest.progress
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
+    def __init__(self, report: Report) -> None:
+        self._report, self._stage, self._value = report, "", 0.0
 
     def set(self, value: float) -> None:
-        """Record progress (0..1); never goes backwards."""
+        """Record progress (0..1)."""
         self._value = max(self._value, min(value, 1.0))
+        self._report(self._stage, self._value)
 
     def stage(self, name: str, value: float) -> None:
-        """Enter a new stage and publish it at once."""
+        """Enter a new stage."""
+        self._stage = name
         self.set(value)
-        self._manifest.stage = name
-        self._publish()
 
-    def _publish(self) -> None:
-        self._manifest.progress = round(self._value, 4)
-        self._written = self._value
-        try:
-            if is_current(self._storage, self._manifest):
-                write_manifest(self._storage, self._manifest)
-        except PlexzoomError:
-            log.warning("could not publish progress of %s", self._manifest.id)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            if self._value > self._written:
-                self._publish()
+class JobMonitor:
+    """The job's side of a build: publishes progress and renews the lease, both at intervals."""
 
-    def __enter__(self) -> "ProgressPublisher":
-        self._thread.start()
-        return self
+    def __init__(self, storage: Storage, lease: Lease, interval_s: float) -> None:
+        self._storage, self._lease, self._interval = storage, lease, interval_s
+        self.stage, self._value = "starting", 0.0
+        self._written, self._renewed = (self.stage, self._value), time.monotonic()
+        self._lock = threading.Lock()  # the builder and a ticker may both publish
 
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self._stop.set()
-        self._thread.join()
+    def report(self, stage: str, value: float) -> None:
+        """Note the builder's latest stage and progress."""
+        self.stage, self._value = stage, max(self._value, value)
+
+    def tick(self) -> None:
+        """Write a new stage at once, progress at most every interval, the lease in time."""
+        with self._lock:
+            latest = (self.stage, self._value)
+            since = time.monotonic() - self._renewed
+            moved = latest != self._written and since >= self._interval
+            if not (latest[0] != self._written[0] or moved or since > self._lease.seconds / 4):
+                return
+            try:
+                renew(self._storage, self._lease, *latest)
+            except StorageError:
+                log.warning("could not publish progress of %s", self._lease.image_id)
+                return
+            self._written, self._renewed = latest, time.monotonic()
 
 
 def convert_image(storage: Storage, image_id: str, options: ConvertOptions) -> Manifest:
-    """Run (or re-run, idempotently) the conversion of one image; permanent errors end 'failed'."""
-    manifest = read_manifest(storage, image_id)
-    if manifest.status not in ("queued", "processing"):
+    """Run (or re-run, idempotently) the conversion of one image; permanent errors end 'failed'.
+
+    Transient errors give the job back (status ``queued``) and are raised for a retry.
+    """
+    manifest, lease = claim(storage, image_id, new_holder(), options.lease_s, options.max_attempts)
+    if lease is None:
         log.info("image %s is %s; nothing to do", image_id, manifest.status)
         return manifest
-    if manifest.attempts >= options.max_attempts:
-        return _fail(storage, manifest, "The conversion failed repeatedly; upload the file again.")
-    manifest.status, manifest.error, manifest.attempts = "processing", None, manifest.attempts + 1
-    manifest.progress = 0.0
+    # Leftovers of an earlier attempt of this generation: never visible, rewritten now.
+    storage.delete_prefix(keys.generation_prefix(image_id, lease.generation))
+    monitor = JobMonitor(storage, lease, options.progress_interval_s)
     try:
-        with ProgressPublisher(storage, manifest, options.progress_interval_s) as progress:
-            _run_conversion(storage, manifest, options, progress)
-    except PlexzoomError as exc:
-        if not exc.permanent:
-            raise
-        return _fail(storage, manifest, exc.message)
-    manifest.status, manifest.stage, manifest.progress = "ready", "done", 1.0
-    if not is_current(storage, manifest):
-        log.info("image %s was deleted or re-queued during its conversion", image_id)
-        storage.delete_prefix(keys.generation_prefix(manifest.id, manifest.generation))
-        return manifest
-    write_manifest(storage, manifest)
-    _remove_old_generations(storage, manifest)
-    return manifest
+        try:
+            built = _build(storage, manifest, options, monitor)
+        except PlexzoomError as exc:
+            if not exc.permanent:
+                raise
+            return fail(storage, lease, exc.message)
+        committed = commit(storage, lease, built)
+    except LeaseLost:
+        return _after_losing(storage, lease, manifest)
+    except BaseException:
+        with contextlib.suppress(PlexzoomError):
+            release(storage, lease)
+        raise
+    _remove_old_generations(storage, committed)
+    return committed
 
 
-def is_current(storage: Storage, manifest: Manifest) -> bool:
-    """True while the stored record still exists and names this job's generation.
+def _build(
+    storage: Storage, manifest: Manifest, options: ConvertOptions, monitor: JobMonitor
+) -> Manifest:
+    """Build the pyramids, in a child process when the options say so."""
+    job = manifest.model_dump_json()
+    if options.child is not None:
+        built = run_in_child(
+            build_image,
+            (storage, job, options),
+            options.child,
+            monitor.report,
+            monitor.tick,
+            options.progress_interval_s,
+            options.child_setup,
+        )
+        return Manifest.model_validate_json(built)
+    stop = threading.Event()
 
-    A DELETE or a re-conversion during a job must win: the job then writes nothing more.
+    def renew_meanwhile() -> None:
+        while not stop.wait(options.progress_interval_s):
+            with contextlib.suppress(LeaseLost):  # the commit will notice
+                monitor.tick()
+
+    def report(stage: str, value: float) -> None:
+        new_stage = stage != monitor.stage
+        monitor.report(stage, value)
+        if new_stage:  # published at once, as the child's loop does
+            with contextlib.suppress(LeaseLost):
+                monitor.tick()
+
+    ticker = threading.Thread(target=renew_meanwhile, name="lease", daemon=True)
+    ticker.start()
+    try:
+        return Manifest.model_validate_json(build_image(storage, job, options, report))
+    finally:
+        stop.set()
+        ticker.join()
+
+
+def build_image(storage: Storage, job: str, options: ConvertOptions, report: Report) -> str:
+    """Download, read, build and store the pyramids; returns the manifest with the results.
+
+    Writes only under the job's generation prefix, which no manifest names until the commit.
     """
+    manifest = Manifest.model_validate_json(job)
+    _run_conversion(storage, manifest, options, Progress(report))
+    return manifest.model_dump_json()
+
+
+def _after_losing(storage: Storage, lease: Lease, manifest: Manifest) -> Manifest:
+    """Stop quietly: remove what this job wrote unless a newer run of it owns those keys."""
+    log.info("image %s was deleted, re-queued or taken over during its conversion", lease.image_id)
     try:
-        return read_manifest(storage, manifest.id).generation == manifest.generation
+        current = read_manifest(storage, lease.image_id)
     except NotFound:
-        return False
+        storage.delete_prefix(keys.image_prefix(lease.image_id))  # written after the delete
+        return manifest
+    if current.generation != lease.generation:
+        storage.delete_prefix(keys.generation_prefix(lease.image_id, lease.generation))
+    return current
 
 
 def _run_conversion(
-    storage: Storage, manifest: Manifest, options: ConvertOptions, progress: ProgressPublisher
+    storage: Storage, manifest: Manifest, options: ConvertOptions, progress: Progress
 ) -> None:
     """Download, read, build the pyramids in scratch space, store them; fills in the manifest."""
     with tempfile.TemporaryDirectory(dir=options.scratch_dir, prefix="plexzoom-") as scratch:
@@ -130,7 +196,9 @@ def _run_conversion(
         storage.download_file(keys.original_key(manifest.id), original)
         pyramids: dict[str, Pyramid] = {}
 
-        def store(name: str, image: pyvips.Image, opts: PyramidOptions, prog: Progress) -> Pyramid:
+        def store(
+            name: str, image: pyvips.Image, opts: PyramidOptions, prog: PyramidProgress
+        ) -> Pyramid:
             pyramids[name] = store_pyramid(
                 storage, manifest, Path(scratch), name, image, opts, prog
             )
@@ -174,7 +242,7 @@ def store_pyramid(
     name: str,
     image: pyvips.Image,
     options: PyramidOptions,
-    progress: Progress,
+    progress: PyramidProgress,
 ) -> Pyramid:
     """Build one pyramid and store it with its index; the archive uploads while it is written."""
     gen = manifest.generation
@@ -206,14 +274,6 @@ def _plain(notes: dict[str, Any]) -> dict[str, Any]:
     """Reader notes that fit in JSON (anything else is written as text)."""
     plain: dict[str, Any] = json.loads(json.dumps(notes, default=str))
     return plain
-
-
-def _fail(storage: Storage, manifest: Manifest, reason: str) -> Manifest:
-    """Record a permanent failure; the original is kept so the user can retry."""
-    manifest.status, manifest.error = "failed", reason
-    if is_current(storage, manifest):
-        write_manifest(storage, manifest)
-    return manifest
 
 
 def _remove_old_generations(storage: Storage, manifest: Manifest) -> None:

@@ -36,6 +36,15 @@ class Conflict(PlexzoomError):
     """The request conflicts with the image's current state."""
 
 
+class WriteConflict(Conflict):
+    """A conditional write lost: the object changed (or vanished) since it was read."""
+
+    permanent = False
+
+    def __init__(self, message: str = "The image changed meanwhile; try again.") -> None:
+        super().__init__(message)
+
+
 class DamagedRecord(PlexzoomError):
     """An image's stored record cannot be read."""
 

@@ -8,7 +8,7 @@ from plexzoom.core import keys
 from plexzoom.core.errors import Conflict, DamagedRecord, NotFound
 from plexzoom.core.formats import Format
 from plexzoom.core.ids import is_image_id, new_generation, new_image_id
-from plexzoom.core.manifest import Manifest, read_manifest, write_manifest
+from plexzoom.core.manifest import Manifest, create_manifest, read_manifest, update_manifest
 from plexzoom.core.render import BadRenderSettings, ChannelRender, RenderSettings
 from plexzoom.core.storage import Storage
 
@@ -26,7 +26,7 @@ def start_image(storage: Storage, filename: str | None, variable: str | None = N
         filename=filename,
         variable=variable,
     )
-    write_manifest(storage, manifest)
+    create_manifest(storage, manifest)
     return manifest
 
 
@@ -34,11 +34,15 @@ def submit_image(
     storage: Storage, manifest: Manifest, fmt: Format, size: int, enqueue: Enqueue
 ) -> Manifest:
     """Mark the original as stored and enqueue its conversion (the entry point of every source)."""
-    manifest.status, manifest.stage, manifest.progress = "queued", "queued", 0.0
-    manifest.format, manifest.size = fmt.name, size
-    write_manifest(storage, manifest)
-    enqueue(manifest.id)
-    return manifest
+
+    def queue(stored: Manifest) -> Manifest:
+        stored.status, stored.stage, stored.progress = "queued", "queued", 0.0
+        stored.format, stored.size = fmt.name, size
+        return stored
+
+    queued = update_manifest(storage, manifest.id, queue)
+    enqueue(queued.id)
+    return queued
 
 
 def discard_image(storage: Storage, image_id: str) -> None:
@@ -47,27 +51,30 @@ def discard_image(storage: Storage, image_id: str) -> None:
 
 
 def delete_image(storage: Storage, image_id: str) -> None:
-    """Delete an image: original, pyramids, manifest. NotFound when it does not exist."""
+    """Delete an image: original, pyramids, manifest. NotFound when it does not exist.
+
+    The manifest goes first: from then on every conditional write of a running job fails, so
+    the image cannot come back, and the job removes what it wrote after the delete.
+    """
     read_manifest(storage, image_id)
+    storage.delete(keys.manifest_key(image_id))
     discard_image(storage, image_id)
 
 
 def reconvert_image(storage: Storage, image_id: str, enqueue: Enqueue) -> Manifest:
     """Convert an image again into a new pyramid generation."""
-    manifest = read_manifest(storage, image_id)
-    if manifest.status in ("uploading", "queued", "processing"):
-        raise Conflict(
-            "This image is still being uploaded or converted; try again when it is done."
-        )
-    manifest.generation = new_generation()
-    manifest.status, manifest.stage, manifest.progress, manifest.error = (
-        "queued",
-        "queued",
-        0.0,
-        None,
-    )
-    manifest.attempts = 0
-    write_manifest(storage, manifest)
+
+    def requeue(manifest: Manifest) -> Manifest:
+        if manifest.status in ("uploading", "queued", "processing"):
+            raise Conflict(
+                "This image is still being uploaded or converted; try again when it is done."
+            )
+        manifest.generation = new_generation()
+        manifest.status, manifest.stage, manifest.progress = "queued", "queued", 0.0
+        manifest.error, manifest.attempts = None, 0
+        return manifest
+
+    manifest = update_manifest(storage, image_id, requeue)
     enqueue(manifest.id)
     return manifest
 
@@ -118,27 +125,34 @@ def render_defaults(manifest: Manifest) -> RenderSettings:
 
 def save_render(storage: Storage, image_id: str, settings: RenderSettings) -> RenderSettings:
     """Save render settings as the image's defaults; every channel must be listed once."""
-    manifest = read_manifest(storage, image_id)
-    current = render_defaults(manifest)
-    if sorted(c.index for c in settings.channels) != sorted(c.index for c in current.channels):
-        raise BadRenderSettings(
-            f"List each of the image's {len(current.channels)} channels once "
-            f"(indexes 0..{len(current.channels) - 1})."
-        )
-    manifest.render = settings
-    write_manifest(storage, manifest)
+
+    def save(manifest: Manifest) -> Manifest:
+        current = render_defaults(manifest)
+        wanted = sorted(c.index for c in settings.channels)
+        if wanted != sorted(c.index for c in current.channels):
+            raise BadRenderSettings(
+                f"List each of the image's {len(current.channels)} channels once "
+                f"(indexes 0..{len(current.channels) - 1})."
+            )
+        manifest.render = settings
+        return manifest
+
+    update_manifest(storage, image_id, save)
     return settings
 
 
 def set_public(storage: Storage, image_id: str, public: bool) -> Manifest:
     """Make an image's tiles public (no token, shared caches) or private again."""
-    manifest = read_manifest(storage, image_id)
-    if manifest.status in ("uploading", "queued", "processing"):
-        # The worker rewrites the manifest as it goes and would undo the change.
-        raise Conflict(
-            "This image is still being uploaded or converted; try again when it is done."
-        )
-    if manifest.public != public:
+
+    def change(manifest: Manifest) -> Manifest | None:
+        if manifest.status in ("uploading", "queued", "processing"):
+            # The job commits the manifest it built, which would undo the change.
+            raise Conflict(
+                "This image is still being uploaded or converted; try again when it is done."
+            )
+        if manifest.public == public:
+            return None
         manifest.public = public
-        write_manifest(storage, manifest)
-    return manifest
+        return manifest
+
+    return update_manifest(storage, image_id, change)

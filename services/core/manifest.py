@@ -4,6 +4,8 @@ Status moves uploading -> queued -> processing -> ready | failed. Pyramids named
 with status ``ready`` are the committed ones; the manifest is written last (the commit point).
 """
 
+import contextlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -11,7 +13,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from plexzoom.core import keys
 from plexzoom.core.channel_stats import ChannelStats
-from plexzoom.core.errors import DamagedRecord, NotFound
+from plexzoom.core.errors import DamagedRecord, NotFound, WriteConflict
 from plexzoom.core.render import RenderSettings
 from plexzoom.core.storage import Storage
 
@@ -85,14 +87,34 @@ class Manifest(BaseModel):
     generation: str
     pyramids: dict[str, Pyramid] = Field(default_factory=dict)
     attempts: int = 0
+    # The job that converts the image holds a lease it renews while it runs; a reconciler
+    # re-queues the image when the lease runs out (plexzoom.core.jobs).
+    lease_holder: str | None = None
+    lease_until: datetime | None = None
+
+
+Change = Callable[[Manifest], Manifest | None]
+UPDATE_TRIES = 20
 
 
 def read_manifest(storage: Storage, image_id: str) -> Manifest:
     """Load an image's manifest; NotFound when the image does not exist."""
     try:
-        raw = storage.get_bytes(keys.manifest_key(image_id))
+        return _parse(storage.get_bytes(keys.manifest_key(image_id)))
     except NotFound as exc:
         raise NotFound("No image has this id.") from exc
+
+
+def read_manifest_tagged(storage: Storage, image_id: str) -> tuple[Manifest, str]:
+    """Load an image's manifest and the entity tag a conditional write must name."""
+    try:
+        raw, etag = storage.get_tagged(keys.manifest_key(image_id))
+    except NotFound as exc:
+        raise NotFound("No image has this id.") from exc
+    return _parse(raw), etag
+
+
+def _parse(raw: bytes) -> Manifest:
     try:
         return Manifest.model_validate_json(raw)
     except ValidationError as exc:
@@ -103,7 +125,41 @@ def read_manifest(storage: Storage, image_id: str) -> Manifest:
 
 
 def write_manifest(storage: Storage, manifest: Manifest) -> None:
-    """Store the manifest atomically (one PUT or one rename)."""
+    """Store the manifest atomically, whatever is stored (tests and repairs only)."""
+    storage.put_bytes(keys.manifest_key(manifest.id), _body(manifest), "application/json")
+
+
+def create_manifest(storage: Storage, manifest: Manifest) -> str:
+    """Store the first manifest of a new image; WriteConflict if one exists."""
+    return storage.put_if_match(keys.manifest_key(manifest.id), _body(manifest), None, _JSON)
+
+
+def update_manifest(storage: Storage, image_id: str, change: Change) -> Manifest:
+    """Read-modify-write the manifest, again from the top whenever another writer won.
+
+    ``change`` edits the manifest it is given and returns it, returns None to write nothing,
+    or raises to stop. NotFound when the image is gone (a delete always wins).
+    """
+    for _ in range(UPDATE_TRIES):
+        manifest, etag = read_manifest_tagged(storage, image_id)
+        changed = change(manifest)
+        if changed is None:
+            return manifest
+        body = _body(changed)
+        try:
+            storage.put_if_match(keys.manifest_key(image_id), body, etag, _JSON)
+            return changed
+        except WriteConflict:
+            # A retried PUT whose first try landed sees its own write as a conflict.
+            with contextlib.suppress(NotFound):
+                if storage.get_bytes(keys.manifest_key(image_id)) == body:
+                    return changed
+    raise WriteConflict()
+
+
+_JSON = "application/json"
+
+
+def _body(manifest: Manifest) -> bytes:
     manifest.updated = datetime.now(UTC)
-    body = manifest.model_dump_json(indent=1).encode()
-    storage.put_bytes(keys.manifest_key(manifest.id), body, "application/json")
+    return manifest.model_dump_json(indent=1).encode()

@@ -21,7 +21,7 @@ settings = WorkerSettings()
 
 
 @functools.cache
-def _storage() -> Storage:
+def storage() -> Storage:
     """The storage client, built on first use rather than at import."""
     pyvips.cache_set_max(0)  # each pyramid is written once; libvips' op cache only holds memory
     if settings.vips_concurrency:
@@ -32,7 +32,7 @@ def _storage() -> Storage:
 @dramatiq.actor(
     actor_name=CONVERT_ACTOR,
     queue_name=QUEUE,
-    time_limit=settings.job_time_limit_s * 1000,
+    time_limit=settings.job_time_limit_ms,
     max_retries=settings.job_max_retries,
     min_backoff=2_000,
     max_backoff=60_000,
@@ -40,5 +40,5 @@ def _storage() -> Storage:
 )
 def convert(image_id: str) -> None:
     """Convert one image; permanent errors are recorded in its manifest by core."""
-    manifest = convert_image(_storage(), image_id, settings.convert_options())
+    manifest = convert_image(storage(), image_id, settings.convert_options())
     log.info("image %s: %s", image_id, manifest.status)

@@ -1,11 +1,14 @@
 """Worker settings."""
 
+import functools
 from pathlib import Path
 
+from plexzoom.core.child import ChildLimits
 from plexzoom.core.convert import ConvertOptions
 from plexzoom.core.pyramid import PyramidOptions
 from plexzoom.core.readers import ReadOptions
 from plexzoom.settings import CommonSettings
+from plexzoom.worker.process import prepare_decoding_process
 
 
 class WorkerSettings(CommonSettings):
@@ -15,10 +18,18 @@ class WorkerSettings(CommonSettings):
     tile_overlap: int = 1
     jpeg_quality: int = 85
     scratch_dir: Path | None = None
-    # Dramatiq's defaults (10 min limit, 20 retries) kill long slides and loop on bad ones.
-    job_time_limit_s: int = 4 * 3600
+    # Dramatiq's default of 20 retries loops on bad files; attempts are also counted in the
+    # manifest, so redeliveries and the reconciler cannot loop either.
     job_max_retries: int = 3
     max_attempts: int = 4
+    # The conversion runs in a spawned child: heap cap (RLIMIT_DATA, 0 = none) and wall clock.
+    convert_memory_mb: int = 8192
+    convert_timeout_s: float = 4 * 3600
+    # A job renews its lease while it runs; one silent this long is presumed dead.
+    job_lease_s: float = 60
+    reconcile_interval_s: float = 30
+    # A queued image untouched this long has probably lost its message (Redis lost its queue).
+    queued_grace_s: float = 120
     vips_concurrency: int = 0
     # Multi-channel TIFFs: libvips holds two rows of source tiles per page it reads, so memory
     # grows with this count times the image width (see README, "Memory").
@@ -43,6 +54,9 @@ class WorkerSettings(CommonSettings):
             max_attempts=self.max_attempts,
             channels_per_pass=self.channels_per_pass,
             read=self.read_options(),
+            lease_s=self.job_lease_s,
+            child=ChildLimits(memory_mb=self.convert_memory_mb, timeout_s=self.convert_timeout_s),
+            child_setup=functools.partial(prepare_decoding_process, self.malloc_arenas),
         )
 
     def read_options(self) -> ReadOptions:
@@ -55,3 +69,8 @@ class WorkerSettings(CommonSettings):
             max_bytes_per_pixel=self.max_bytes_per_pixel,
             max_in_memory_bytes=self.max_in_memory_bytes,
         )
+
+    @property
+    def job_time_limit_ms(self) -> int:
+        """Dramatiq's own time limit: a margin above the child's, which ends the job first."""
+        return int((self.convert_timeout_s + 300) * 1000)

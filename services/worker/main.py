@@ -1,17 +1,23 @@
 """Worker entry point for the Dramatiq CLI: ``dramatiq plexzoom.worker.main``."""
 
-import logging
-
-from plexzoom.core.libvips import restrict_loaders
-from plexzoom.worker.broker import connect_broker
+from plexzoom.worker.broker import connect_broker, enqueue_conversion
 from plexzoom.worker.config import WorkerSettings
-from plexzoom.worker.memory import limit_malloc_arenas
+from plexzoom.worker.process import prepare_decoding_process
+from plexzoom.worker.reconciler import Reconciler
 
-limit_malloc_arenas(WorkerSettings().malloc_arenas)  # before Dramatiq starts its threads
-restrict_loaders()  # uploads are decoded here: only the allow-listed libvips loaders may run
-logging.getLogger("pyvips").setLevel(logging.WARNING)  # libvips logs every threadpool at INFO
-broker = connect_broker(WorkerSettings().redis_url)
+settings = WorkerSettings()
+prepare_decoding_process(settings.malloc_arenas)  # before Dramatiq starts its threads
+broker = connect_broker(settings.redis_url)
 
 from plexzoom.worker import actors  # noqa: E402  (actors bind to the broker set above)
+
+broker.add_middleware(
+    Reconciler(
+        actors.storage,
+        lambda image_id: enqueue_conversion(broker, image_id),
+        settings.reconcile_interval_s,
+        settings.queued_grace_s,
+    )
+)
 
 __all__ = ["actors", "broker"]

@@ -167,6 +167,12 @@ class RecordingStorage:
         if self.after_put:
             self.after_put(key, data)
 
+    def put_if_match(self, key: str, data: bytes, etag: str | None, content_type: str = "") -> str:
+        tag = self.inner.put_if_match(key, data, etag, content_type)
+        if self.after_put:
+            self.after_put(key, data)
+        return tag
+
     def upload_file(self, key: str, path: Path) -> None:
         if self.before_upload:
             self.before_upload(key)

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from plexzoom.core.errors import NotFound
+from plexzoom.core.errors import NotFound, WriteConflict
 from plexzoom.core.storage import LocalStorage, S3Storage, Storage
 from plexzoom.core.storage.s3 import PART_SIZE
 from tests.conftest import leftover_uploads
@@ -219,6 +219,20 @@ def test_delete_prefix_aborts_unfinished_uploads_under_it(storage: Storage) -> N
     assert leftover_uploads(storage) == []
 
 
+def test_delete_prefix_ends_unfinished_writes_under_it(storage: Storage) -> None:
+    """A writer left open under the prefix (its process was killed) leaves nothing behind."""
+    inside = storage.open_writer("images/a/pyramids/g/image.zip")
+    inside.write(_pattern(PART_SIZE + 1))
+    outside = storage.open_writer("images/ab/original")
+    outside.write(_pattern(PART_SIZE + 1))
+    assert len(leftover_uploads(storage)) == 2
+    storage.delete_prefix("images/a/")
+    assert len(leftover_uploads(storage)) == 1
+    outside.commit()
+    assert leftover_uploads(storage) == []
+    assert storage.list_keys("") == ["images/ab/original"]
+
+
 def test_list_keys_is_sorted_and_limited_to_the_prefix(storage: Storage) -> None:
     """list_keys returns every key under the prefix, ascending, at any depth."""
     keys = ["images/b/original", "images/a/z", "images/a/pyramids/g/image.zip", "other/x"]
@@ -267,6 +281,49 @@ def test_presign_get_allows_ranged_reads_without_credentials(
         assert answer.status_code == 206
         assert answer.content == ALL_BYTES[10:20]
         assert answer.headers["content-range"] == f"bytes 10-19/{len(ALL_BYTES)}"
+
+
+def test_conditional_create_only_when_absent(storage: Storage) -> None:
+    """put_if_match(etag=None) creates the object once; a second create is a conflict."""
+    tag = storage.put_if_match("images/m/manifest.json", b"one", None, "application/json")
+    assert storage.get_tagged("images/m/manifest.json") == (b"one", tag)
+    with pytest.raises(WriteConflict):
+        storage.put_if_match("images/m/manifest.json", b"two", None)
+    assert storage.get_bytes("images/m/manifest.json") == b"one"
+
+
+def test_conditional_write_needs_the_tag_it_read(storage: Storage) -> None:
+    """A write with the tag read succeeds and changes the tag; a stale tag is a conflict."""
+    first = storage.put_if_match("images/m/manifest.json", b"one", None)
+    second = storage.put_if_match("images/m/manifest.json", b"two", first)
+    assert second != first
+    with pytest.raises(WriteConflict):
+        storage.put_if_match("images/m/manifest.json", b"lost", first)
+    assert storage.get_tagged("images/m/manifest.json") == (b"two", second)
+    storage.put_bytes("images/m/manifest.json", b"three")  # an unconditional writer
+    with pytest.raises(WriteConflict):
+        storage.put_if_match("images/m/manifest.json", b"lost", second)
+    assert storage.get_bytes("images/m/manifest.json") == b"three"
+
+
+def test_a_conditional_write_never_brings_back_a_deleted_object(storage: Storage) -> None:
+    """After a delete, a writer holding the old tag gets a conflict and nothing reappears."""
+    tag = storage.put_if_match("images/m/manifest.json", b"one", None)
+    storage.delete("images/m/manifest.json")
+    with pytest.raises(WriteConflict):
+        storage.put_if_match("images/m/manifest.json", b"back", tag)
+    assert not storage.exists("images/m/manifest.json")
+    storage.put_if_match("images/n/manifest.json", b"one", None)
+    storage.delete_prefix("images/n/")
+    with pytest.raises(WriteConflict):
+        storage.put_if_match("images/n/manifest.json", b"back", tag)
+    assert storage.list_keys("") == []
+
+
+def test_get_tagged_of_a_missing_object_is_not_found(storage: Storage) -> None:
+    """Reading the tag of an absent object raises NotFound."""
+    with pytest.raises(NotFound):
+        storage.get_tagged("images/none/manifest.json")
 
 
 def test_ping_answers(storage: Storage) -> None:

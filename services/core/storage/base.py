@@ -26,6 +26,16 @@ class Storage(Protocol):
     def get_bytes(self, key: str) -> bytes:
         """Read a whole object; NotFound when absent."""
 
+    def get_tagged(self, key: str) -> tuple[bytes, str]:
+        """Read a whole object and its entity tag; NotFound when absent."""
+
+    def put_if_match(self, key: str, data: bytes, etag: str | None, content_type: str = "") -> str:
+        """Write only if the object still has ``etag`` (None: only if it does not exist).
+
+        Returns the new entity tag; raises WriteConflict when another writer got there first
+        (including a delete). The compare and the write are one atomic step.
+        """
+
     def get_range(self, key: str, start: int, length: int) -> bytes:
         """Read ``length`` bytes from ``start``; NotFound when absent."""
 

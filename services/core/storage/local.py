@@ -1,12 +1,15 @@
 """Local-folder storage: the embedded default. Objects are files; writes are atomic renames."""
 
 import contextlib
+import fcntl
+import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-from plexzoom.core.errors import NotFound, StorageError
+from plexzoom.core.errors import NotFound, StorageError, WriteConflict
 
 _TMP = ".tmp"
 
@@ -14,9 +17,9 @@ _TMP = ".tmp"
 class _LocalWriter:
     """Writes into a temp file inside the storage root, renamed into place on commit."""
 
-    def __init__(self, final: Path, tmp_dir: Path) -> None:
+    def __init__(self, final: Path, tmp_dir: Path, key: str) -> None:
         self._final = final
-        fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="upload-")
+        fd, name = tempfile.mkstemp(dir=tmp_dir, prefix=_temp_prefix(key))
         self._tmp = Path(name)
         self._file = os.fdopen(fd, "wb")
 
@@ -62,6 +65,31 @@ class LocalStorage:
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
             raise NotFound("No such object.") from exc
 
+    def get_tagged(self, key: str) -> tuple[bytes, str]:
+        data = self.get_bytes(key)
+        return data, _etag(data)
+
+    def put_if_match(self, key: str, data: bytes, etag: str | None, content_type: str = "") -> str:
+        with self._locked():
+            try:
+                current: str | None = _etag(self.get_bytes(key))
+            except NotFound:
+                current = None
+            if current != etag:
+                raise WriteConflict()
+            self.put_bytes(key, data, content_type)
+        return _etag(data)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One lock per storage folder, across processes: conditional writes and deletes."""
+        fd = os.open(self._tmp, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the last descriptor releases the lock
+
     def get_range(self, key: str, start: int, length: int) -> bytes:
         try:
             fd = os.open(self.path_of(key), os.O_RDONLY)
@@ -92,12 +120,12 @@ class LocalStorage:
             os.close(fd)
 
     def open_writer(self, key: str) -> _LocalWriter:
-        return _LocalWriter(self.path_of(key), self._tmp)
+        return _LocalWriter(self.path_of(key), self._tmp, key)
 
     def upload_file(self, key: str, path: Path) -> None:
         target = self.path_of(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._tmp / f"copy-{os.urandom(8).hex()}"
+        tmp = self._tmp / f"{_temp_prefix(key)}{os.urandom(8).hex()}"
         try:
             shutil.copyfile(path, tmp)
             os.replace(tmp, target)
@@ -121,16 +149,21 @@ class LocalStorage:
 
     def delete(self, key: str) -> None:
         path = self.path_of(key)
-        if path.is_file():
-            path.unlink(missing_ok=True)
+        with self._locked():
+            if path.is_file():
+                path.unlink(missing_ok=True)
 
     def delete_prefix(self, prefix: str) -> None:
         target = self.path_of(prefix.rstrip("/"))
-        if target.is_dir():
-            shutil.rmtree(target, ignore_errors=True)
-        with contextlib.suppress(FileNotFoundError):
-            if prefix and not prefix.endswith("/"):
-                target.unlink()
+        with self._locked():
+            if target.is_dir():
+                shutil.rmtree(target, ignore_errors=True)
+            with contextlib.suppress(FileNotFoundError):
+                if prefix and not prefix.endswith("/"):
+                    target.unlink()
+            # Unfinished writes under the prefix go too (as S3 aborts multipart uploads).
+            for unfinished in self._tmp.glob(prefix.replace("/", "~") + "*"):
+                unfinished.unlink(missing_ok=True)
 
     def list_keys(self, prefix: str) -> list[str]:
         base = self.path_of(prefix.rstrip("/")) if prefix else self.root
@@ -157,3 +190,13 @@ class LocalStorage:
     def ping(self) -> None:
         if not os.access(self.root, os.W_OK):
             raise StorageError(f"The storage folder {self.root} is not writable.")
+
+
+def _etag(data: bytes) -> str:
+    """The entity tag of the local backend: a digest of the bytes."""
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def _temp_prefix(key: str) -> str:
+    """Temp files are named after their key ('/' as '~', never in a key), so a prefix finds them."""
+    return key.replace("/", "~") + "."

@@ -2,14 +2,14 @@
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from plexzoom.core.errors import NotFound, StorageError
+from plexzoom.core.errors import NotFound, StorageError, WriteConflict
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -19,6 +19,9 @@ PART_SIZE = (
     16 * 1024 * 1024
 )  # S3 parts must be >= 5 MiB; 10,000 parts x 16 MiB = 160 GiB per object
 _MISSING = {"NoSuchKey", "404", "NotFound", "NoSuchUpload"}
+# A conditional write lost: 412 on a changed ETag, 409 when another conditional write to the
+# key is in flight, 404 when If-Match names an object that was deleted meanwhile.
+_LOST_RACE = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409", *_MISSING}
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,12 @@ class S3Config:
     endpoint_url: str | None = None
     region: str | None = None
     max_pool_connections: int = 32
+    # Transient errors (timeouts, connection resets, 500/503 SlowDown) are retried by
+    # botocore's "standard" mode with exponential backoff and jitter (at most 20 s apart).
+    retry_mode: Literal["legacy", "standard", "adaptive"] = "standard"
+    max_attempts: int = 8  # tries of one request, the first included
+    connect_timeout_s: float = 5
+    read_timeout_s: float = 30
 
 
 def _translate(exc: Exception, what: str) -> Exception:
@@ -117,11 +126,17 @@ class S3Storage:
             region_name=config.region,
             config=Config(
                 max_pool_connections=config.max_pool_connections,
-                retries={"max_attempts": 5, "mode": "standard"},
+                retries={"total_max_attempts": config.max_attempts, "mode": config.retry_mode},
+                connect_timeout=config.connect_timeout_s,
+                read_timeout=config.read_timeout_s,
                 s3={"addressing_style": "path"},
             ),
         )
         self._transfer = TransferConfig(multipart_chunksize=PART_SIZE, max_concurrency=4)
+
+    def __reduce__(self) -> tuple[type["S3Storage"], tuple[S3Config]]:
+        """Pickle as the configuration (a boto3 client cannot cross into a child process)."""
+        return (S3Storage, (self.config,))
 
     def put_bytes(self, key: str, data: bytes, content_type: str = "") -> None:
         extra = {"ContentType": content_type} if content_type else {}
@@ -135,6 +150,26 @@ class S3Storage:
             return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except (BotoCoreError, ClientError) as exc:
             raise _translate(exc, "read an object") from exc
+
+    def get_tagged(self, key: str) -> tuple[bytes, str]:
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=key)
+            return answer["Body"].read(), answer["ETag"]
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, "read an object") from exc
+
+    def put_if_match(self, key: str, data: bytes, etag: str | None, content_type: str = "") -> str:
+        extra: dict[str, str] = {"ContentType": content_type} if content_type else {}
+        extra |= {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
+        try:
+            answer = self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **extra)  # type: ignore[arg-type]
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code", "")) in _LOST_RACE:
+                raise WriteConflict() from exc
+            raise _translate(exc, "write an object") from exc
+        except BotoCoreError as exc:
+            raise _translate(exc, "write an object") from exc
+        return answer["ETag"]
 
     def get_range(self, key: str, start: int, length: int) -> bytes:
         byte_range = f"bytes={start}-{start + length - 1}"

@@ -1,0 +1,110 @@
+"""The reconciler: finds work the queue lost and storage nobody names, from the manifests alone.
+
+Redis may lose a message (a crash, a restart without persistence, a flush) and a worker may die
+mid-job. The manifests still say ``queued`` or ``processing``, so a periodic pass can queue
+them again: a ``processing`` image whose lease ran out, a ``queued`` one nobody touched for a
+grace period. The re-queue is a conditional write, so of several reconcilers one enqueues.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from plexzoom.core import keys
+from plexzoom.core.errors import DamagedRecord, NotFound
+from plexzoom.core.ids import is_image_id
+from plexzoom.core.jobs import lease_expired, now
+from plexzoom.core.manifest import Manifest, read_manifest, update_manifest
+from plexzoom.core.storage import Storage
+
+log = logging.getLogger(__name__)
+PAGE = 500
+
+
+@dataclass
+class Reconciled:
+    """What one pass did (for the log and the tests)."""
+
+    requeued: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)  # storage prefixes
+
+
+def reconcile(
+    storage: Storage, enqueue: Callable[[str], None], queued_grace_s: float
+) -> Reconciled:
+    """One pass over every image: re-queue stalled jobs, remove what no manifest names."""
+    done, after = Reconciled(), ""
+    while True:
+        ids = storage.list_children(keys.IMAGES, after, PAGE)
+        for image_id in ids:
+            if is_image_id(image_id):
+                _reconcile_image(storage, image_id, enqueue, queued_grace_s, done)
+        if len(ids) < PAGE:
+            return done
+        after = ids[-1]
+
+
+def _reconcile_image(
+    storage: Storage,
+    image_id: str,
+    enqueue: Callable[[str], None],
+    queued_grace_s: float,
+    done: Reconciled,
+) -> None:
+    # List first, then read: a manifest is always written before the pyramids it will name,
+    # so a generation listed here and not named by the manifest read next is garbage.
+    pyramids = storage.list_keys(keys.image_prefix(image_id) + "pyramids/")
+    try:
+        manifest = read_manifest(storage, image_id)
+    except NotFound:  # a delete that was cut short, or a job that wrote on after it
+        storage.delete_prefix(keys.image_prefix(image_id))
+        done.removed.append(keys.image_prefix(image_id))
+        return
+    except DamagedRecord:
+        log.warning("image %s has a damaged manifest; left as it is", image_id)
+        return
+    _remove_unnamed_generations(storage, manifest, pyramids, done)
+    if _stalled(manifest, now(), queued_grace_s) and _requeue(storage, image_id, queued_grace_s):
+        enqueue(image_id)
+        done.requeued.append(image_id)
+
+
+def _stalled(manifest: Manifest, at: datetime, queued_grace_s: float) -> bool:
+    """A job nobody runs: processing without a live lease, or queued and untouched too long."""
+    if manifest.status == "processing":
+        return lease_expired(manifest, at)
+    if manifest.status == "queued":
+        waited = at - manifest.updated > timedelta(seconds=queued_grace_s)
+        return lease_expired(manifest, at) and waited
+    return False
+
+
+def _requeue(storage: Storage, image_id: str, queued_grace_s: float) -> bool:
+    """Mark the image queued again (touching it restarts the grace period); False if it moved."""
+    marked = False
+
+    def mark(manifest: Manifest) -> Manifest | None:
+        nonlocal marked
+        marked = _stalled(manifest, now(), queued_grace_s)
+        if not marked:
+            return None
+        manifest.status, manifest.stage = "queued", "queued"
+        manifest.lease_holder = manifest.lease_until = None
+        return manifest
+
+    try:
+        update_manifest(storage, image_id, mark)
+    except NotFound:
+        return False
+    return marked
+
+
+def _remove_unnamed_generations(
+    storage: Storage, manifest: Manifest, listed: list[str], done: Reconciled
+) -> None:
+    named = {manifest.generation} | {p.generation for p in manifest.pyramids.values()}
+    for generation in {key.split("/")[3] for key in listed} - named:
+        prefix = keys.generation_prefix(manifest.id, generation)
+        storage.delete_prefix(prefix)
+        done.removed.append(prefix)

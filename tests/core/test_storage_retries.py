@@ -1,0 +1,64 @@
+"""S3 through a proxy that answers 503 SlowDown and drops connections: botocore's retries
+(standard mode, PLEXZOOM_S3_MAX_ATTEMPTS) carry every operation through."""
+
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urlparse
+
+import pytest
+
+from plexzoom.core.errors import StorageError
+from plexzoom.core.storage import S3Config, S3Storage
+from plexzoom.core.storage.s3 import PART_SIZE
+from tests.faults import FaultProxy
+
+
+@pytest.fixture
+def proxy(moto_endpoint: str) -> Iterator[FaultProxy]:
+    """The fault proxy in front of the session's moto server."""
+    running = FaultProxy(int(urlparse(moto_endpoint).port or 0))
+    yield running
+    running.stop()
+
+
+def _storage(proxy: FaultProxy, max_attempts: int) -> S3Storage:
+    config = S3Config(
+        bucket=f"faults-{uuid.uuid4().hex[:12]}",
+        endpoint_url=proxy.endpoint,
+        region="us-east-1",
+        max_attempts=max_attempts,
+        connect_timeout_s=2,
+        read_timeout_s=5,
+    )
+    storage = S3Storage(config)
+    storage.ensure_bucket()
+    return storage
+
+
+def test_transient_faults_are_retried(proxy: FaultProxy) -> None:
+    """Puts, conditional puts, a multipart upload and reads all succeed through the faults."""
+    storage = _storage(proxy, max_attempts=8)
+    proxy.faults(seconds=3)
+    data = bytes(range(256)) * (PART_SIZE // 256 + 10)
+    storage.put_bytes("images/a/original", b"small")
+    tag = storage.put_if_match("images/a/manifest.json", b"{}", None)
+    storage.put_if_match("images/a/manifest.json", b'{"a": 1}', tag)
+    writer = storage.open_writer("images/a/pyramids/g/image.zip")
+    writer.write(data)
+    writer.commit()
+    assert storage.get_bytes("images/a/original") == b"small"
+    assert storage.get_bytes("images/a/manifest.json") == b'{"a": 1}'
+    assert (
+        storage.get_range("images/a/pyramids/g/image.zip", PART_SIZE - 5, 10)
+        == (data[PART_SIZE - 5 : PART_SIZE + 5])
+    )
+    assert proxy.counts["503"] >= 3 and proxy.counts["drop"] >= 3, proxy.counts
+
+
+def test_without_retries_the_faults_show(proxy: FaultProxy) -> None:
+    """The control: with one attempt per request the same faults surface as StorageError."""
+    storage = _storage(proxy, max_attempts=1)
+    proxy.faults(seconds=30)
+    with pytest.raises(StorageError):
+        for _ in range(3):
+            storage.put_bytes("images/a/original", b"x")

@@ -1,0 +1,108 @@
+"""A fault-injecting HTTP proxy for tests: in front of an S3 server it answers 503 SlowDown and
+drops connections for a while, which moto cannot do itself.
+
+Every request gets a connection of its own upstream (the proxy adds ``Connection: close``), so
+faults hit requests, not just the first request of a kept-alive connection.
+"""
+
+import asyncio
+import contextlib
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+
+from tests.servers import free_port
+
+SLOW_DOWN = (
+    b"HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nConnection: close\r\n"
+    b"Content-Length: 107\r\n\r\n"
+    b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>SlowDown</Code><Message>Slow"
+    b" down</Message></Error>"
+)
+
+
+class FaultProxy:
+    """Listens on loopback and forwards to ``upstream``; ``faults(seconds)`` turns faults on."""
+
+    def __init__(self, upstream_port: int, pattern: tuple[str, ...] = ("503", "drop", "pass")):
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._upstream = upstream_port
+        self._pattern: Iterator[str] = itertools.cycle(pattern)
+        self._until = 0.0
+        self.counts = {"503": 0, "drop": 0, "pass": 0}
+        self._loop = asyncio.new_event_loop()
+        started = threading.Event()
+        self._thread = threading.Thread(target=self._serve, args=(started,), daemon=True)
+        self._thread.start()
+        started.wait(10)
+
+    def faults(self, seconds: float) -> None:
+        """Answer requests with the fault pattern for ``seconds`` from now."""
+        self._until = time.monotonic() + seconds
+
+    def stop(self) -> None:
+        """Stop listening."""
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def _serve(self, started: threading.Event) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(
+            asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        )
+        started.set()
+        self._loop.run_forever()
+        server.close()
+        pending = asyncio.all_tasks(self._loop)
+        for task in pending:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self._loop.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            writer.close()
+            return
+        fault = next(self._pattern) if time.monotonic() < self._until else "pass"
+        self.counts[fault] += 1
+        if fault == "drop":
+            writer.transport.abort()  # a connection reset, mid-request
+            return
+        if fault == "503":
+            writer.write(SLOW_DOWN)
+            await _close(writer)
+            return
+        await self._forward(_with_connection_close(head), reader, writer)
+
+    async def _forward(
+        self, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._upstream)
+        up_writer.write(head)
+        upload = asyncio.ensure_future(_pipe(reader, up_writer))
+        await _pipe(up_reader, writer)  # the server closes after its answer
+        upload.cancel()
+        await _close(up_writer)
+        await _close(writer)
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(ConnectionError):
+        while chunk := await reader.read(65536):
+            writer.write(chunk)
+            await writer.drain()
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with contextlib.suppress(ConnectionError):
+        await writer.wait_closed()
+
+
+def _with_connection_close(head: bytes) -> bytes:
+    lines = [line for line in head.split(b"\r\n") if not line.lower().startswith(b"connection:")]
+    return b"\r\n".join([*lines[:-2], b"Connection: close", b"", b""])
