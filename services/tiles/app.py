@@ -4,7 +4,7 @@
     /tiles/{id}/{generation}/{name}_files/{level}/{col}_{row}.{format}
 
 A bare ASGI app (no router, no middleware): tiles are the hot path. It serves only pyramids
-that the image's manifest commits (status ready, this generation). Pyramids are immutable per
+that the image's manifest names (committed: this generation). Pyramids are immutable per
 generation, so tiles carry strong ETags; public images (and every image when no API keys are
 set) are cached by anyone for a year, private ones need a tile token (``?t=``, see
 plexzoom.core.access) or an API key, and are cached privately no longer than it lasts.
@@ -108,7 +108,7 @@ class TileService:
     ) -> None:
         """A server-rendered composite descriptor or tile (see plexzoom.tiles.composite)."""
         dzi, level, col, row, ext = where
-        image_id, gen = manifest.id, manifest.generation
+        image_id, gen = manifest.id, manifest.pyramids["c0"].generation  # admitted: committed
         query = scope.get("query_string", b"").decode("latin-1")
         try:
             settings = settings_from_query(query, render_defaults(manifest))

@@ -1,7 +1,9 @@
 """Who may read a tile, and for how long caches may keep it (tokens: plexzoom.core.access).
 
-A tile is served only from the pyramid its image's manifest commits (status ready, the
-generation the manifest names), so a half-written or replaced pyramid is never visible.
+A tile is served only from a pyramid its image's manifest names: the job names its pyramids in
+the manifest in the same write that commits it, so a half-written or replaced pyramid is never
+visible, while the committed one stays readable during a re-conversion (which builds under a new
+generation) and after a failed one.
 """
 
 import time
@@ -30,9 +32,9 @@ def admit(
 
 
 def commits(manifest: Manifest, gen: str, name: str) -> bool:
-    """True when the manifest names pyramid ``name`` of generation ``gen`` as ready."""
+    """True when the manifest names pyramid ``name`` of generation ``gen`` (committed)."""
     committed = manifest.pyramids.get("c0" if name == RENDER else name)
-    return manifest.status == "ready" and committed is not None and committed.generation == gen
+    return committed is not None and committed.generation == gen
 
 
 def cache_control(private_for: int | None, changeable: bool = False) -> bytes:

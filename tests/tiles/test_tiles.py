@@ -437,26 +437,35 @@ def test_local_reads_from_the_page_cache_do_not_wait(tmp_path: Path) -> None:
 async def test_only_the_pyramid_the_manifest_commits_is_served(
     tmp_path: Path,
 ) -> None:
-    """A pyramid being rebuilt, or one a newer conversion replaced, is 404 even from cache."""
+    """A re-conversion builds under a new generation: until its commit the old pyramid is
+    served and the new one is 404; after it, the old one is 404 even from the tile cache."""
     pyramid = convert_into(LocalStorage(tmp_path / "data"), tmp_path)
     service = TileService(pyramid.storage, manifest_ttl_s=0)
     url = pyramid.tile_url(pyramid.index.max_level, 0, 0)
     assert (await call(service, "GET", url))[0] == 200  # now in the tile cache
+    newer = new_generation()
+    new_url = url.replace(pyramid.manifest.generation, newer)
+    # The new generation's archive is being written (copied here: same keys, other generation).
+    old_prefix = keys.generation_prefix(pyramid.manifest.id, pyramid.manifest.generation)
+    for key in pyramid.storage.list_keys(old_prefix):
+        pyramid.storage.put_bytes(
+            key.replace(pyramid.manifest.generation, newer), pyramid.storage.get_bytes(key)
+        )
     manifest = pyramid.manifest.model_copy(deep=True)
+    manifest.generation = newer
     for status in ("queued", "processing", "failed"):
         manifest.status = status  # type: ignore[assignment]
         write_manifest(pyramid.storage, manifest)
-        assert (await call(service, "GET", url))[0] == 404, status
-        assert (await call(service, "GET", f"{pyramid.base}.dzi"))[0] == 404, status
-    newer = new_generation()
-    manifest.status, manifest.generation = "ready", newer
+        assert (await call(service, "GET", url))[0] == 200, status
+        assert (await call(service, "GET", f"{pyramid.base}.dzi"))[0] == 200, status
+        assert (await call(service, "GET", new_url))[0] == 404, status
+    manifest.status = "ready"
     manifest.pyramids = {
         name: p.model_copy(update={"generation": newer}) for name, p in manifest.pyramids.items()
     }
     write_manifest(pyramid.storage, manifest)
     assert (await call(service, "GET", url))[0] == 404, "a replaced generation is never served"
-    write_manifest(pyramid.storage, pyramid.manifest)
-    assert (await call(service, "GET", url))[0] == 200
+    assert (await call(service, "GET", new_url))[0] == 200
 
 
 async def test_a_just_committed_pyramid_shows_without_waiting_for_the_manifest_cache(
@@ -465,7 +474,7 @@ async def test_a_just_committed_pyramid_shows_without_waiting_for_the_manifest_c
     """A manifest cached while converting does not hide the pyramid for the cache's 2 s."""
     pyramid = convert_into(LocalStorage(tmp_path / "data"), tmp_path)
     service = TileService(pyramid.storage)
-    converting = pyramid.manifest.model_copy(update={"status": "processing"})
+    converting = pyramid.manifest.model_copy(update={"status": "processing", "pyramids": {}})
     write_manifest(pyramid.storage, converting)
     assert (await call(service, "GET", f"{pyramid.base}.dzi"))[0] == 404
     write_manifest(pyramid.storage, pyramid.manifest)
