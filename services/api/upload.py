@@ -4,6 +4,7 @@ Nothing is buffered beyond one network chunk plus one storage part; the size cap
 on every chunk; a client that disconnects leaves no object, multipart upload or temp file.
 """
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -15,11 +16,14 @@ from starlette.requests import Request
 from plexzoom.core import keys
 from plexzoom.core.errors import ImageTooLarge, PlexzoomError, UnsupportedFormat
 from plexzoom.core.formats import SNIFF_BYTES, SUPPORTED_NAMES, Format, sniff_format
-from plexzoom.core.images import Enqueue, discard_image, start_image, submit_image
+from plexzoom.core.images import Enqueue, discard_image, start_image, submit_image, touch_upload
 from plexzoom.core.manifest import Manifest
 from plexzoom.core.storage import ObjectWriter, Storage
 
 FIELD = b"file"
+# A streaming upload touches its manifest this often; the reconciler removes `uploading` images
+# untouched for PLEXZOOM_UPLOAD_STALE_S (a web process that died mid-upload).
+TOUCH_S = 60.0
 _NO_FILE = "Send the image as multipart/form-data with a field named 'file'."
 
 
@@ -108,6 +112,7 @@ class UploadSink:
         self.format: Format | None = None
         self.writer: ObjectWriter | None = None
         self.size = 0
+        self.touched = time.monotonic()
 
     async def drain(self, part: _Part, final: bool) -> None:
         """Write what the parser collected; open the object once the format is known."""
@@ -128,6 +133,9 @@ class UploadSink:
         data = bytes(part.pending)
         part.pending.clear()
         await to_thread.run_sync(self.writer.write, data)
+        if time.monotonic() - self.touched > TOUCH_S and self.manifest is not None:
+            await to_thread.run_sync(touch_upload, self.storage, self.manifest.id)
+            self.touched = time.monotonic()
 
     async def abort(self) -> None:
         """Leave nothing behind: no object, no multipart upload, no manifest."""

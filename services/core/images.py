@@ -45,6 +45,16 @@ def submit_image(
     return queued
 
 
+def touch_upload(storage: Storage, image_id: str) -> None:
+    """Note that an upload is still streaming (its manifest's ``updated``), so the reconciler
+    does not take it for one whose web process died."""
+
+    def touch(manifest: Manifest) -> Manifest | None:
+        return manifest if manifest.status == "uploading" else None
+
+    update_manifest(storage, image_id, touch)
+
+
 def discard_image(storage: Storage, image_id: str) -> None:
     """Remove everything stored for an image (a failed or abandoned upload, or a delete)."""
     storage.delete_prefix(keys.image_prefix(image_id))

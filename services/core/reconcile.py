@@ -31,15 +31,19 @@ class Reconciled:
 
 
 def reconcile(
-    storage: Storage, enqueue: Callable[[str], None], queued_grace_s: float
+    storage: Storage,
+    enqueue: Callable[[str], None],
+    queued_grace_s: float,
+    upload_stale_s: float = 600,
 ) -> Reconciled:
-    """One pass over every image: re-queue stalled jobs, remove what no manifest names."""
+    """One pass over every image: re-queue stalled jobs, remove what no manifest names and
+    uploads that stopped (a streaming upload touches its manifest every minute)."""
     done, after = Reconciled(), ""
     while True:
         ids = storage.list_children(keys.IMAGES, after, PAGE)
         for image_id in ids:
             if is_image_id(image_id):
-                _reconcile_image(storage, image_id, enqueue, queued_grace_s, done)
+                _reconcile_image(storage, image_id, enqueue, (queued_grace_s, upload_stale_s), done)
         if len(ids) < PAGE:
             return done
         after = ids[-1]
@@ -49,9 +53,10 @@ def _reconcile_image(
     storage: Storage,
     image_id: str,
     enqueue: Callable[[str], None],
-    queued_grace_s: float,
+    waits: tuple[float, float],
     done: Reconciled,
 ) -> None:
+    queued_grace_s, upload_stale_s = waits
     # List first, then read: a manifest is always written before the pyramids it will name,
     # so a generation listed here and not named by the manifest read next is garbage.
     pyramids = storage.list_keys(keys.image_prefix(image_id) + "pyramids/")
@@ -63,6 +68,12 @@ def _reconcile_image(
         return
     except DamagedRecord:
         log.warning("image %s has a damaged manifest; left as it is", image_id)
+        return
+    if manifest.status == "uploading" and now() - manifest.updated > timedelta(
+        seconds=upload_stale_s
+    ):
+        storage.delete_prefix(keys.image_prefix(image_id))  # its web process died mid-upload
+        done.removed.append(keys.image_prefix(image_id))
         return
     _remove_unnamed_generations(storage, manifest, pyramids, done)
     if _stalled(manifest, now(), queued_grace_s) and _requeue(storage, image_id, queued_grace_s):

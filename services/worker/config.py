@@ -30,6 +30,9 @@ class WorkerSettings(CommonSettings):
     reconcile_interval_s: float = 30
     # A queued image untouched this long has probably lost its message (Redis lost its queue).
     queued_grace_s: float = 120
+    # An `uploading` image untouched this long lost its web process mid-upload (uploads touch
+    # their manifest every minute while bytes arrive); the reconciler removes it.
+    upload_stale_s: float = 600
     vips_concurrency: int = 0
     # Multi-channel TIFFs: libvips holds two rows of source tiles per page it reads, so memory
     # grows with this count times the image width (see README, "Memory").

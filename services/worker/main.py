@@ -17,6 +17,7 @@ broker.add_middleware(
         lambda image_id: enqueue_conversion(broker, image_id),
         settings.reconcile_interval_s,
         settings.queued_grace_s,
+        settings.upload_stale_s,
     )
 )
 

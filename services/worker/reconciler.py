@@ -23,9 +23,11 @@ class Reconciler(dramatiq.Middleware):
         enqueue: Callable[[str], None],
         interval_s: float,
         queued_grace_s: float,
+        upload_stale_s: float = 600,
     ) -> None:
         self._storage, self._enqueue = storage, enqueue
         self._interval, self._grace = interval_s, queued_grace_s
+        self._upload_stale = upload_stale_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
 
@@ -40,7 +42,7 @@ class Reconciler(dramatiq.Middleware):
     def run_once(self) -> None:
         """One pass; storage or Redis trouble is logged and the next pass tries again."""
         try:
-            done = reconcile(self._storage(), self._enqueue, self._grace)
+            done = reconcile(self._storage(), self._enqueue, self._grace, self._upload_stale)
         except (PlexzoomError, redis.RedisError) as exc:
             log.warning("reconciler pass failed: %s", exc)
             return

@@ -10,6 +10,7 @@ import pytest
 
 from plexzoom.core import keys
 from plexzoom.core.errors import BrokerError
+from plexzoom.core.manifest import read_manifest
 from plexzoom.core.storage import S3Storage, Storage
 from plexzoom.core.storage.s3 import PART_SIZE
 from tests.api.conftest import (
@@ -338,3 +339,28 @@ async def test_only_the_first_file_field_is_stored(api: Api) -> None:
     assert answer.status_code == 202
     assert api.storage.get_bytes(keys.original_key(answer.json()["id"])) == first
     assert answer.json()["filename"] == "a.png"
+
+
+async def test_a_long_upload_keeps_its_manifest_fresh(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While bytes arrive the manifest's `updated` moves on, so the reconciler never takes a
+    slow upload for one whose web process died."""
+    monkeypatch.setattr("plexzoom.api.upload.TOUCH_S", 0.0)
+    seen: list[object] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        yield form_head()
+        yield PNG_SIGNATURE + bytes(1024 * 1024)
+        image_id = api.storage.list_children("images/", "", 10)[0]
+        seen.append(read_manifest(api.storage, image_id).updated)
+        for _ in range(3):
+            yield bytes(1024 * 1024)
+        seen.append(read_manifest(api.storage, image_id).updated)
+        yield FORM_TAIL
+
+    answer = await api.client.post(
+        "/v1/images", content=body(), headers={"content-type": MULTIPART}
+    )
+    assert answer.status_code == 202, answer.text
+    assert len(seen) == 2 and seen[1] > seen[0]  # type: ignore[operator]

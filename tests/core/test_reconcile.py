@@ -5,6 +5,7 @@ from datetime import timedelta
 from plexzoom.core import keys
 from plexzoom.core.convert import ConvertOptions, convert_image
 from plexzoom.core.ids import new_generation, new_image_id
+from plexzoom.core.images import start_image
 from plexzoom.core.jobs import claim, now
 from plexzoom.core.manifest import read_manifest, write_manifest
 from plexzoom.core.reconcile import reconcile
@@ -65,3 +66,18 @@ def test_storage_no_manifest_names_is_removed(storage: Storage) -> None:
     storage.put_bytes(orphan, b"an original whose manifest was deleted")
     reconcile(storage, lambda _id: None, queued_grace_s=60)
     assert set(storage.list_keys("")) == pyramid_keys(image_id, done.generation)
+
+
+def test_an_upload_whose_web_process_died_is_removed(storage: Storage) -> None:
+    """`uploading` and untouched past the stale time: its partial original goes with it; a
+    live upload (touched a moment ago) stays."""
+    stale = start_image(storage, "cut-off.tif")
+    storage.put_bytes(keys.original_key(stale.id), b"II*\x00partial")
+    live = start_image(storage, "streaming.tif")
+    manifest = read_manifest(storage, stale.id)
+    manifest.updated = now() - timedelta(seconds=601)
+    storage.put_bytes(keys.manifest_key(stale.id), manifest.model_dump_json().encode())
+    done = reconcile(storage, [].append, queued_grace_s=60, upload_stale_s=600)
+    assert done.removed == [keys.image_prefix(stale.id)]
+    assert storage.list_keys(keys.image_prefix(stale.id)) == []
+    assert read_manifest(storage, live.id).status == "uploading"
