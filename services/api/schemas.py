@@ -58,6 +58,7 @@ class ImageStatus(BaseModel):
     dtype: str | None
     physical_size: tuple[float, float, str] | None
     notes: dict[str, Any]
+    attempts: int  # conversion attempts so far (a crash or a lost worker counts one)
     created: datetime
     updated: datetime
     links: Links

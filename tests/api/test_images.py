@@ -156,12 +156,14 @@ async def test_reconvert_after_conversion(api: Api, tmp_path: Path) -> None:
     assert busy.status_code == 409
     assert "try again" in busy.json()["detail"]
     first = convert_image(api.storage, image_id, ConvertOptions(scratch_dir=tmp_path))
+    assert (await api.client.get(f"/v1/images/{image_id}")).json()["attempts"] == 1
     answer = await api.client.post(f"/v1/images/{image_id}/reconvert")
     assert answer.status_code == 202
     generation = read_manifest(api.storage, image_id).generation
     assert generation != first.generation
     assert answer.json()["status"] == "queued"
     assert api.enqueue.ids == [image_id, image_id]
+    assert answer.json()["attempts"] == 0  # a new conversion is counted anew
 
 
 @pytest.mark.parametrize(("width", "height"), [(1000, 600), (254, 254), (509, 100), (100, 2000)])

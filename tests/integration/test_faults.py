@@ -76,7 +76,7 @@ def s3_client(endpoint: str) -> Any:
 
 
 def stored_manifest(stack: Stack, image_id: str) -> Manifest:
-    """The manifest as stored (the API does not show attempts), from either backend."""
+    """The manifest as stored, from either backend."""
     if "PLEXZOOM_S3_BUCKET" in stack.env:
         client = s3_client(stack.env["PLEXZOOM_S3_ORIGIN"])
         raw = client.get_object(Bucket=stack.env["PLEXZOOM_S3_BUCKET"], Key=manifest_key(image_id))
