@@ -116,11 +116,16 @@ def list_images(storage: Storage, limit: int, cursor: str | None = None) -> Page
 
 
 def render_defaults(manifest: Manifest) -> RenderSettings:
-    """The image's default render settings: saved ones, else each channel's default window."""
-    if manifest.status != "ready" or not manifest.channels or manifest.channels[0].lut is None:
+    """The image's default render settings: saved ones, else each channel's default window.
+
+    They belong to the committed conversion, so they stay readable while the image is converted
+    again (its channels and pyramids change only when the new conversion commits).
+    """
+    if "c0" not in manifest.pyramids or not manifest.channels or manifest.channels[0].lut is None:
+        converted = manifest.pyramids or manifest.status == "ready"
         raise Conflict(
             "Only converted multi-channel images have render settings; this one is "
-            f"{manifest.status if manifest.status != 'ready' else 'an RGB image'}."
+            f"{'an RGB image' if converted else manifest.status}."
         )
     if manifest.render is not None:
         return manifest.render

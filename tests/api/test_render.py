@@ -42,6 +42,10 @@ async def test_defaults_then_saved_settings(api: Api, tmp_path: Path) -> None:
     assert saved.status_code == 200, saved.text
     again = (await api.client.get(f"/v1/images/{image_id}/render")).json()
     assert again["channels"][1] == {**settings["channels"][1]}
+    # Converted again: the committed conversion's settings stay readable meanwhile.
+    assert (await api.client.post(f"/v1/images/{image_id}/reconvert")).status_code == 202
+    during = await api.client.get(f"/v1/images/{image_id}/render")
+    assert during.status_code == 200 and during.json() == again
 
 
 @pytest.mark.parametrize(
@@ -71,6 +75,8 @@ async def test_rgb_images_and_unknown_ids(api: Api, tmp_path: Path) -> None:
 
     created = await api.upload(pyvips.Image.black(64, 48, bands=3).write_to_buffer(".png"))
     image_id = created.json()["id"]
+    queued = await api.client.get(f"/v1/images/{image_id}/render")
+    assert queued.status_code == 409 and "queued" in queued.json()["detail"]
     convert_image(api.storage, image_id, ConvertOptions(scratch_dir=tmp_path))
     assert (await api.client.get(f"/v1/images/{image_id}/render")).status_code == 409
     assert (await api.client.get("/v1/images/00000000000000000000000000/render")).status_code == 404

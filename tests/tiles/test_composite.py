@@ -11,7 +11,7 @@ import tifffile
 from plexzoom.core import keys
 from plexzoom.core.convert import ConvertOptions, convert_image
 from plexzoom.core.formats import TIFF
-from plexzoom.core.images import save_render, start_image, submit_image
+from plexzoom.core.images import reconvert_image, save_render, start_image, submit_image
 from plexzoom.core.manifest import Manifest, read_manifest, write_manifest
 from plexzoom.core.pyramid import TileIndex
 from plexzoom.core.render import ChannelRender, RenderSettings, channel_table, render
@@ -131,3 +131,23 @@ async def test_an_rgb_image_has_no_render_tiles(tmp_path: Path) -> None:
         TileService(storage), f"/tiles/{manifest.id}/{manifest.generation}/render.dzi"
     )
     assert answer.status_code == 404
+
+
+async def test_rendering_continues_from_the_committed_channels_during_a_reconversion(
+    converted: tuple[LocalStorage, Manifest],
+) -> None:
+    """Re-queued under a new generation, the image still renders from its committed channel
+    pyramids, byte for byte as before; the uncommitted generation renders nothing."""
+    storage, manifest = converted
+    base = f"/tiles/{manifest.id}/{manifest.generation}/render"
+    url = f"{base}_files/{manifest.pyramids['c0'].levels - 1}/1_0.png?c=1:ffffff:0:3000:1"
+    before = await get(TileService(storage), url)
+    assert before.status_code == 200
+    requeued = reconvert_image(storage, manifest.id, lambda _id: None)
+    try:
+        during = await get(TileService(storage), url)
+        assert during.status_code == 200 and during.content == before.content
+        staging = url.replace(manifest.generation, requeued.generation)
+        assert (await get(TileService(storage), staging)).status_code == 404
+    finally:
+        write_manifest(storage, manifest)  # the module's other tests use the converted image
