@@ -10,7 +10,6 @@ set) are cached by anyone for a year, private ones need a tile token (``?t=``, s
 plexzoom.core.access) or an API key, and are cached privately no longer than it lasts.
 """
 
-import asyncio
 import re
 import time
 from typing import Any
@@ -26,7 +25,7 @@ from plexzoom.core.pyramid import TILE_FORMATS, TileIndex
 from plexzoom.core.render import BadRenderSettings, channel_table, settings_from_query
 from plexzoom.core.storage import LocalStorage, Storage
 from plexzoom.tiles import composite, guard
-from plexzoom.tiles.cache import LruCache
+from plexzoom.tiles.cache import LruCache, SingleFlight
 
 PREFIX = "/tiles/"
 _ROUTE = re.compile(
@@ -61,8 +60,8 @@ class TileService:
         self.tiles: LruCache[TileKey, bytes] = LruCache(cache_bytes)
         self.manifests: LruCache[str, tuple[Manifest, float]] = LruCache(256)
         # Concurrent requests for one uncached tile (or manifest) share one storage read.
-        self._reading: dict[TileKey, asyncio.Future[bytes]] = {}
-        self._manifest_reads: dict[str, asyncio.Future[Manifest]] = {}
+        self._tile_reads: SingleFlight[TileKey, bytes] = SingleFlight()
+        self._manifest_reads: SingleFlight[str, Manifest] = SingleFlight()
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -157,22 +156,13 @@ class TileService:
         max_age = self.manifest_ttl_s if max_age_s is None else max_age_s
         if cached is not None and now - cached[1] < max_age:
             return cached[0]
-        pending = self._manifest_reads.get(image_id)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Manifest] = asyncio.get_running_loop().create_future()
-        self._manifest_reads[image_id] = future
-        try:
+
+        async def read() -> Manifest:
             manifest = await to_thread.run_sync(read_manifest, self.storage, image_id)
             self.manifests.put(image_id, (manifest, now), 1)
-            future.set_result(manifest)
             return manifest
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # marked as retrieved: waiters, if any, get it raised
-            raise
-        finally:
-            del self._manifest_reads[image_id]
+
+        return await self._manifest_reads.run(image_id, read)
 
     def forget(self, image_id: str) -> None:
         """Drop a deleted image's cached index and tiles."""
@@ -206,22 +196,13 @@ class TileService:
         where = index.tile_range(level, col, row)
         if where is None:
             raise NotFound("No such tile.")
-        pending = self._reading.get(cache_key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._reading[cache_key] = future
-        try:
-            body = await self._read(keys.pyramid_key(image_id, gen, name), *where)
-            self.tiles.put(cache_key, body, len(body))
-            future.set_result(body)
-            return body
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # marked as retrieved: waiters, if any, get it raised
-            raise
-        finally:
-            del self._reading[cache_key]
+
+        async def read() -> bytes:
+            data = await self._read(keys.pyramid_key(image_id, gen, name), *where)
+            self.tiles.put(cache_key, data, len(data))
+            return data
+
+        return await self._tile_reads.run(cache_key, read)
 
     async def _read(self, key: str, start: int, length: int) -> bytes:
         """Read a tile; only a read that would wait on a disk or the network goes to a thread."""

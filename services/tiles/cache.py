@@ -1,7 +1,9 @@
-"""A small LRU cache bounded by total bytes (single-threaded: used from the event loop only)."""
+"""A small LRU cache bounded by total bytes, and shared reads (single-threaded: used from the
+event loop only)."""
 
+import asyncio
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -42,3 +44,28 @@ class LruCache(Generic[K, V]):
         for key in [k for k in self._items if doomed(k)]:
             _, size = self._items.pop(key)
             self.size -= size
+
+
+class SingleFlight(Generic[K, V]):
+    """Concurrent requests for one key share one read (a burst of misses costs one GET)."""
+
+    def __init__(self) -> None:
+        self._pending: dict[K, asyncio.Future[V]] = {}
+
+    async def run(self, key: K, read: Callable[[], Awaitable[V]]) -> V:
+        """The result of ``read()``, or of the read already under way for ``key``."""
+        pending = self._pending.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            value = await read()
+            future.set_result(value)
+            return value
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # marked as retrieved: waiters, if any, get it raised
+            raise
+        finally:
+            del self._pending[key]
