@@ -43,7 +43,7 @@ def reconcile(
         ids = storage.list_children(keys.IMAGES, after, PAGE)
         for image_id in ids:
             if is_image_id(image_id):
-                _reconcile_image(storage, image_id, enqueue, (queued_grace_s, upload_stale_s), done)
+                _reconcile_image(storage, image_id, enqueue, queued_grace_s, upload_stale_s, done)
         if len(ids) < PAGE:
             return done
         after = ids[-1]
@@ -53,10 +53,10 @@ def _reconcile_image(
     storage: Storage,
     image_id: str,
     enqueue: Callable[[str], None],
-    waits: tuple[float, float],
+    queued_grace_s: float,
+    upload_stale_s: float,
     done: Reconciled,
 ) -> None:
-    queued_grace_s, upload_stale_s = waits
     # List first, then read: a manifest is always written before the pyramids it will name,
     # so a generation listed here and not named by the manifest read next is garbage.
     pyramids = storage.list_keys(keys.image_prefix(image_id) + "pyramids/")

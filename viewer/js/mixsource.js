@@ -15,7 +15,7 @@
  * record stays the tile's original cache data, so a re-mix needs no download.
  */
 
-import { NO_TOKEN } from "./tiletoken.js";
+import { NO_TOKEN, tileSourceOptions } from "./tiletoken.js";
 
 export const RECORD_TYPE = "plexzoom-tile";
 
@@ -145,15 +145,7 @@ function mixSourceClass(OSD) {
   MixSource ??= class extends OSD.TileSource {
     /** @param {object} geometry from loadDzi; @param {(level, x, y, signal) => Promise<TileRecord>} load */
     constructor(geometry, key, load) {
-      super({
-        width: geometry.width,
-        height: geometry.height,
-        tileSize: geometry.tileSize,
-        tileOverlap: geometry.overlap,
-        minLevel: 0,
-        maxLevel: geometry.maxLevel,
-        ready: true,
-      });
+      super(tileSourceOptions(geometry));
       Object.assign(this, { geometry, key, load });
     }
 

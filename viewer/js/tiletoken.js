@@ -110,6 +110,19 @@ export class TileToken {
   }
 }
 
+/** OpenSeadragon TileSource options for a Deep Zoom pyramid's geometry (from loadDzi). */
+export function tileSourceOptions(geometry) {
+  return {
+    width: geometry.width,
+    height: geometry.height,
+    tileSize: geometry.tileSize,
+    tileOverlap: geometry.overlap,
+    minLevel: 0,
+    maxLevel: geometry.maxLevel,
+    ready: true,
+  };
+}
+
 /**
  * An OpenSeadragon tile source for a Deep Zoom pyramid of `geometry` (mixsource.loadDzi) whose
  * tiles are fetched with the token current when each download starts: OpenSeadragon fixes a
@@ -118,15 +131,7 @@ export class TileToken {
  */
 export function signedDziSource(geometry, tilesBaseUrl, token, OSD = globalThis.OpenSeadragon) {
   const base = tilesBaseUrl.split("?")[0];
-  const source = new OSD.TileSource({
-    width: geometry.width,
-    height: geometry.height,
-    tileSize: geometry.tileSize,
-    tileOverlap: geometry.overlap,
-    minLevel: 0,
-    maxLevel: geometry.maxLevel,
-    ready: true,
-  });
+  const source = new OSD.TileSource(tileSourceOptions(geometry));
   const download = source.downloadTileStart;
   Object.assign(source, {
     getTileUrl: (level, x, y) => token.sign(`${base}${level}/${x}_${y}.${geometry.format}`),
