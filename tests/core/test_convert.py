@@ -21,8 +21,7 @@ from plexzoom.core.manifest import Manifest, read_manifest, write_manifest
 from plexzoom.core.pyramid import TileIndex, level_sizes
 from plexzoom.core.storage import LocalStorage, ObjectWriter, Storage
 from tests.conftest import QUADRANTS, decode, encode, noise_image, quadrant_bytes
-
-SAMPLES = Path("/work/shared/samples")
+from tests.core.readers.files import sample_one_channel, sample_three_channels
 
 
 def store_original(storage: Storage, data: bytes, filename: str | None = "upload.bin") -> str:
@@ -333,14 +332,20 @@ def test_an_original_outside_the_allow_list_fails(
 
 
 @pytest.mark.parametrize(
-    ("sample", "size"), [("44153.tif", (954, 1020)), ("10974.tif", (914, 1260))]
+    ("write_sample", "size"),
+    [(sample_three_channels, (954, 1020)), (sample_one_channel, (914, 1260))],
+    ids=["44153", "10974"],
 )
 def test_the_shipped_samples_convert(
-    local_storage: LocalStorage, options: ConvertOptions, sample: str, size: tuple[int, int]
+    local_storage: LocalStorage,
+    options: ConvertOptions,
+    tmp_path: Path,
+    write_sample: Callable[[Path], Path],
+    size: tuple[int, int],
 ) -> None:
-    """The two OME-TIFF samples convert to ready pyramids of their full size."""
-    data = (SAMPLES / sample).read_bytes()
-    image_id = store_original(local_storage, data, sample)
+    """Stand-ins for the two seed OME-TIFF samples convert to ready pyramids of their full size."""
+    sample = write_sample(tmp_path / "sample.ome.tif")
+    image_id = store_original(local_storage, sample.read_bytes(), sample.name)
     manifest = convert_image(local_storage, image_id, options)
     assert manifest.status == "ready", manifest.error
     assert (manifest.width, manifest.height) == size
@@ -350,13 +355,14 @@ def test_the_shipped_samples_convert(
 
 
 def test_a_sample_with_channels_as_pages_keeps_its_channels(
-    local_storage: LocalStorage, options: ConvertOptions
+    local_storage: LocalStorage, options: ConvertOptions, tmp_path: Path
 ) -> None:
-    """44153.tif's three OME channels (Red, Green, Blue) all reach the displayed image."""
-    data = (SAMPLES / "44153.tif").read_bytes()
+    """The 44153.tif stand-in's three OME channels (Red, Green, Blue) all reach the image."""
+    sample = sample_three_channels(tmp_path / "44153.ome.tif")
+    data = sample.read_bytes()
     manifest = convert_image(local_storage, store_original(local_storage, data), options)
     assert len(manifest.channels) == 3
-    pages = [pyvips.Image.new_from_file(str(SAMPLES / "44153.tif"), page=p) for p in range(3)]
+    pages = [pyvips.Image.new_from_file(str(sample), page=p) for p in range(3)]
     tile = decode(read_tile(local_storage, manifest, manifest.pyramids["image"].levels - 1, 1, 1))
     for band, page in enumerate(pages):
         want = np.asarray(page.crop(253, 253, tile.shape[1], tile.shape[0]).numpy(), float)

@@ -2,6 +2,7 @@
 
 import io
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -9,11 +10,11 @@ import numpy as np
 import pytest
 import pyvips
 
+from tests.core.readers.files import sample_one_channel, sample_three_channels
 from tests.integration.conftest import stored_keys
 from tests.servers import Stack
 
 pytestmark = pytest.mark.slow
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples"
 # Quadrant colours of the generated test pattern (top-left, top-right, bottom-left, bottom-right).
 QUADRANTS = [(230, 30, 30), (30, 200, 40), (40, 60, 220), (240, 220, 30)]
 
@@ -121,14 +122,20 @@ def test_reconvert_makes_a_new_generation(stack: Stack) -> None:
     assert {k.split("/")[3] for k in keys} == {new.split("/")[-2]}
 
 
-@pytest.mark.parametrize("sample", ["44153.tif", "10974.tif"])
-def test_seed_samples_convert(stack: Stack, sample: str) -> None:
-    """The two OME-TIFF samples from the seed always convert."""
-    created = upload(stack, (SAMPLES / sample).read_bytes(), sample)
+@pytest.mark.parametrize(
+    ("write_sample", "size"),
+    [(sample_three_channels, (954, 1020)), (sample_one_channel, (914, 1260))],
+    ids=["44153", "10974"],
+)
+def test_seed_samples_convert(
+    stack: Stack, tmp_path: Path, write_sample: Callable[[Path], Path], size: tuple[int, int]
+) -> None:
+    """Stand-ins for the two seed OME-TIFF samples (2008 schema, big-endian) always convert."""
+    sample = write_sample(tmp_path / "sample.ome.tif")
+    created = upload(stack, sample.read_bytes(), sample.name)
     done = stack.wait_status(str(created["id"]))
     assert done["status"] == "ready", done
-    sizes = {"44153.tif": (954, 1020), "10974.tif": (914, 1260)}
-    assert (done["width"], done["height"]) == sizes[sample]
+    assert (done["width"], done["height"]) == size
 
 
 def test_bad_upload_is_refused_and_corrupt_image_fails(stack: Stack) -> None:

@@ -10,6 +10,16 @@ import tifffile
 
 OWN_UUID = "urn:uuid:00000000-0000-4000-8000-000000000001"
 OME_NS = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
+OME_2008_NS = "http://www.openmicroscopy.org/Schemas/OME/2008-09"
+# Bio-Formats' 2008 export names its own file by a bare UUID (no "urn:uuid:" prefix).
+OWN_2008_UUID = "00000000-0000-4000-8000-000000002008"
+_LSID = "urn:lsid:export.openmicroscopy.org"
+_BIO_FORMATS_WARNING = (
+    "<!-- Warning: this comment is an OME-XML metadata block, which contains crucial "
+    "dimensional parameters and other important metadata. Please edit cautiously (if at all), "
+    "and back up the original data before doing so. For more information, see the OME-TIFF web "
+    "site: http://loci.wisc.edu/ome/ome-tiff.html. -->"
+)
 # OME Color is a signed 32-bit RGBA integer.
 OME_COLORS = {
     "#ff0000": -16776961,  # 0xFF0000FF
@@ -51,7 +61,8 @@ def ome_xml(
 
 def write_pages(path: Path, pages: list[np.ndarray], description: str, **options: Any) -> Path:
     """One TIFF page per array, ``description`` (OME-XML) on the first page only."""
-    with tifffile.TiffWriter(path, bigtiff=bool(options.pop("bigtiff", False))) as writer:
+    bigtiff, byteorder = bool(options.pop("bigtiff", False)), options.pop("byteorder", None)
+    with tifffile.TiffWriter(path, bigtiff=bigtiff, byteorder=byteorder) as writer:
         for index, page in enumerate(pages):
             writer.write(
                 page,
@@ -61,6 +72,79 @@ def write_pages(path: Path, pages: list[np.ndarray], description: str, **options
                 **options,
             )
     return path
+
+
+def ome_2008_xml(size: tuple[int, int], names: list[str | None], order: str = "XYCZT") -> str:
+    """OME-XML of the 2008-09 schema as Bio-Formats wrote it: LogicalChannel under Image."""
+    (width, height), uuid = size, OWN_2008_UUID
+    channels = "".join(
+        f'<LogicalChannel ID="{_LSID}:LogicalChannel:{index}"'
+        + (f' Name="{name}"' if name is not None else "")
+        + ' SamplesPerPixel="1"/>\n'
+        for index, name in enumerate(names)
+    )
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>{_BIO_FORMATS_WARNING}\n'
+        f'<OME xmlns="{OME_2008_NS}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        f'UUID="{uuid}">\n<Experimenter ID="{_LSID}:Experimenter:2"/>\n'
+        f'<Group ID="{_LSID}:ExperimenterGroup:54"/>\n'
+        f'<Image DefaultPixels="{_LSID}:Pixels:0" ID="{_LSID}:Image:0" Name="generated.tif">\n'
+        "<CreationDate>2013-01-07 14:33:48.0</CreationDate>\n"
+        f'<ExperimenterRef ID="{_LSID}:Experimenter:2"/>\n'
+        "<Description>Generated stand-in.</Description>\n"
+        f'<GroupRef ID="{_LSID}:ExperimenterGroup:54"/>\n'
+        f'{channels}<Pixels BigEndian="true" DimensionOrder="{order}" ID="{_LSID}:Pixels:0" '
+        f'PixelType="uint8" SizeC="{len(names)}" SizeT="1" SizeX="{width}" SizeY="{height}" '
+        f'SizeZ="1">\n<TiffData>\n<UUID FileName="__omero_export__0.ome.tiff">{uuid}</UUID>\n'
+        "</TiffData>\n</Pixels>\n</Image>\n</OME>"
+    )
+
+
+def write_2008_ome(
+    path: Path, pages: list[np.ndarray], names: list[str | None], order: str = "XYCZT"
+) -> Path:
+    """A Bio-Formats 2008 OME-TIFF: big-endian, one uncompressed page per channel, 8-row strips."""
+    height, width = pages[0].shape
+    return write_pages(
+        path,
+        pages,
+        ome_2008_xml((width, height), names, order),
+        byteorder=">",
+        rowsperstrip=8,
+        compression=None,
+        software="LOCI Bio-Formats",
+        resolution=(1, 1),
+        resolutionunit=1,
+    )
+
+
+def cells(height: int, width: int, seed: int, count: int = 100) -> np.ndarray:
+    """Smooth uint8 fluorescence: soft round cells on a tilted background, using 0 to 255."""
+    rng = np.random.default_rng(seed)
+    ys = np.arange(height, dtype=np.float32)[:, None]
+    xs = np.arange(width, dtype=np.float32)[None, :]
+    angle = rng.uniform(0, 2 * np.pi)
+    field: np.ndarray = 40 * (1 + np.cos(angle) * xs / width + np.sin(angle) * ys / height)
+    for _ in range(count):
+        cy, cx, sigma = rng.uniform(0, height), rng.uniform(0, width), rng.uniform(6, 45)
+        along_y = np.exp(-((ys - cy) ** 2) / (2 * sigma**2))
+        along_x = np.exp(-((xs - cx) ** 2) / (2 * sigma**2))
+        field = field + rng.uniform(60, 200) * along_y * along_x
+    # Like the seed samples, each channel spans 0..255: its default display window
+    # (0.1th to 99.9th percentile) then leaves the values as they are.
+    low, high = np.percentile(field, [1, 99.5])
+    return ((field - low) * (255 / (high - low))).clip(0, 255).astype(np.uint8)
+
+
+def sample_three_channels(path: Path) -> Path:
+    """A stand-in for the seed sample 44153.tif: 954 x 1020, three uint8 pages Red/Green/Blue."""
+    pages = [cells(1020, 954, seed) for seed in (441531, 441532, 441533)]
+    return write_2008_ome(path, pages, ["Red", "Green", "Blue"], order="XYCTZ")
+
+
+def sample_one_channel(path: Path) -> Path:
+    """A stand-in for the seed sample 10974.tif: 914 x 1260, one uint8 page, no channel name."""
+    return write_2008_ome(path, [cells(1260, 914, 10974)], [None])
 
 
 def write_mat73(path: Path, variables: dict[str, np.ndarray | dict[str, np.ndarray]]) -> Path:

@@ -9,9 +9,17 @@ import tifffile
 
 from plexzoom.core.errors import CorruptImage, UnsupportedFormat
 from plexzoom.core.readers import ReadOptions, open_source
-from tests.core.readers.files import OME_COLORS, OWN_UUID, ome_xml, pattern, write_pages
+from tests.core.readers.files import (
+    OME_2008_NS,
+    OME_COLORS,
+    OWN_UUID,
+    ome_xml,
+    pattern,
+    sample_one_channel,
+    sample_three_channels,
+    write_pages,
+)
 
-SAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "samples"
 NAMES = ["DAPI", "CD3", "CD8", "PanCK", "Ki67"]
 H, W = 48, 64
 
@@ -20,6 +28,18 @@ H, W = 48, 64
 def five_channels() -> np.ndarray:
     """Five distinct 16-bit channels, C x H x W."""
     return np.stack([pattern(H, W, seed) for seed in range(5)])
+
+
+@pytest.fixture(scope="module")
+def three_channel_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated stand-in for the seed sample 44153.tif (2008 schema, Red/Green/Blue pages)."""
+    return sample_three_channels(tmp_path_factory.mktemp("samples") / "44153.tif")
+
+
+@pytest.fixture(scope="module")
+def one_channel_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated stand-in for the seed sample 10974.tif (2008 schema, one unnamed page)."""
+    return sample_one_channel(tmp_path_factory.mktemp("samples") / "10974.tif")
 
 
 def assert_pixels(source_channel: np.ndarray, expected: np.ndarray) -> None:
@@ -123,22 +143,38 @@ def test_tiff_data_blocks_place_planes(tmp_path: Path) -> None:
         ]
 
 
-def test_2008_schema_sample_three_channels() -> None:
-    with open_source(SAMPLES / "44153.tif") as source:
+def test_the_sample_stand_in_has_the_seed_sample_traits(three_channel_sample: Path) -> None:
+    """Big-endian, three uint8 8-row-strip pages, 2008-schema XML with LogicalChannel names."""
+    assert three_channel_sample.read_bytes()[:2] == b"MM"
+    with tifffile.TiffFile(three_channel_sample) as tif:
+        pages = [page for page in tif.pages if isinstance(page, tifffile.TiffPage)]
+    assert [(p.shape, p.dtype) for p in pages] == [((1020, 954), np.dtype("uint8"))] * 3
+    assert {(p.compression, p.rowsperstrip, p.software) for p in pages} == {
+        (1, 8, "LOCI Bio-Formats")
+    }
+    description = pages[0].description
+    assert not pages[1].description and not pages[2].description
+    assert f'xmlns="{OME_2008_NS}"' in description and "<Channel" not in description
+    for name in ("Red", "Green", "Blue"):
+        assert f'Name="{name}" SamplesPerPixel="1"/>' in description
+
+
+def test_2008_schema_sample_three_channels(three_channel_sample: Path) -> None:
+    with open_source(three_channel_sample) as source:
         assert (source.width, source.height, source.dtype) == (954, 1020, "uint8")
         assert [c.name for c in source.channels] == ["Red", "Green", "Blue"]
         assert not source.is_rgb
-        expected = tifffile.imread(SAMPLES / "44153.tif")
+        expected = tifffile.imread(three_channel_sample)
         for i in range(3):
             np.testing.assert_array_equal(source.channel(i).numpy(), expected[i])
 
 
-def test_2008_schema_sample_one_channel() -> None:
-    with open_source(SAMPLES / "10974.tif") as source:
+def test_2008_schema_sample_one_channel(one_channel_sample: Path) -> None:
+    with open_source(one_channel_sample) as source:
         assert (source.width, source.height) == (914, 1260)
         assert [c.name for c in source.channels] == ["Channel 1"]
         np.testing.assert_array_equal(
-            source.channel(0).numpy(), tifffile.imread(SAMPLES / "10974.tif")
+            source.channel(0).numpy(), tifffile.imread(one_channel_sample)
         )
 
 
@@ -264,8 +300,8 @@ def test_identical_colours_are_no_colours(tmp_path: Path) -> None:
         assert "colors_ignored" in source.notes
 
 
-def test_colour_words_as_names_give_colours() -> None:
-    with open_source(SAMPLES / "44153.tif") as source:
+def test_colour_words_as_names_give_colours(three_channel_sample: Path) -> None:
+    with open_source(three_channel_sample) as source:
         assert [c.color for c in source.channels] == ["#ff0000", "#00ff00", "#0000ff"]
         with pytest.raises(IndexError):
             source.channel(3)
