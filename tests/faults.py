@@ -2,14 +2,15 @@
 drops connections for a while, which moto cannot do itself.
 
 Every request gets a connection of its own upstream (the proxy adds ``Connection: close``), so
-faults hit requests, not just the first request of a kept-alive connection.
+faults hit requests, not just the first request of a kept-alive connection. Reads and writes
+each go through the fault pattern in turn, so the first write after ``start_faults`` is faulted
+whatever the reads in between.
 """
 
 import asyncio
 import contextlib
 import itertools
 import threading
-import time
 from collections.abc import Iterator
 
 from tests.servers import free_port
@@ -22,25 +23,36 @@ SLOW_DOWN = (
 )
 
 
+WRITES = (b"PUT", b"POST", b"DELETE")
+
+
 class FaultProxy:
-    """Listens on loopback and forwards to ``upstream``; ``faults(seconds)`` turns faults on."""
+    """Listens on loopback and forwards to ``upstream``; faults only between ``start_faults``
+    and ``stop_faults``."""
 
     def __init__(self, upstream_port: int, pattern: tuple[str, ...] = ("503", "drop", "pass")):
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._upstream = upstream_port
-        self._pattern: Iterator[str] = itertools.cycle(pattern)
-        self._until = 0.0
+        self._patterns: dict[bool, Iterator[str]] = {
+            write: itertools.cycle(pattern) for write in (False, True)
+        }
+        self._faulting = False
         self.counts = {"503": 0, "drop": 0, "pass": 0}
+        self.faulted: list[tuple[str, str]] = []  # (fault, request line) of each faulted request
         self._loop = asyncio.new_event_loop()
         started = threading.Event()
         self._thread = threading.Thread(target=self._serve, args=(started,), daemon=True)
         self._thread.start()
         started.wait(10)
 
-    def faults(self, seconds: float) -> None:
-        """Answer requests with the fault pattern for ``seconds`` from now."""
-        self._until = time.monotonic() + seconds
+    def start_faults(self) -> None:
+        """Answer requests with the fault pattern from now on."""
+        self._faulting = True
+
+    def stop_faults(self) -> None:
+        """Forward every request again."""
+        self._faulting = False
 
     def stop(self) -> None:
         """Stop listening."""
@@ -67,8 +79,10 @@ class FaultProxy:
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             writer.close()
             return
-        fault = next(self._pattern) if time.monotonic() < self._until else "pass"
+        fault = next(self._patterns[head.startswith(WRITES)]) if self._faulting else "pass"
         self.counts[fault] += 1
+        if fault != "pass":
+            self.faulted.append((fault, head.split(b"\r\n", 1)[0].decode("latin-1")))
         if fault == "drop":
             writer.transport.abort()  # a connection reset, mid-request
             return

@@ -13,6 +13,8 @@ import httpx
 import pytest
 import redis
 
+from tests.holds import Hold
+
 CI = bool(os.environ.get("CI"))
 REDIS_URL = os.environ.get("PLEXZOOM_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 REPO = Path(__file__).resolve().parents[1]
@@ -83,7 +85,8 @@ def require_redis(db: int) -> str:
 
 
 class Stack:
-    """`python -m plexzoom.run` (web + worker) in a subprocess, as `make run` starts it."""
+    """`python -m plexzoom.run` (web + worker) in a subprocess, as `make run` starts it; its
+    conversions can be held at a progress value (``hold``, see tests/holds.py)."""
 
     def __init__(
         self, data_dir: Path, env: Mapping[str, str], log_path: Path, port: int | None = None
@@ -91,11 +94,13 @@ class Stack:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir, self.env = data_dir, dict(env)
+        self.hold = Hold(data_dir.parent / "holds")
         full_env = {
             **os.environ,
             "PLEXZOOM_DATA_DIR": str(data_dir),
             "PLEXZOOM_PORT": str(self.port),
             "PLEXZOOM_WEB_PROCESSES": "1",
+            **self.hold.env(),
             **env,
         }
         self.log = log_path.open("wb")

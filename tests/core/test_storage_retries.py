@@ -38,7 +38,7 @@ def _storage(proxy: FaultProxy, max_attempts: int) -> S3Storage:
 def test_transient_faults_are_retried(proxy: FaultProxy) -> None:
     """Puts, conditional puts, a multipart upload and reads all succeed through the faults."""
     storage = _storage(proxy, max_attempts=8)
-    proxy.faults(seconds=3)
+    proxy.start_faults()
     data = bytes(range(256)) * (PART_SIZE // 256 + 10)
     storage.put_bytes("images/a/original", b"small")
     tag = storage.put_if_match("images/a/manifest.json", b"{}", None)
@@ -52,13 +52,14 @@ def test_transient_faults_are_retried(proxy: FaultProxy) -> None:
         storage.get_range("images/a/pyramids/g/image.zip", PART_SIZE - 5, 10)
         == (data[PART_SIZE - 5 : PART_SIZE + 5])
     )
+    proxy.stop_faults()
     assert proxy.counts["503"] >= 3 and proxy.counts["drop"] >= 3, proxy.counts
 
 
 def test_without_retries_the_faults_show(proxy: FaultProxy) -> None:
     """The control: with one attempt per request the same faults surface as StorageError."""
     storage = _storage(proxy, max_attempts=1)
-    proxy.faults(seconds=30)
+    proxy.start_faults()
     with pytest.raises(StorageError):
         for _ in range(3):
             storage.put_bytes("images/a/original", b"x")

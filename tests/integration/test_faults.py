@@ -3,6 +3,9 @@ a Redis server stopped and started again empty, an S3 server behind a fault-inje
 
 Each test ends on the image's final state: ``ready`` once (with the attempts counted and exactly
 the expected storage keys), or ``failed`` with a reason, and nothing left that no manifest names.
+A conversion that must be in flight is held at a progress value until the test lets it go
+(tests/holds.py), and "nothing more happens" is checked once the queue has no message pending or
+in flight: no test depends on how fast the machine converts.
 """
 
 import os
@@ -10,6 +13,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +29,7 @@ from plexzoom.core.storage import LocalStorage
 from tests.core.test_jobs import interlaced_png
 from tests.faults import FaultProxy
 from tests.integration.conftest import AWS_ENV
-from tests.integration.test_pipeline import quadrant_image, upload
+from tests.integration.test_pipeline import quadrant_image, upload, wait_progress
 from tests.servers import MotoServer, Stack, free_port, require_redis
 
 pytestmark = pytest.mark.slow
@@ -38,11 +42,24 @@ FAST = {
 
 
 def noise_tiff(side: int) -> bytes:
-    """A tiled JPEG TIFF of noise that takes a few seconds to convert."""
+    """A tiled JPEG TIFF of noise (every tile differs)."""
     import pyvips
 
     image = pyvips.Image.gaussnoise(side, side, sigma=60).cast("uchar").bandjoin([128, 64])
     return bytes(image.copy(interpretation="srgb").tiffsave_buffer(tile=True, compression="jpeg"))
+
+
+def wait_drained(redis_url: str, timeout_s: float = 60) -> None:
+    """Wait until no conversion message is queued, delayed (a retry) or in a worker's hands.
+
+    Dramatiq's Redis broker keeps each message in ``{queue}.msgs`` until it is acknowledged,
+    and a retry is enqueued (in ``{queue}.DQ.msgs``) before the failed delivery is acknowledged.
+    """
+    client = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + timeout_s
+    while client.hlen("dramatiq:conversions.msgs") + client.hlen("dramatiq:conversions.DQ.msgs"):
+        assert time.monotonic() < deadline, f"messages still pending after {timeout_s} s"
+        time.sleep(0.05)
 
 
 def expected_keys(image_id: str, generation: str) -> set[str]:
@@ -96,18 +113,6 @@ def converting_children(stack: Stack) -> list[psutil.Process]:
     return found
 
 
-def wait_progress(stack: Stack, image_id: str, at_least: float) -> dict[str, object]:
-    """Poll until the image is processing at ``at_least`` progress or more."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        body: dict[str, object] = httpx.get(f"{stack.url}/v1/images/{image_id}").json()
-        if body["status"] == "processing" and float(str(body["progress"])) >= at_least:
-            return body
-        assert body["status"] not in ("ready", "failed"), body
-        time.sleep(0.05)
-    raise AssertionError(f"image {image_id} never reached progress {at_least}")
-
-
 @pytest.fixture
 def local_stack(tmp_path: Path) -> Iterator[Stack]:
     """The stack on a local folder, the machine's Redis (database 14), short leases."""
@@ -146,37 +151,49 @@ def stored_keys(stack: Stack) -> set[str]:
 
 
 def test_sigkill_of_the_converting_process(any_stack: Stack) -> None:
-    """SIGKILL of the conversion at progress >= 0.3: ready once, attempt 2, exactly its keys."""
-    image_id = str(upload(any_stack, noise_tiff(9000), "noise.tif")["id"])
+    """SIGKILL of the conversion held at progress 0.3: ready once, attempt 2, exactly its keys."""
+    any_stack.hold.arm(0.3)
+    image_id = str(upload(any_stack, noise_tiff(3000), "noise.tif")["id"])
+    child = psutil.Process(any_stack.hold.wait_held(0.3))
+    assert child in converting_children(any_stack)
     wait_progress(any_stack, image_id, 0.3)
-    (child,) = converting_children(any_stack)
     child.send_signal(signal.SIGKILL)
-    killed = time.monotonic()
+    any_stack.hold.release(0.3)
     done = any_stack.wait_status(image_id, timeout_s=120)
-    print(f"SIGKILL -> ready: {time.monotonic() - killed:.1f} s")
     assert done["status"] == "ready", done
     committed = stored_manifest(any_stack, image_id)
     assert (committed.status, committed.attempts) == ("ready", 2)
-    time.sleep(3)  # a late duplicate would show now: another attempt or another generation
+    wait_drained(any_stack.env["PLEXZOOM_REDIS_URL"])  # a late duplicate has run by now
     assert stored_manifest(any_stack, image_id) == committed
     assert stored_keys(any_stack) == expected_keys(image_id, committed.generation)
 
 
 def test_a_long_healthy_conversion_is_never_started_twice(tmp_path: Path) -> None:
-    """A conversion several times longer than its 2 s lease keeps it renewed: a duplicate
-    message and the reconciler's passes leave it alone; it ends ready after one attempt."""
+    """A conversion held for more than two of its 2 s leases keeps the lease renewed: a duplicate
+    message (taken by a second worker thread meanwhile) and the reconciler's passes leave it
+    alone; it ends ready after one attempt."""
     from plexzoom.worker.broker import connect_broker, enqueue_conversion
 
-    env = {"PLEXZOOM_REDIS_URL": require_redis(14), **FAST, "PLEXZOOM_JOB_LEASE_S": "2"}
+    lease_s = 2.0
+    env = {
+        "PLEXZOOM_REDIS_URL": require_redis(14),
+        **FAST,
+        "PLEXZOOM_JOB_LEASE_S": f"{lease_s:g}",
+        "PLEXZOOM_WORKER_THREADS": "2",
+    }
     stack = Stack(tmp_path / "data", env, tmp_path / "stack.log")
     try:
-        image_id = str(upload(stack, noise_tiff(12000), "noise.tif")["id"])
-        wait_progress(stack, image_id, 0.0)
-        started = time.monotonic()
+        stack.hold.arm(0.3)
+        image_id = str(upload(stack, noise_tiff(1000), "noise.tif")["id"])
+        stack.hold.wait_held(0.3)
+        first_lease = stored_manifest(stack, image_id).lease_until
+        assert first_lease is not None
         enqueue_conversion(connect_broker(env["PLEXZOOM_REDIS_URL"]), image_id)
+        wait_logged(stack, f"image {image_id} is processing; nothing to do")
+        wait_renewed(stack, image_id, first_lease + timedelta(seconds=2 * lease_s))
+        stack.hold.release(0.3)
         assert stack.wait_status(image_id, timeout_s=120)["status"] == "ready"
-        assert time.monotonic() - started > 4, "the conversion did not outlast its lease twice"
-        time.sleep(2)  # the duplicate message is handled by now
+        wait_drained(env["PLEXZOOM_REDIS_URL"])
         committed = stored_manifest(stack, image_id)
         assert (committed.status, committed.attempts) == ("ready", 1)
         assert local_keys(stack.data_dir) == expected_keys(image_id, committed.generation)
@@ -184,18 +201,38 @@ def test_a_long_healthy_conversion_is_never_started_twice(tmp_path: Path) -> Non
         stack.stop()
 
 
+def wait_logged(stack: Stack, line: str, timeout_s: float = 60) -> None:
+    """Wait until the stack's log holds ``line``."""
+    deadline = time.monotonic() + timeout_s
+    while line.encode() not in (stack.data_dir.parent / "stack.log").read_bytes():
+        assert time.monotonic() < deadline, f"the stack never logged {line!r}"
+        time.sleep(0.05)
+
+
+def wait_renewed(stack: Stack, image_id: str, until: datetime, timeout_s: float = 60) -> None:
+    """Wait until the stored lease of a processing image runs to ``until`` or later."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        manifest = stored_manifest(stack, image_id)
+        assert manifest.status == "processing", manifest.status
+        assert manifest.lease_until is not None
+        if manifest.lease_until >= until:
+            return
+        assert time.monotonic() < deadline, f"the lease was not renewed to {until}"
+        time.sleep(0.1)
+
+
 def test_sigkill_of_the_whole_worker(local_stack: Stack) -> None:
     """SIGKILL of the Dramatiq worker process mid-conversion: its child dies with it, `make run`
     starts a new worker, the reconciler finds the expired lease: ready once, attempt 2."""
-    image_id = str(upload(local_stack, noise_tiff(9000), "noise.tif")["id"])
-    wait_progress(local_stack, image_id, 0.3)
-    (child,) = converting_children(local_stack)
+    local_stack.hold.arm(0.3)
+    image_id = str(upload(local_stack, noise_tiff(3000), "noise.tif")["id"])
+    child = psutil.Process(local_stack.hold.wait_held(0.3))
     (worker,) = [psutil.Process(p) for p in _dramatiq_pids(local_stack) if child.ppid() == p]
     worker.send_signal(signal.SIGKILL)
-    killed = time.monotonic()
     child.wait(timeout=10)  # PR_SET_PDEATHSIG: no conversion outlives its worker
+    local_stack.hold.release(0.3)
     done = local_stack.wait_status(image_id, timeout_s=120)
-    print(f"SIGKILL of the worker -> ready: {time.monotonic() - killed:.1f} s")
     assert done["status"] == "ready", done
     committed = stored_manifest(local_stack, image_id)
     assert committed.attempts == 2
@@ -204,13 +241,13 @@ def test_sigkill_of_the_whole_worker(local_stack: Stack) -> None:
 
 def test_delete_during_a_conversion_stays_deleted(local_stack: Stack) -> None:
     """DELETE while the job writes its pyramid: 404 for good, and nothing left in storage."""
-    image_id = str(upload(local_stack, noise_tiff(6000), "noise.tif")["id"])
-    wait_progress(local_stack, image_id, 0.2)
+    local_stack.hold.arm(0.3)
+    image_id = str(upload(local_stack, noise_tiff(3000), "noise.tif")["id"])
+    child = psutil.Process(local_stack.hold.wait_held(0.3))
     assert httpx.delete(f"{local_stack.url}/v1/images/{image_id}").status_code == 204
-    deadline = time.monotonic() + 30
-    while converting_children(local_stack) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(2)  # a reconciler pass or two
+    local_stack.hold.release(0.3)
+    child.wait(timeout=60)
+    wait_drained(local_stack.env["PLEXZOOM_REDIS_URL"])  # the job has cleaned up after itself
     assert httpx.get(f"{local_stack.url}/v1/images/{image_id}").status_code == 404
     assert local_keys(local_stack.data_dir) == set()
 
@@ -280,13 +317,17 @@ def test_redis_lost_and_restarted_empty(tmp_path: Path) -> None:
     server = RedisServer(port)
     stack = Stack(tmp_path / "data", {"PLEXZOOM_REDIS_URL": server.url, **FAST}, tmp_path / "log")
     try:
-        data = noise_tiff(4000)
-        # The worker prefetches two messages (one thread); the rest wait in Redis only.
+        stack.hold.arm(0.3)
+        data = noise_tiff(1000)
         ids = [str(upload(stack, data, f"n{i}.tif")["id"]) for i in range(6)]
-        assert redis.Redis.from_url(server.url).llen("dramatiq:conversions") >= 2
+        stack.hold.wait_held(0.3)
+        # One conversion is held; the worker prefetches two messages (one thread), so at least
+        # three wait in Redis only.
+        assert redis.Redis.from_url(server.url).llen("dramatiq:conversions") >= 3
         server.kill()
         server = RedisServer(port)
         assert redis.Redis.from_url(server.url).llen("dramatiq:conversions") == 0  # lost
+        stack.hold.release(0.3)
         expected: set[str] = set()
         for image_id in ids:
             assert stack.wait_status(image_id, timeout_s=180)["status"] == "ready"
@@ -315,8 +356,9 @@ def poll_through_faults(stack: Stack, image_id: str) -> dict[str, object]:
 
 
 def test_s3_answering_503_and_dropping_connections(tmp_path: Path) -> None:
-    """For ten seconds every third S3 request gets 503 SlowDown and every third is dropped:
-    the conversion still ends ready once, with exactly its keys."""
+    """While the conversion goes on, S3 answers every third request 503 SlowDown and drops every
+    third connection (reads and writes each in turn): it still ends ready once, with exactly
+    its keys, and the API answers 200 or 503 throughout, never a 500."""
     moto = MotoServer()
     proxy = FaultProxy(moto.port)
     bucket = f"faults-{os.getpid()}"
@@ -335,11 +377,19 @@ def test_s3_answering_503_and_dropping_connections(tmp_path: Path) -> None:
     )
     stack = Stack(tmp_path / "data", env, tmp_path / "stack.log")
     try:
-        image_id = str(upload(stack, noise_tiff(5000), "n.tif")["id"])
-        proxy.faults(seconds=10)
+        stack.hold.arm(0.3)
+        image_id = str(upload(stack, noise_tiff(3000), "n.tif")["id"])
+        stack.hold.wait_held(0.3)
+        proxy.start_faults()
+        stack.hold.release(0.3)
         done = poll_through_faults(stack, image_id)
+        proxy.stop_faults()
         assert done["status"] == "ready", done
-        assert proxy.counts["503"] >= 5 and proxy.counts["drop"] >= 5, proxy.counts
+        # Writes have a fault cycle of their own, so the conversion's first write after the
+        # release met a 503 and its retry a dropped connection.
+        faulted = [line for fault, line in proxy.faulted if line.startswith(("PUT", "POST"))]
+        assert any(image_id in line for line in faulted), faulted
+        assert proxy.counts["503"] >= 1 and proxy.counts["drop"] >= 1, proxy.counts
         committed = stored_manifest(stack, image_id)
         assert committed.attempts == 1  # botocore's retries absorbed every fault
         client = s3_client(moto.endpoint)
