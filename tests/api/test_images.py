@@ -190,24 +190,43 @@ async def test_a_ready_image_links_a_working_thumbnail(
     assert decode(tile.content).shape[:2] == (sizes[level][1], sizes[level][0])
 
 
+@pytest.mark.parametrize("server", ["s3_storage", "seaweed_storage"], ids=["moto", "seaweedfs"])
 async def test_presigned_mode_links_readable_pyramid_objects(
-    make_api: MakeApi, s3_storage: Storage, tmp_path: Path
+    make_api: MakeApi, server: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    """In presigned mode a ready image links its archive and index; both are readable as-is."""
+    """In presigned mode a ready image links its archive and index; both are readable as-is.
+
+    The range read is the one a browser makes: a signed URL, no credentials, exactly the tile's
+    bytes back. SeaweedFS checks signatures (moto does not), so there a forged URL is refused.
+    """
     import httpx
 
-    api = await make_api(s3_storage, tile_mode="presigned")
+    from plexzoom.core.storage import S3Storage
+
+    storage: S3Storage = request.getfixturevalue(server)
+    api = await make_api(storage, tile_mode="presigned")
+    storage.set_cors(list(api.settings.s3_cors_origins))  # as the app does at start-up
     image_id = (await api.upload(quadrant_bytes("png", 600, 400))).json()["id"]
-    convert_image(s3_storage, image_id, ConvertOptions(scratch_dir=tmp_path))
+    convert_image(storage, image_id, ConvertOptions(scratch_dir=tmp_path))
     links = (await api.client.get(f"/v1/images/{image_id}")).json()["links"]
     index = httpx.get(links["pyramid"]["index"]).json()
     top = index["levels"][-1]
     offset, length = top["offsets"][0], top["lengths"][0]
+    archive_key = keys.pyramid_key(image_id, read_manifest(storage, image_id).generation, "image")
+    expected = storage.get_bytes(archive_key)[offset : offset + length]
+    origin = api.settings.s3_cors_origins[0]
     tile = httpx.get(
-        links["pyramid"]["archive"], headers={"Range": f"bytes={offset}-{offset + length - 1}"}
+        links["pyramid"]["archive"],
+        headers={"Range": f"bytes={offset}-{offset + length - 1}", "Origin": origin},
     )
     assert tile.status_code == 206
+    assert tile.content == expected
+    assert tile.headers["content-range"].startswith(f"bytes {offset}-{offset + length - 1}/")
+    assert tile.headers["access-control-allow-origin"] == origin
     assert decode(tile.content).shape[2] == 3
+    if server == "seaweed_storage":
+        forged = links["pyramid"]["archive"].replace("Signature=", "Signature=0")
+        assert httpx.get(forged, headers={"Range": "bytes=0-0"}).status_code == 403
 
 
 async def test_proxy_mode_links_no_presigned_urls(

@@ -175,7 +175,7 @@ class CountingBody:
         yield FORM_TAIL
 
 
-@pytest.mark.parametrize("backend", ["local", "s3-server"], indirect=True)
+@pytest.mark.parametrize("backend", ["local", "s3-server", "s3-seaweed"], indirect=True)
 async def test_an_upload_over_the_cap_is_413_after_reading_about_the_cap(
     make_api: MakeApi, storage: Storage
 ) -> None:

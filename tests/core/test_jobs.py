@@ -38,9 +38,9 @@ def test_an_interleaved_writer_loses_nothing(storage: Storage) -> None:
     assert len(calls) == 2  # the first write was refused, the change applied again
 
 
-# Only the local backend: moto checks If-Match and then writes without a lock, so threads that
-# hit it at once can both win (seen about once in four runs on the in-process mock); S3 does not.
-@pytest.mark.parametrize("backend", ["local"])
+# Not on moto: it checks If-Match and then writes without a lock, so threads that hit it at once
+# can both win (seen about once in four runs on the in-process mock); S3 and SeaweedFS do not.
+@pytest.mark.parametrize("backend", ["local", "s3-seaweed"])
 def test_racing_writers_lose_nothing(storage: Storage) -> None:
     """Threads that each add one note through update_manifest: every note is there."""
     image_id = start_image(storage, "race.png").id
@@ -131,7 +131,7 @@ def _child_options(tmp_path: Path, memory_mb: int = 0, timeout_s: float = 0) -> 
     )
 
 
-@pytest.mark.parametrize("backend", ["local", "s3-server"])
+@pytest.mark.parametrize("backend", ["local", "s3-server", "s3-seaweed"])
 def test_the_child_process_converts(storage: Storage, tmp_path: Path) -> None:
     """Built in a spawned child (storage travels as its configuration), committed here."""
     image_id = store_original(storage, quadrant_bytes("png", 900, 700))

@@ -1,4 +1,7 @@
-"""Whole-stack fixtures: plexzoom.run over a real Redis, with local-folder or S3 storage."""
+"""Whole-stack fixtures: plexzoom.run over a real Redis, with local-folder or S3 storage.
+
+S3 is moto's server ("s3") or SeaweedFS ("seaweedfs", a real S3 server that checks signatures).
+"""
 
 import itertools
 import os
@@ -7,7 +10,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from tests.servers import MotoServer, Stack, require_redis
+from tests.servers import MotoServer, SeaweedServer, Stack, require_redis
 
 _DBS = itertools.count(2)  # Redis databases 2.. for stacks; one per stack so queues never mix
 AWS_ENV = {
@@ -25,15 +28,25 @@ def moto() -> Iterator[MotoServer]:
     server.stop()
 
 
-@pytest.fixture(scope="module", params=["local", "s3"])
+@pytest.fixture(scope="module")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
+    """SeaweedFS (`weed mini`) in its own process, its data in a temp folder."""
+    server = SeaweedServer(tmp_path_factory.mktemp("seaweedfs"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module", params=["local", "s3", "seaweedfs"])
 def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     """The whole stack, once per storage backend, with the machine's Redis as broker."""
     folder = tmp_path_factory.mktemp(f"stack-{request.param}")
     env = {"PLEXZOOM_REDIS_URL": require_redis(next(_DBS) % 16)}
-    if request.param == "s3":
-        server: MotoServer = request.getfixturevalue("moto")
+    if request.param in ("s3", "seaweedfs"):
+        server: MotoServer | SeaweedServer = request.getfixturevalue(
+            "moto" if request.param == "s3" else "seaweed"
+        )
         env |= AWS_ENV | {
             "PLEXZOOM_S3_ENDPOINT_URL": server.endpoint,
             "PLEXZOOM_S3_BUCKET": f"plexzoom-{os.getpid()}",

@@ -30,7 +30,7 @@ from tests.core.test_jobs import interlaced_png
 from tests.faults import FaultProxy
 from tests.integration.conftest import AWS_ENV
 from tests.integration.test_pipeline import quadrant_image, upload, wait_progress
-from tests.servers import MotoServer, Stack, free_port, require_redis
+from tests.servers import MotoServer, SeaweedServer, Stack, free_port, require_redis
 
 pytestmark = pytest.mark.slow
 # Short leases and reconciler passes keep each test within a minute or two.
@@ -122,22 +122,26 @@ def local_stack(tmp_path: Path) -> Iterator[Stack]:
     running.stop()
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", "seaweedfs"])
 def any_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
-    """The stack on each backend (S3: moto's server process), short leases."""
+    """The stack on each backend (S3: moto's server process, SeaweedFS), short leases."""
     env = {"PLEXZOOM_REDIS_URL": require_redis(14), **FAST}
-    moto = MotoServer() if request.param == "s3" else None
-    if moto is not None:
+    server: MotoServer | SeaweedServer | None = None
+    if request.param == "s3":
+        server = MotoServer()
+    elif request.param == "seaweedfs":
+        server = SeaweedServer(tmp_path / "seaweedfs")
+    if server is not None:
         env |= AWS_ENV | {
-            "PLEXZOOM_S3_ENDPOINT_URL": moto.endpoint,
-            "PLEXZOOM_S3_ORIGIN": moto.endpoint,
+            "PLEXZOOM_S3_ENDPOINT_URL": server.endpoint,
+            "PLEXZOOM_S3_ORIGIN": server.endpoint,
             "PLEXZOOM_S3_BUCKET": f"kill-{os.getpid()}",
         }
     running = Stack(tmp_path / "data", env, tmp_path / "stack.log")
     yield running
     running.stop()
-    if moto is not None:
-        moto.stop()
+    if server is not None:
+        server.stop()
 
 
 def stored_keys(stack: Stack) -> set[str]:

@@ -1,4 +1,7 @@
-"""S3 storage over boto3, for any S3-compatible endpoint (AWS, MinIO, Ceph, moto)."""
+"""S3 storage over boto3, for any S3-compatible endpoint (AWS, SeaweedFS, MinIO, Ceph, moto).
+
+Where servers differ, this follows the S3 specification and accepts each documented answer.
+"""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +25,14 @@ _MISSING = {"NoSuchKey", "404", "NotFound", "NoSuchUpload"}
 # A conditional write lost: 412 on a changed ETag, 409 when another conditional write to the
 # key is in flight, 404 when If-Match names an object that was deleted meanwhile.
 _LOST_RACE = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409", *_MISSING}
+# Sent when the caller names no type: S3 itself defaults to binary/octet-stream, but some servers
+# (SeaweedFS) sniff the bytes and would serve an HTML-looking object as text/html.
+_BYTES = "application/octet-stream"
+
+
+def _code(exc: ClientError) -> str:
+    """The S3 error code of a refused request."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 @dataclass(frozen=True)
@@ -43,7 +54,7 @@ class S3Config:
 def _translate(exc: Exception, what: str) -> Exception:
     """Turn a boto3 error into NotFound or StorageError."""
     if isinstance(exc, ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", ""))
+        code = _code(exc)
         if code in _MISSING:
             return NotFound("No such object.")
         return StorageError(f"Object storage refused to {what} ({code}).")
@@ -68,7 +79,9 @@ class _S3Writer:
     def _send_part(self, data: bytes) -> None:
         try:
             if self._upload_id is None:
-                created = self._client.create_multipart_upload(Bucket=self._bucket, Key=self._key)
+                created = self._client.create_multipart_upload(
+                    Bucket=self._bucket, Key=self._key, ContentType=_BYTES
+                )
                 self._upload_id = created["UploadId"]
             number = len(self._parts) + 1
             sent = self._client.upload_part(
@@ -86,7 +99,7 @@ class _S3Writer:
         try:
             if self._upload_id is None:
                 self._client.put_object(
-                    Bucket=self._bucket, Key=self._key, Body=bytes(self._buffer)
+                    Bucket=self._bucket, Key=self._key, Body=bytes(self._buffer), ContentType=_BYTES
                 )
                 return
             if self._buffer:
@@ -106,12 +119,19 @@ class _S3Writer:
     def abort(self) -> None:
         self._buffer.clear()
         if self._upload_id is not None:
-            try:
-                self._client.abort_multipart_upload(
-                    Bucket=self._bucket, Key=self._key, UploadId=self._upload_id
-                )
-            except (BotoCoreError, ClientError) as exc:
-                raise _translate(exc, "abort an upload") from exc
+            _abort_upload(self._client, self._bucket, self._key, self._upload_id)
+            self._upload_id = None
+
+
+def _abort_upload(client: "S3Client", bucket: str, key: str, upload_id: str) -> None:
+    """Abort a multipart upload; one already aborted (S3 says 404 NoSuchUpload) is fine."""
+    try:
+        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+    except ClientError as exc:
+        if _code(exc) != "NoSuchUpload":
+            raise _translate(exc, "abort an upload") from exc
+    except BotoCoreError as exc:
+        raise _translate(exc, "abort an upload") from exc
 
 
 class S3Storage:
@@ -139,9 +159,10 @@ class S3Storage:
         return (S3Storage, (self.config,))
 
     def put_bytes(self, key: str, data: bytes, content_type: str = "") -> None:
-        extra = {"ContentType": content_type} if content_type else {}
         try:
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **extra)  # type: ignore[arg-type]
+            self.client.put_object(
+                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type or _BYTES
+            )
         except (BotoCoreError, ClientError) as exc:
             raise _translate(exc, "write an object") from exc
 
@@ -159,12 +180,18 @@ class S3Storage:
             raise _translate(exc, "read an object") from exc
 
     def put_if_match(self, key: str, data: bytes, etag: str | None, content_type: str = "") -> str:
-        extra: dict[str, str] = {"ContentType": content_type} if content_type else {}
-        extra |= {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
+        extra = {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
         try:
-            answer = self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **extra)  # type: ignore[arg-type]
+            answer = self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                ContentType=content_type or _BYTES,
+                **extra,  # type: ignore[arg-type]
+            )
         except ClientError as exc:
-            if str(exc.response.get("Error", {}).get("Code", "")) in _LOST_RACE:
+            # If-Match on a missing key: AWS answers 404 NoSuchKey, SeaweedFS 412 (as RFC 9110).
+            if _code(exc) in _LOST_RACE:
                 raise WriteConflict() from exc
             raise _translate(exc, "write an object") from exc
         except BotoCoreError as exc:
@@ -184,7 +211,13 @@ class S3Storage:
 
     def upload_file(self, key: str, path: Path) -> None:
         try:
-            self.client.upload_file(str(path), self.bucket, key, Config=self._transfer)
+            self.client.upload_file(
+                str(path),
+                self.bucket,
+                key,
+                ExtraArgs={"ContentType": _BYTES},
+                Config=self._transfer,
+            )
         except (BotoCoreError, ClientError) as exc:
             raise _translate(exc, "upload a file") from exc
         except boto3.exceptions.S3UploadFailedError as exc:
@@ -220,21 +253,26 @@ class S3Storage:
         for start in range(0, len(keys), 1000):
             batch = [{"Key": k} for k in keys[start : start + 1000]]
             try:
-                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch})  # type: ignore[typeddict-item]
+                answer = self.client.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": batch, "Quiet": True},  # type: ignore[typeddict-item]
+                )
             except (BotoCoreError, ClientError) as exc:
                 raise _translate(exc, "delete objects") from exc
+            # DeleteObjects answers 200 even when some keys failed; they are listed in Errors.
+            failed = {e.get("Code", "") for e in answer.get("Errors", [])}
+            if failed:
+                raise StorageError(f"Object storage refused to delete objects ({min(failed)}).")
         self._abort_uploads(prefix)
 
     def _abort_uploads(self, prefix: str) -> None:
         """Abort unfinished multipart uploads under ``prefix`` (they hold storage invisibly)."""
         try:
             found = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=prefix)
-            for upload in found.get("Uploads", []):
-                self.client.abort_multipart_upload(
-                    Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-                )
         except (BotoCoreError, ClientError) as exc:
-            raise _translate(exc, "abort uploads") from exc
+            raise _translate(exc, "list uploads") from exc
+        for upload in found.get("Uploads", []):
+            _abort_upload(self.client, self.bucket, upload["Key"], upload["UploadId"])
 
     def list_keys(self, prefix: str) -> list[str]:
         keys: list[str] = []
@@ -279,12 +317,23 @@ class S3Storage:
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except ClientError:
-            try:
-                self.client.create_bucket(Bucket=self.bucket)
-            except (BotoCoreError, ClientError) as exc:
-                raise _translate(exc, "create the bucket") from exc
+            self._create_bucket()
         if cors_origins:
             self.set_cors(cors_origins)
+
+    def _create_bucket(self) -> None:
+        """Create the bucket; another process creating it first is fine.
+
+        S3 answers a repeated create of one's own bucket with 409 BucketAlreadyOwnedByYou, but
+        200 in us-east-1 for legacy reasons (moto answers 200, SeaweedFS 409).
+        """
+        try:
+            self.client.create_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            if _code(exc) != "BucketAlreadyOwnedByYou":
+                raise _translate(exc, "create the bucket") from exc
+        except BotoCoreError as exc:
+            raise _translate(exc, "create the bucket") from exc
 
     def set_cors(self, origins: list[str]) -> None:
         """Let these origins read objects with Range requests (presigned tile mode)."""
