@@ -19,8 +19,8 @@ from tests.servers import Stack, require_redis
 
 pytestmark = pytest.mark.slow
 UPLOAD_CAP = 4 * 1024**2
-# Generous bounds: the worker answers these in milliseconds (README, "Hostile input").
-QUICK_S = 30.0
+# A generous bound: the worker refuses these from the header (README, "Hostile input"; how fast
+# is measured by bench/hostile.py, not timed here).
 RSS_GROWTH = 200 * 1024**2
 
 
@@ -105,7 +105,6 @@ def test_hostile_file_gets_its_outcome(stack: Stack, case: Case, tmp_path: Path)
     filename = marked(case.filename, token)
     body, headers = multipart(filename, data)
     rss_before = worker_rss(stack)
-    start = time.monotonic()
     answer = httpx.post(f"{stack.url}/v1/images", content=body, headers=headers, timeout=60)
     assert answer.status_code == case.status, answer.text
     assert answer.headers["content-type"] == "application/json"
@@ -115,7 +114,6 @@ def test_hostile_file_gets_its_outcome(stack: Stack, case: Case, tmp_path: Path)
         return
     image_id = str(answer.json()["id"])
     final = wait_final(stack, image_id)
-    elapsed = time.monotonic() - start
     assert final["status"] == case.outcome, final
     assert final["filename"] == filename  # kept as metadata, byte for byte
     original = stack.data_dir / "images" / image_id / "original"
@@ -123,7 +121,6 @@ def test_hostile_file_gets_its_outcome(stack: Stack, case: Case, tmp_path: Path)
         assert case.reason in str(final["error"]), final["error"]
         assert original.read_bytes() == data  # kept, so the user can retry after a fix
     if CLAIM_200K in case.reason:
-        assert elapsed < QUICK_S
         assert worker_rss(stack) - rss_before < RSS_GROWTH
     wait_logged(stack, f"image {image_id}: {final['status']}")  # the log we search is live
     assert_name_left_no_trace(stack, token)

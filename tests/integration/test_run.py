@@ -100,7 +100,7 @@ def test_private_redis_supervised_worker_and_clean_stop(
     said = (tmp_path / "stack.log").read_text()
     assert "the API is open, to this machine only" in said  # make run
     assert "the API is open; serve it on loopback only" in said  # each web process
-    time.sleep(0.5)
+    psutil.wait_procs(family, timeout=20)
     assert _alive(family) == []
 
 
@@ -136,5 +136,5 @@ def test_sigterm_also_stops_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     stack.proc.send_signal(signal.SIGTERM)
     stack.proc.wait(timeout=30)
     stack.log.close()
-    time.sleep(0.5)
+    psutil.wait_procs(family, timeout=20)
     assert _alive(family) == []

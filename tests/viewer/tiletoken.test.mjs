@@ -1,12 +1,27 @@
 // Unit tests of viewer/js/tiletoken.js (token in tile URLs, renewal) with node's test runner.
-// Run: node --test tests/viewer/   (timers are node's own; refresh is a stub)
+// Run: node --test tests/viewer/   (refresh is a stub; renewal timers run on node's mock clock, so
+// no test depends on how fast the machine is)
 
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, mock, test } from "node:test";
 
 import { TileToken, signedDziSource, withToken } from "../../viewer/js/tiletoken.js";
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const settle = () => new Promise((resolve) => setImmediate(resolve)); // pending promises run
+
+/** Run `body(advance)` with setTimeout on a mock clock; `advance(ms)` moves it and settles. */
+async function withMockTimers(body) {
+  mock.timers.enable({ apis: ["setTimeout"] });
+  try {
+    await body(async (ms) => {
+      mock.timers.tick(ms);
+      await settle();
+    });
+  } finally {
+    mock.timers.reset();
+  }
+}
 const status = (token, seconds = 1) => ({
   id: "img",
   links: { token, token_expires_in: token ? seconds : null },
@@ -31,41 +46,50 @@ describe("TileToken", () => {
   });
 
   test("renews at a third of the token's life (at least 500 ms) and signs with the newest token", async () => {
-    let calls = 0;
-    const refresh = async (id) => {
-      assert.equal(id, "img");
-      calls += 1;
-      return status(`tok${calls}`);
-    };
-    const token = new TileToken(status("tok0"), refresh);
-    assert.equal(token.sign("/t.png"), "/t.png?t=tok0");
-    await sleep(650); // 1 s left: the first renewal is due after 500 ms
-    assert.equal(calls, 1);
-    assert.equal(token.sign("/t.png"), "/t.png?t=tok1");
-    await sleep(550);
-    assert.equal(calls, 2);
-    assert.equal(token.renewals, 2);
-    token.stop();
+    await withMockTimers(async (advance) => {
+      let calls = 0;
+      const refresh = async (id) => {
+        assert.equal(id, "img");
+        calls += 1;
+        return status(`tok${calls}`);
+      };
+      const token = new TileToken(status("tok0"), refresh);
+      assert.equal(token.sign("/t.png"), "/t.png?t=tok0");
+      await advance(499); // 1 s left: the first renewal is due after 500 ms
+      assert.equal(calls, 0);
+      await advance(1);
+      assert.equal(calls, 1);
+      assert.equal(token.sign("/t.png"), "/t.png?t=tok1");
+      await advance(499);
+      assert.equal(calls, 1);
+      await advance(1);
+      assert.equal(calls, 2);
+      assert.equal(token.renewals, 2);
+      token.stop();
+    });
   });
 
   test("a failed renewal is reported and retried; concurrent renewals share one request", async () => {
-    let calls = 0;
-    const errors = [];
-    const refresh = async () => {
-      calls += 1;
-      await sleep(20);
-      if (calls === 1) throw new Error("offline");
-      return status("fresh", 3600);
-    };
-    const token = new TileToken(status("old", 3600), refresh, { onError: (e) => errors.push(e.message) });
-    await Promise.all([token.renew(), token.renew()]);
-    assert.equal(calls, 1);
-    assert.deepEqual(errors, ["offline"]);
-    assert.equal(token.value, "old");
-    await sleep(2100);
-    assert.equal(calls, 2);
-    assert.equal(token.value, "fresh");
-    token.stop();
+    await withMockTimers(async (advance) => {
+      let calls = 0;
+      const errors = [];
+      const refresh = async () => {
+        calls += 1;
+        if (calls === 1) throw new Error("offline");
+        return status("fresh", 3600);
+      };
+      const token = new TileToken(status("old", 3600), refresh, { onError: (e) => errors.push(e.message) });
+      await Promise.all([token.renew(), token.renew()]);
+      assert.equal(calls, 1);
+      assert.deepEqual(errors, ["offline"]);
+      assert.equal(token.value, "old");
+      await advance(1999); // retried after 2 s
+      assert.equal(calls, 1);
+      await advance(1);
+      assert.equal(calls, 2);
+      assert.equal(token.value, "fresh");
+      token.stop();
+    });
   });
 
   test("ready() waits for a renewal only when the token has less than a second left", async () => {

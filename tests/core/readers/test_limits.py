@@ -1,6 +1,5 @@
 """Header limits: every reader refuses, before decoding, what exceeds the configured limits."""
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,8 +20,8 @@ from tests.core.readers.hostile import (
     tiff_with_absurd_counts,
 )
 
-# The issue's bound for a header that claims 200000 x 200000 pixels to be refused.
-QUICK_S = 2.0
+# How fast these refusals are is measured by bench/hostile.py, not timed here: each file below
+# holds a header and little or no pixel data, so only a check of the header can name its size.
 H, W, C = 30, 40, 3
 
 
@@ -113,14 +112,12 @@ CLAIMS: dict[str, Callable[[Path], None]] = {
 
 @pytest.mark.parametrize("kind", CLAIMS)
 def test_a_header_claiming_200000_squared_is_refused_at_once(tmp_path: Path, kind: str) -> None:
-    """Refused from the header in well under the issue's 2 s, naming the size and the limit."""
+    """Refused from the header (the file has no pixel data), naming the size and the limit."""
     path = tmp_path / "claim"
     CLAIMS[kind](path)
     assert path.stat().st_size < 10_000
-    start = time.monotonic()
     with pytest.raises(ImageTooLarge, match=r"200000 x 200000 = 40,000,000,000 pixels"):
         open_source(path)
-    assert time.monotonic() - start < QUICK_S
 
 
 @pytest.mark.parametrize("tiled", [False, True], ids=["strip", "tile"])
@@ -136,10 +133,8 @@ def test_tiff_strip_tables_of_a_billion_entries_are_corrupt(tmp_path: Path) -> N
     """Strip tables whose counts run past the file leave no data offsets: refused at once."""
     path = tmp_path / "counts.tif"
     path.write_bytes(tiff_with_absurd_counts())
-    start = time.monotonic()
     with pytest.raises(CorruptImage, match=r"does not say where its image data is"):
         open_source(path)
-    assert time.monotonic() - start < QUICK_S
 
 
 def test_the_hand_built_tiff_is_a_valid_tiff(tmp_path: Path) -> None:
@@ -156,7 +151,5 @@ def test_a_jpeg_claiming_a_huge_size_fails_on_its_missing_data(tmp_path: Path) -
     path.write_bytes(jpeg_claiming(65_500, 65_500))
     with open_source(path) as source:
         assert (source.width, source.height) == (65_500, 65_500)
-        start = time.monotonic()
         with pytest.raises(pyvips.Error, match="premature end of data"):
             source.channel(0).avg()
-        assert time.monotonic() - start < QUICK_S
