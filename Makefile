@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= $(or $(PLEXZOOM_PORT),8000)
 
-.PHONY: install run test lint typecheck bench clean
+.PHONY: install tools run test lint typecheck bench clean
 
 install: $(VENV)/.installed viewer/node_modules/.installed
 
@@ -21,6 +21,19 @@ viewer/node_modules/.installed: viewer/package.json viewer/package-lock.json
 	cd viewer && npm ci --no-audit --no-fund --ignore-scripts
 	touch $@
 
+# What the tests and benchmarks drive that pip and npm cannot install: Debian's chromium (browser
+# tests) and wrk (load test). As root they are installed with apt; otherwise make stops at once.
+tools:
+	@missing=""; [ -x /usr/bin/chromium ] || missing="chromium"; \
+	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing$${missing:+ }$$missing with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else \
+		echo "make test needs Debian's $$missing: run  sudo apt-get install -y $$missing"; exit 1; \
+	fi
+
 run: install
 	PLEXZOOM_PORT=$(PORT) $(PY) -m plexzoom.run
 
@@ -31,13 +44,11 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy -p plexzoom
 
-test: install lint typecheck
+test: install tools lint typecheck
 	node --test tests/viewer/
 	$(PY) -m pytest
 
-bench: install
-	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk; } \
-		|| { echo "make bench needs wrk: sudo apt-get install wrk"; exit 1; }
+bench: install tools
 	$(PY) bench/run.py
 
 clean:

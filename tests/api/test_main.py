@@ -26,7 +26,7 @@ class AssetLinks(HTMLParser):
 async def site(make_api: MakeApi, local_storage: Storage) -> Api:
     """The app with the real viewer folder (and its npm packages) mounted."""
     if not (REAL_VIEWER / "node_modules" / "swagger-ui-dist").is_dir():
-        pytest.skip("viewer/node_modules is not installed (make install)")
+        pytest.fail("viewer/node_modules is not installed: make install")
     return await make_api(local_storage, viewer_dir=REAL_VIEWER)
 
 

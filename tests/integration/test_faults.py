@@ -10,7 +10,6 @@ in flight: no test depends on how fast the machine converts.
 
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -27,10 +26,17 @@ from plexzoom.core.keys import manifest_key
 from plexzoom.core.manifest import Manifest, read_manifest
 from plexzoom.core.storage import LocalStorage
 from tests.core.test_jobs import interlaced_png
-from tests.faults import FaultProxy
+from tests.faults import WRITES, FaultProxy
 from tests.integration.conftest import AWS_ENV
 from tests.integration.test_pipeline import quadrant_image, upload, wait_progress
-from tests.servers import MotoServer, SeaweedServer, Stack, free_port, require_redis
+from tests.servers import (
+    MotoServer,
+    RedisServer,
+    SeaweedServer,
+    Stack,
+    free_port,
+    require_redis,
+)
 
 pytestmark = pytest.mark.slow
 # Short leases and reconciler passes keep each test within a minute or two.
@@ -291,30 +297,6 @@ def _dramatiq_pids(stack: Stack) -> set[int]:
     return pids
 
 
-class RedisServer:
-    """A private redis-server without persistence, which a test may stop and start again."""
-
-    def __init__(self, port: int) -> None:
-        self.port, self.url = port, f"redis://127.0.0.1:{port}/0"
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                redis.Redis.from_url(self.url).ping()
-                return
-            except redis.RedisError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self) -> None:
-        """SIGKILL: whatever it held is gone."""
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-
 def test_redis_lost_and_restarted_empty(tmp_path: Path) -> None:
     """Redis dies with jobs queued and comes back empty: the reconciler queues them again."""
     port = free_port()
@@ -389,10 +371,11 @@ def test_s3_answering_503_and_dropping_connections(tmp_path: Path) -> None:
         done = poll_through_faults(stack, image_id)
         proxy.stop_faults()
         assert done["status"] == "ready", done
-        # Writes have a fault cycle of their own, so the conversion's first write after the
-        # release met a 503 and its retry a dropped connection.
-        faulted = [line for fault, line in proxy.faulted if line.startswith(("PUT", "POST"))]
-        assert any(image_id in line for line in faulted), faulted
+        # Writes have a fault cycle of their own and only the job writes, so its first write
+        # after the release met a 503 and the retry of that write a dropped connection.
+        writes = [(f, line) for f, line in proxy.faulted if line.startswith(WRITES)]
+        assert {fault for fault, _ in writes} == {"503", "drop"}, writes
+        assert all(f"/{image_id}/" in line for _, line in writes), writes
         assert proxy.counts["503"] >= 1 and proxy.counts["drop"] >= 1, proxy.counts
         committed = stored_manifest(stack, image_id)
         assert committed.attempts == 1  # botocore's retries absorbed every fault
