@@ -1,5 +1,5 @@
 // Unit tests of viewer/js/render.js (the render model's JS twin) with node's test runner.
-// Run: node --test tests/viewer/    Speed: PLEXZOOM_RENDER_BENCH=1 node --test tests/viewer/render.test.mjs
+// Run: node --test tests/viewer/    (its speed: node bench/render_speed.mjs)
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
@@ -181,23 +181,4 @@ describe("settings and the query", () => {
       });
     }
   });
-});
-
-test("speed on a 1920 x 1080 viewport", { skip: !process.env.PLEXZOOM_RENDER_BENCH }, () => {
-  const n = 1920 * 1080;
-  const out = new Uint8ClampedArray(n * 4);
-  for (const count of [1, 2, 3, 4, 8, 16]) {
-    const codes = Array.from({ length: count }, () => Uint8ClampedArray.from({ length: n * 4 }, () => Math.random() * 256));
-    const tables = codes.map((_, i) => channelTable(UINT16, channel({ color: defaultColor(i), max: 40000, gamma: 1.5 })));
-    const times = [];
-    for (let i = 0; i < 12; i += 1) {
-      const start = performance.now();
-      renderInto(out, codes, tables, 4);
-      times.push(performance.now() - start);
-    }
-    times.sort((a, b) => a - b);
-    const median = times[6];
-    console.log(`renderInto ${count} channel(s), 1920x1080 RGBA: median ${median.toFixed(1)} ms, ` +
-      `${(median / count).toFixed(1)} ms a channel, best ${times[0].toFixed(1)} ms`);
-  }
 });
