@@ -5,7 +5,7 @@ Where servers differ, this follows the S3 specification and accepts each documen
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -13,26 +13,23 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from plexzoom.core.errors import NotFound, StorageError, WriteConflict
+from plexzoom.core.storage.s3_writer import (
+    BYTES,
+    MISSING,
+    PART_SIZE,
+    S3Writer,
+    abort_upload,
+    error_code,
+    translate,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
     from mypy_boto3_s3.type_defs import CORSRuleTypeDef
 
-PART_SIZE = (
-    16 * 1024 * 1024
-)  # S3 parts must be >= 5 MiB; 10,000 parts x 16 MiB = 160 GiB per object
-_MISSING = {"NoSuchKey", "404", "NotFound", "NoSuchUpload"}
 # A conditional write lost: 412 on a changed ETag, 409 when another conditional write to the
 # key is in flight, 404 when If-Match names an object that was deleted meanwhile.
-_LOST_RACE = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409", *_MISSING}
-# Sent when the caller names no type: S3 itself defaults to binary/octet-stream, but some servers
-# (SeaweedFS) sniff the bytes and would serve an HTML-looking object as text/html.
-_BYTES = "application/octet-stream"
-
-
-def _code(exc: ClientError) -> str:
-    """The S3 error code of a refused request."""
-    return str(exc.response.get("Error", {}).get("Code", ""))
+_LOST_RACE = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409", *MISSING}
 
 
 @dataclass(frozen=True)
@@ -49,89 +46,6 @@ class S3Config:
     max_attempts: int = 8  # tries of one request, the first included
     connect_timeout_s: float = 5
     read_timeout_s: float = 30
-
-
-def _translate(exc: Exception, what: str) -> Exception:
-    """Turn a boto3 error into NotFound or StorageError."""
-    if isinstance(exc, ClientError):
-        code = _code(exc)
-        if code in _MISSING:
-            return NotFound("No such object.")
-        return StorageError(f"Object storage refused to {what} ({code}).")
-    return StorageError(f"Object storage did not answer while trying to {what}.")
-
-
-class _S3Writer:
-    """A multipart upload, buffered into PART_SIZE parts; aborted uploads leave nothing."""
-
-    def __init__(self, client: "S3Client", bucket: str, key: str) -> None:
-        self._client, self._bucket, self._key = client, bucket, key
-        self._buffer = bytearray()
-        self._parts: list[dict[str, Any]] = []
-        self._upload_id: str | None = None
-
-    def write(self, data: bytes) -> None:
-        self._buffer += data
-        while len(self._buffer) >= PART_SIZE:
-            self._send_part(bytes(self._buffer[:PART_SIZE]))
-            del self._buffer[:PART_SIZE]
-
-    def _send_part(self, data: bytes) -> None:
-        try:
-            if self._upload_id is None:
-                created = self._client.create_multipart_upload(
-                    Bucket=self._bucket, Key=self._key, ContentType=_BYTES
-                )
-                self._upload_id = created["UploadId"]
-            number = len(self._parts) + 1
-            sent = self._client.upload_part(
-                Bucket=self._bucket,
-                Key=self._key,
-                UploadId=self._upload_id,
-                PartNumber=number,
-                Body=data,
-            )
-            self._parts.append({"PartNumber": number, "ETag": sent["ETag"]})
-        except (BotoCoreError, ClientError) as exc:
-            raise _translate(exc, "store an upload part") from exc
-
-    def commit(self) -> None:
-        try:
-            if self._upload_id is None:
-                self._client.put_object(
-                    Bucket=self._bucket, Key=self._key, Body=bytes(self._buffer), ContentType=_BYTES
-                )
-                return
-            if self._buffer:
-                self._send_part(bytes(self._buffer))
-            self._client.complete_multipart_upload(
-                Bucket=self._bucket,
-                Key=self._key,
-                UploadId=self._upload_id,
-                MultipartUpload={"Parts": self._parts},  # type: ignore[typeddict-item]
-            )
-            self._upload_id = None  # completed: nothing is left to abort
-        except (BotoCoreError, ClientError) as exc:
-            raise _translate(exc, "finish an upload") from exc
-        finally:
-            self._buffer.clear()
-
-    def abort(self) -> None:
-        self._buffer.clear()
-        if self._upload_id is not None:
-            _abort_upload(self._client, self._bucket, self._key, self._upload_id)
-            self._upload_id = None
-
-
-def _abort_upload(client: "S3Client", bucket: str, key: str, upload_id: str) -> None:
-    """Abort a multipart upload; one already aborted (S3 says 404 NoSuchUpload) is fine."""
-    try:
-        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-    except ClientError as exc:
-        if _code(exc) != "NoSuchUpload":
-            raise _translate(exc, "abort an upload") from exc
-    except BotoCoreError as exc:
-        raise _translate(exc, "abort an upload") from exc
 
 
 class S3Storage:
@@ -161,23 +75,23 @@ class S3Storage:
     def put_bytes(self, key: str, data: bytes, content_type: str = "") -> None:
         try:
             self.client.put_object(
-                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type or _BYTES
+                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type or BYTES
             )
         except (BotoCoreError, ClientError) as exc:
-            raise _translate(exc, "write an object") from exc
+            raise translate(exc, "write an object") from exc
 
     def get_bytes(self, key: str) -> bytes:
         try:
             return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except (BotoCoreError, ClientError) as exc:
-            raise _translate(exc, "read an object") from exc
+            raise translate(exc, "read an object") from exc
 
     def get_tagged(self, key: str) -> tuple[bytes, str]:
         try:
             answer = self.client.get_object(Bucket=self.bucket, Key=key)
             return answer["Body"].read(), answer["ETag"]
         except (BotoCoreError, ClientError) as exc:
-            raise _translate(exc, "read an object") from exc
+            raise translate(exc, "read an object") from exc
 
     def put_if_match(self, key: str, data: bytes, etag: str | None, content_type: str = "") -> str:
         extra = {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
@@ -186,16 +100,16 @@ class S3Storage:
                 Bucket=self.bucket,
                 Key=key,
                 Body=data,
-                ContentType=content_type or _BYTES,
+                ContentType=content_type or BYTES,
                 **extra,  # type: ignore[arg-type]
             )
         except ClientError as exc:
             # If-Match on a missing key: AWS answers 404 NoSuchKey, SeaweedFS 412 (as RFC 9110).
-            if _code(exc) in _LOST_RACE:
+            if error_code(exc) in _LOST_RACE:
                 raise WriteConflict() from exc
-            raise _translate(exc, "write an object") from exc
+            raise translate(exc, "write an object") from exc
         except BotoCoreError as exc:
-            raise _translate(exc, "write an object") from exc
+            raise translate(exc, "write an object") from exc
         return answer["ETag"]
 
     def get_range(self, key: str, start: int, length: int) -> bytes:
@@ -204,10 +118,10 @@ class S3Storage:
             answer = self.client.get_object(Bucket=self.bucket, Key=key, Range=byte_range)
             return answer["Body"].read()
         except (BotoCoreError, ClientError) as exc:
-            raise _translate(exc, "read part of an object") from exc
+            raise translate(exc, "read part of an object") from exc
 
-    def open_writer(self, key: str) -> _S3Writer:
-        return _S3Writer(self.client, self.bucket, key)
+    def open_writer(self, key: str) -> S3Writer:
+        return S3Writer(self.client, self.bucket, key)
 
     def upload_file(self, key: str, path: Path) -> None:
         try:
@@ -215,11 +129,11 @@ class S3Storage:
                 str(path),
                 self.bucket,
                 key,
-                ExtraArgs={"ContentType": _BYTES},
+                ExtraArgs={"ContentType": BYTES},
                 Config=self._transfer,
             )
         except (BotoCoreError, ClientError) as exc:
-            raise _translate(exc, "upload a file") from exc
+            raise translate(exc, "upload a file") from exc
         except boto3.exceptions.S3UploadFailedError as exc:
             raise StorageError("Object storage refused to upload a file.") from exc
 
@@ -227,13 +141,13 @@ class S3Storage:
         try:
             self.client.download_file(self.bucket, key, str(path), Config=self._transfer)
         except (BotoCoreError, ClientError) as exc:
-            raise _translate(exc, "download a file") from exc
+            raise translate(exc, "download a file") from exc
 
     def size(self, key: str) -> int:
         try:
             return self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"]
         except (BotoCoreError, ClientError) as exc:
-            raise _translate(exc, "look up an object") from exc
+            raise translate(exc, "look up an object") from exc
 
     def exists(self, key: str) -> bool:
         try:
@@ -246,7 +160,7 @@ class S3Storage:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=key)
         except (BotoCoreError, ClientError) as exc:
-            raise _translate(exc, "delete an object") from exc
+            raise translate(exc, "delete an object") from exc
 
     def delete_prefix(self, prefix: str) -> None:
         keys = self.list_keys(prefix)
@@ -258,7 +172,7 @@ class S3Storage:
                     Delete={"Objects": batch, "Quiet": True},  # type: ignore[typeddict-item]
                 )
             except (BotoCoreError, ClientError) as exc:
-                raise _translate(exc, "delete objects") from exc
+                raise translate(exc, "delete objects") from exc
             # DeleteObjects answers 200 even when some keys failed; they are listed in Errors.
             failed = {e.get("Code", "") for e in answer.get("Errors", [])}
             if failed:
@@ -270,9 +184,9 @@ class S3Storage:
         try:
             found = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=prefix)
         except (BotoCoreError, ClientError) as exc:
-            raise _translate(exc, "list uploads") from exc
+            raise translate(exc, "list uploads") from exc
         for upload in found.get("Uploads", []):
-            _abort_upload(self.client, self.bucket, upload["Key"], upload["UploadId"])
+            abort_upload(self.client, self.bucket, upload["Key"], upload["UploadId"])
 
     def list_keys(self, prefix: str) -> list[str]:
         keys: list[str] = []
@@ -283,7 +197,7 @@ class S3Storage:
             for page in pages:
                 keys.extend(obj["Key"] for obj in page.get("Contents", []))
         except (BotoCoreError, ClientError) as exc:
-            raise _translate(exc, "list objects") from exc
+            raise translate(exc, "list objects") from exc
         return sorted(keys)
 
     def list_children(self, prefix: str, start_after: str, limit: int) -> list[str]:
@@ -297,7 +211,7 @@ class S3Storage:
                 **extra,  # type: ignore[arg-type]
             )
         except (BotoCoreError, ClientError) as exc:
-            raise _translate(exc, "list objects") from exc
+            raise translate(exc, "list objects") from exc
         names = [p["Prefix"][len(prefix) :].rstrip("/") for p in answer.get("CommonPrefixes", [])]
         return sorted(names)[:limit]
 
@@ -310,7 +224,7 @@ class S3Storage:
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except (BotoCoreError, ClientError) as exc:
-            raise _translate(exc, "answer") from exc
+            raise translate(exc, "answer") from exc
 
     def ensure_bucket(self, cors_origins: list[str] | None = None) -> None:
         """Create the bucket if missing; set its CORS rules explicitly when origins are given."""
@@ -330,10 +244,10 @@ class S3Storage:
         try:
             self.client.create_bucket(Bucket=self.bucket)
         except ClientError as exc:
-            if _code(exc) != "BucketAlreadyOwnedByYou":
-                raise _translate(exc, "create the bucket") from exc
+            if error_code(exc) != "BucketAlreadyOwnedByYou":
+                raise translate(exc, "create the bucket") from exc
         except BotoCoreError as exc:
-            raise _translate(exc, "create the bucket") from exc
+            raise translate(exc, "create the bucket") from exc
 
     def set_cors(self, origins: list[str]) -> None:
         """Let these origins read objects with Range requests (presigned tile mode)."""
@@ -347,4 +261,4 @@ class S3Storage:
         try:
             self.client.put_bucket_cors(Bucket=self.bucket, CORSConfiguration={"CORSRules": [rule]})
         except (BotoCoreError, ClientError) as exc:
-            raise _translate(exc, "set CORS rules") from exc
+            raise translate(exc, "set CORS rules") from exc
