@@ -1,7 +1,21 @@
 """The storage interface every backend implements (tests/core/test_storage_contract.py)."""
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One listed object, with what identifies this version of it."""
+
+    key: str
+    etag: str  # without quotes
+    size: int
+    modified: datetime
+    version_id: str | None = None
 
 
 class ObjectWriter(Protocol):
@@ -62,6 +76,20 @@ class Storage(Protocol):
 
     def list_keys(self, prefix: str) -> list[str]:
         """All keys under ``prefix``, ascending."""
+
+    def list_objects(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object under ``prefix`` with its tag, size and time, a page at a time.
+
+        The local backend lists regular files only (never a symbolic link) and tags them by size
+        and modification time, so a listing reads no file.
+        """
+
+    def move_if_match(self, key: str, to: str, etag: str) -> None:
+        """Move an object to another key if it still has ``etag``.
+
+        WriteConflict when it changed, NotFound when it is gone. S3 copies (multipart for large
+        objects) on the condition, then deletes the source.
+        """
 
     def list_children(self, prefix: str, start_after: str, limit: int) -> list[str]:
         """Names of the 'folders' directly under ``prefix`` after ``start_after``, ascending."""

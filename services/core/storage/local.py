@@ -5,11 +5,14 @@ import fcntl
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from plexzoom.core.errors import NotFound, StorageError, WriteConflict
+from plexzoom.core.storage.base import ObjectInfo
 
 _TMP = ".tmp"
 
@@ -176,6 +179,26 @@ class LocalStorage:
         ]
         return sorted(keys)
 
+    def list_objects(self, prefix: str) -> Iterator[ObjectInfo]:
+        base = self.path_of(prefix.rstrip("/")) if prefix else self.root
+        for path in sorted(_regular_files(base)):
+            key = path.relative_to(self.root).as_posix()
+            if key.startswith(prefix) and not key.startswith(_TMP):
+                with contextlib.suppress(FileNotFoundError):  # moved away meanwhile
+                    yield _info(key, path.lstat())
+
+    def move_if_match(self, key: str, to: str, etag: str) -> None:
+        source, target = self.path_of(key), self.path_of(to)
+        with self._locked():
+            try:
+                found = source.lstat()
+            except (FileNotFoundError, NotADirectoryError) as exc:
+                raise NotFound("No such object.") from exc
+            if not stat.S_ISREG(found.st_mode) or _info(key, found).etag != etag:
+                raise WriteConflict()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)
+
     def list_children(self, prefix: str, start_after: str, limit: int) -> list[str]:
         base = self.path_of(prefix.rstrip("/"))
         try:
@@ -190,6 +213,26 @@ class LocalStorage:
     def ping(self) -> None:
         if not os.access(self.root, os.W_OK):
             raise StorageError(f"The storage folder {self.root} is not writable.")
+
+
+def _regular_files(base: Path) -> Iterator[Path]:
+    """Regular files under ``base`` at any depth; symbolic links are neither followed nor listed."""
+    try:
+        entries = list(os.scandir(base))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            yield from _regular_files(Path(entry.path))
+        elif entry.is_file(follow_symlinks=False):
+            yield Path(entry.path)
+
+
+def _info(key: str, found: os.stat_result) -> ObjectInfo:
+    """A listed file: tagged by size and modification time, so listing reads no file."""
+    modified = datetime.fromtimestamp(found.st_mtime_ns / 1e9, UTC)
+    etag = f"{found.st_size:x}-{found.st_mtime_ns:x}"
+    return ObjectInfo(key=key, etag=etag, size=found.st_size, modified=modified)
 
 
 def _etag(data: bytes) -> str:

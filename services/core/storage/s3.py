@@ -3,6 +3,7 @@
 Where servers differ, this follows the S3 specification and accepts each documented answer.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -13,6 +14,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from plexzoom.core.errors import NotFound, StorageError, WriteConflict
+from plexzoom.core.storage.base import ObjectInfo
 from plexzoom.core.storage.s3_writer import (
     BYTES,
     MISSING,
@@ -199,6 +201,49 @@ class S3Storage:
         except (BotoCoreError, ClientError) as exc:
             raise translate(exc, "list objects") from exc
         return sorted(keys)
+
+    def list_objects(self, prefix: str) -> Iterator[ObjectInfo]:
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            for page in pages:
+                for found in page.get("Contents", []):
+                    yield ObjectInfo(
+                        key=found["Key"],
+                        etag=found["ETag"].strip('"'),
+                        size=found["Size"],
+                        modified=found["LastModified"],
+                    )
+        except (BotoCoreError, ClientError) as exc:
+            raise translate(exc, "list objects") from exc
+
+    def move_if_match(self, key: str, to: str, etag: str) -> None:
+        source = {"Bucket": self.bucket, "Key": key}
+        try:
+            # A managed copy: one CopyObject, or UploadPartCopy parts past the threshold (a
+            # single CopyObject stops at 5 GiB); each request carries the condition.
+            self.client.copy(
+                source,  # type: ignore[arg-type]
+                self.bucket,
+                to,
+                ExtraArgs={"CopySourceIfMatch": f'"{etag}"', "ContentType": BYTES},
+                Config=self._transfer,
+            )
+        except ClientError as exc:
+            if error_code(exc) in ("PreconditionFailed", "412"):
+                raise WriteConflict() from exc
+            raise translate(exc, "copy an object") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, "copy an object") from exc
+        try:
+            current = self.client.head_object(Bucket=self.bucket, Key=key)["ETag"].strip('"')
+        except ClientError as exc:
+            if error_code(exc) in MISSING:
+                return
+            raise translate(exc, "look up an object") from exc
+        if current == etag:  # a newer version written meanwhile stays, to be taken in turn
+            self.delete(key)
 
     def list_children(self, prefix: str, start_after: str, limit: int) -> list[str]:
         extra = {"StartAfter": f"{prefix}{start_after}/~"} if start_after else {}
