@@ -8,7 +8,13 @@ from plexzoom.core import keys
 from plexzoom.core.errors import Conflict, DamagedRecord, NotFound
 from plexzoom.core.formats import Format
 from plexzoom.core.ids import is_image_id, new_generation, new_image_id
-from plexzoom.core.manifest import Manifest, create_manifest, read_manifest, update_manifest
+from plexzoom.core.manifest import (
+    Manifest,
+    Source,
+    create_manifest,
+    read_manifest,
+    update_manifest,
+)
 from plexzoom.core.render import BadRenderSettings, ChannelRender, RenderSettings
 from plexzoom.core.storage import Storage
 
@@ -16,15 +22,25 @@ log = logging.getLogger(__name__)
 Enqueue = Callable[[str], None]
 
 
-def start_image(storage: Storage, filename: str | None, variable: str | None = None) -> Manifest:
-    """Create the record of an image whose original is about to be written."""
+def start_image(
+    storage: Storage,
+    filename: str | None,
+    variable: str | None = None,
+    source: Source | None = None,
+    image_id: str | None = None,
+) -> Manifest:
+    """Create the record of an image whose original is about to be written.
+
+    WriteConflict when ``image_id`` (chosen by the caller, as an inbox claim does) exists.
+    """
     manifest = Manifest(
-        id=new_image_id(),
+        id=image_id or new_image_id(),
         status="uploading",
         stage="uploading",
         generation=new_generation(),
         filename=filename,
         variable=variable,
+        source=source,
     )
     create_manifest(storage, manifest)
     return manifest
@@ -33,16 +49,38 @@ def start_image(storage: Storage, filename: str | None, variable: str | None = N
 def submit_image(
     storage: Storage, manifest: Manifest, fmt: Format, size: int, enqueue: Enqueue
 ) -> Manifest:
-    """Mark the original as stored and enqueue its conversion (the entry point of every source)."""
+    """Mark the original as stored and enqueue its conversion (the entry point of every source).
 
-    def queue(stored: Manifest) -> Manifest:
+    Only an image still ``uploading`` moves on (two completers of one inbox claim queue it once).
+    """
+    moved = False
+
+    def queue(stored: Manifest) -> Manifest | None:
+        nonlocal moved
+        moved = stored.status == "uploading"
+        if not moved:
+            return None
         stored.status, stored.stage, stored.progress = "queued", "queued", 0.0
         stored.format, stored.size = fmt.name, size
         return stored
 
     queued = update_manifest(storage, manifest.id, queue)
-    enqueue(queued.id)
+    if moved:
+        enqueue(queued.id)
     return queued
+
+
+def refuse_image(storage: Storage, image_id: str, reason: str) -> Manifest:
+    """End an image ``failed`` before any conversion (a file that is no supported image); its
+    original stays, so nothing is lost."""
+
+    def refuse(stored: Manifest) -> Manifest | None:
+        if stored.status != "uploading":
+            return None
+        stored.status, stored.stage, stored.error = "failed", "failed", reason
+        return stored
+
+    return update_manifest(storage, image_id, refuse)
 
 
 def touch_upload(storage: Storage, image_id: str) -> None:

@@ -56,6 +56,16 @@ class Pyramid(BaseModel):
     size: int = 0
 
 
+class Source(BaseModel):
+    """The stored object an image was taken from (the inbox); None for uploads."""
+
+    bucket: str | None  # None: the local folder, ``key`` relative to its inbox
+    key: str
+    etag: str
+    version_id: str | None = None
+    size: int
+
+
 class Manifest(BaseModel):
     """Everything plexzoom knows about one image."""
 
@@ -68,6 +78,8 @@ class Manifest(BaseModel):
     updated: datetime = Field(default_factory=lambda: datetime.now(UTC))
     # Original file name: metadata only, never a key, a path or a log line.
     filename: str | None = None
+    # Where the original came from when it was not uploaded (metadata, like ``filename``).
+    source: Source | None = None
     # Upload option: the MATLAB/HDF5 variable that holds the image (default: the largest array).
     variable: str | None = None
     format: str | None = None

@@ -14,8 +14,9 @@ from datetime import datetime, timedelta
 from plexzoom.core import keys
 from plexzoom.core.errors import DamagedRecord, NotFound
 from plexzoom.core.ids import is_image_id
+from plexzoom.core.inbox import complete_claim, read_claim, source_digest
 from plexzoom.core.jobs import lease_expired, now
-from plexzoom.core.manifest import Manifest, read_manifest, update_manifest
+from plexzoom.core.manifest import Manifest, Source, read_manifest, update_manifest
 from plexzoom.core.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -63,21 +64,42 @@ def _reconcile_image(
     try:
         manifest = read_manifest(storage, image_id)
     except NotFound:  # a delete that was cut short, or a job that wrote on after it
-        storage.delete_prefix(keys.image_prefix(image_id))
-        done.removed.append(keys.image_prefix(image_id))
+        if storage.list_keys(keys.image_prefix(image_id)):  # SeaweedFS lists emptied folders
+            storage.delete_prefix(keys.image_prefix(image_id))
+            done.removed.append(keys.image_prefix(image_id))
         return
     except DamagedRecord:
         log.warning("image %s has a damaged manifest; left as it is", image_id)
         return
-    if manifest.status == "uploading" and now() - manifest.updated > timedelta(
-        seconds=upload_stale_s
-    ):
+    waited = now() - manifest.updated
+    if manifest.status == "uploading" and manifest.source is not None:
+        if waited > timedelta(seconds=queued_grace_s):  # its taker died before queueing it
+            _complete_inbox_claim(storage, manifest.id, manifest.source, enqueue, done)
+        return
+    if manifest.status == "uploading" and waited > timedelta(seconds=upload_stale_s):
         storage.delete_prefix(keys.image_prefix(image_id))  # its web process died mid-upload
         done.removed.append(keys.image_prefix(image_id))
         return
     _remove_unnamed_generations(storage, manifest, pyramids, done)
     if _stalled(manifest, now(), queued_grace_s) and _requeue(storage, image_id, queued_grace_s):
         enqueue(image_id)
+        done.requeued.append(image_id)
+
+
+def _complete_inbox_claim(
+    storage: Storage,
+    image_id: str,
+    source: Source,
+    enqueue: Callable[[str], None],
+    done: Reconciled,
+) -> None:
+    """Queue an image taken from the inbox whose taker stopped before queueing it."""
+    claim = read_claim(storage, source_digest(source))
+    if claim is None or claim.image_id != image_id:
+        log.warning("image %s came from the inbox but has no claim; left as it is", image_id)
+        return
+    completed = complete_claim(storage, claim, enqueue)
+    if completed is not None and completed.status == "queued":
         done.requeued.append(image_id)
 
 

@@ -5,7 +5,7 @@ from datetime import timedelta
 from plexzoom.core import keys
 from plexzoom.core.convert import ConvertOptions, convert_image
 from plexzoom.core.ids import new_generation, new_image_id
-from plexzoom.core.images import start_image
+from plexzoom.core.images import delete_image, start_image
 from plexzoom.core.jobs import claim, now
 from plexzoom.core.manifest import read_manifest, write_manifest
 from plexzoom.core.reconcile import reconcile
@@ -81,3 +81,10 @@ def test_an_upload_whose_web_process_died_is_removed(storage: Storage) -> None:
     assert done.removed == [keys.image_prefix(stale.id)]
     assert storage.list_keys(keys.image_prefix(stale.id)) == []
     assert read_manifest(storage, live.id).status == "uploading"
+
+
+def test_a_deleted_image_is_not_removed_again_each_pass(storage: Storage) -> None:
+    """SeaweedFS still lists an emptied folder: a pass finds nothing there to remove."""
+    image_id = start_image(storage, "gone.png").id
+    delete_image(storage, image_id)
+    assert reconcile(storage, lambda _id: None, queued_grace_s=0).removed == []
