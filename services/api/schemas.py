@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 from plexzoom.core import keys
 from plexzoom.core.access import TokenSigner
-from plexzoom.core.manifest import Channel, Manifest, Status
+from plexzoom.core.manifest import Channel, Manifest, Source, Status
 from plexzoom.core.storage import Storage
 
 
@@ -49,6 +49,8 @@ class ImageStatus(BaseModel):
     progress: float
     error: str | None
     filename: str | None
+    # The stored object the image was taken from (the inbox); null for uploads.
+    source: Source | None
     format: str | None
     size: int | None
     width: int | None

@@ -38,3 +38,24 @@ def test_default_limits_are_the_readers(monkeypatch: pytest.MonkeyPatch) -> None
     read = WorkerSettings().convert_options().read
     assert (read.max_width, read.max_pixels, read.max_channels) == (300_000, 10**10, 256)
     assert read == ReadOptions()
+
+
+@pytest.mark.parametrize("prefix", ["inbox/", "lab/scanner-3/", "drop/"])
+def test_an_inbox_folder_of_its_own_is_accepted(
+    monkeypatch: pytest.MonkeyPatch, prefix: str
+) -> None:
+    """The inbox is any folder apart from plexzoom's own; S3 objects need no settling."""
+    monkeypatch.setenv("PLEXZOOM_INBOX_PREFIX", prefix)
+    monkeypatch.setenv("PLEXZOOM_S3_BUCKET", "slides")
+    inbox = WorkerSettings().inbox()
+    assert (inbox.prefix, inbox.bucket, inbox.settle_s) == (prefix, "slides", 0)
+
+
+@pytest.mark.parametrize("prefix", ["", "/", "inbox", "images/", "images/in/", "claims/", "/in/"])
+def test_an_inbox_where_plexzoom_writes_is_refused(
+    monkeypatch: pytest.MonkeyPatch, prefix: str
+) -> None:
+    """Its own writes would be taken as new files: refused at start, naming the variable."""
+    monkeypatch.setenv("PLEXZOOM_INBOX_PREFIX", prefix)
+    with pytest.raises(ValueError, match="PLEXZOOM_INBOX_PREFIX must be a folder"):
+        WorkerSettings()

@@ -1,0 +1,41 @@
+"""Work a worker process does on a clock (reconciling, scanning the inbox), not on messages."""
+
+import logging
+import threading
+from collections.abc import Callable
+
+import dramatiq
+import redis
+
+from plexzoom.core.errors import PlexzoomError
+
+log = logging.getLogger(__name__)
+
+
+class Periodic(dramatiq.Middleware):
+    """A Dramatiq middleware: a thread that runs ``task`` at start, then every interval."""
+
+    def __init__(self, name: str, task: Callable[[], None], interval_s: float) -> None:
+        self._name, self._task, self._interval = name, task, interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        """Start once the worker consumes."""
+        self._thread.start()
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        """Stop after the current pass."""
+        self._stop.set()
+
+    def run_once(self) -> None:
+        """One pass; storage or Redis trouble is logged and the next pass tries again."""
+        try:
+            self._task()
+        except (PlexzoomError, redis.RedisError) as exc:
+            log.warning("%s pass failed: %s", self._name, exc)
+
+    def _run(self) -> None:
+        self.run_once()
+        while not self._stop.wait(self._interval):
+            self.run_once()

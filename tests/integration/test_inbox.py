@@ -1,0 +1,101 @@
+"""Storage-triggered processing through the running stack: files put into the inbox (a local
+folder, a SeaweedFS bucket) become ready images, once each, with two scanning worker processes."""
+
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+
+from tests.conftest import quadrant_bytes
+from tests.integration.conftest import AWS_ENV
+from tests.servers import SeaweedServer, Stack, require_redis
+
+pytestmark = pytest.mark.slow
+SCANNING = {
+    "PLEXZOOM_INBOX_SCAN_INTERVAL_S": "0.5",
+    "PLEXZOOM_INBOX_SETTLE_S": "0",
+    "PLEXZOOM_WORKER_PROCESSES": "2",  # two scanners at once
+}
+
+
+@pytest.fixture(scope="module", params=["local", "seaweedfs"])
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """The stack scanning its inbox every half second, on the local folder or SeaweedFS."""
+    folder = tmp_path_factory.mktemp(f"inbox-{request.param}")
+    env = {"PLEXZOOM_REDIS_URL": require_redis(12), **SCANNING}
+    server = SeaweedServer(folder / "seaweedfs") if request.param == "seaweedfs" else None
+    if server is not None:
+        env |= AWS_ENV | {
+            "PLEXZOOM_S3_ENDPOINT_URL": server.endpoint,
+            "PLEXZOOM_S3_BUCKET": f"inbox-{os.getpid()}",
+        }
+    running = Stack(folder / "data", env, folder / "stack.log")
+    yield running
+    running.stop()
+    if server is not None:
+        server.stop()
+
+
+def drop(stack: Stack, key: str, data: bytes) -> None:
+    """Put a file into the stack's inbox as a lab would: a file copy, or an S3 PUT."""
+    if "PLEXZOOM_S3_BUCKET" not in stack.env:
+        path = stack.data_dir / "inbox" / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return
+    s3(stack).put_object(Bucket=stack.env["PLEXZOOM_S3_BUCKET"], Key=f"inbox/{key}", Body=data)
+
+
+def s3(stack: Stack) -> Any:
+    """A client of the stack's S3 server."""
+    return boto3.client(
+        "s3",
+        endpoint_url=stack.env["PLEXZOOM_S3_ENDPOINT_URL"],
+        aws_access_key_id=AWS_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+        region_name=AWS_ENV["AWS_DEFAULT_REGION"],
+    )
+
+
+def inbox_keys(stack: Stack) -> list[str]:
+    """What is still in the inbox."""
+    if "PLEXZOOM_S3_BUCKET" not in stack.env:
+        root = stack.data_dir / "inbox"
+        return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    found = s3(stack).list_objects_v2(Bucket=stack.env["PLEXZOOM_S3_BUCKET"], Prefix="inbox/")
+    return sorted(o["Key"].removeprefix("inbox/") for o in found.get("Contents", []))
+
+
+def wait_images(stack: Stack, count: int, timeout_s: float = 120) -> list[dict[str, Any]]:
+    """Wait until ``count`` images from the inbox are ready or failed; return them."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        listed = httpx.get(f"{stack.url}/v1/images", params={"limit": 200}).json()["images"]
+        taken = [i for i in listed if i["source"] is not None]
+        if len(taken) >= count and all(i["status"] in ("ready", "failed") for i in taken):
+            return taken
+        assert time.monotonic() < deadline, f"{len(taken)} of {count} images: {taken}"
+        time.sleep(0.2)
+
+
+def test_files_put_into_the_inbox_become_one_ready_image_each(stack: Stack) -> None:
+    """Twelve files at once (nested, odd names) with two scanners: twelve ready images with
+    their sources and names, tiles served, the inbox empty."""
+    names = [f"run {n // 4}/slide+{n} µm.png" for n in range(12)]
+    for n, name in enumerate(names):
+        drop(stack, name, quadrant_bytes("png", 300 + n, 200))
+    images = wait_images(stack, len(names))
+    assert len(images) == len(names)
+    assert {i["status"] for i in images} == {"ready"}
+    assert sorted(i["source"]["key"].removeprefix("inbox/") for i in images) == sorted(names)
+    assert sorted(i["filename"] for i in images) == sorted(n.split("/")[-1] for n in names)
+    widths = {i["source"]["key"].removeprefix("inbox/"): i["width"] for i in images}
+    assert widths == {name: 300 + n for n, name in enumerate(names)}
+    assert httpx.get(images[0]["links"]["dzi"]).status_code == 200
+    assert inbox_keys(stack) == []
