@@ -2,9 +2,11 @@
 
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from plexzoom.core.inbox import CLAIMS
+from plexzoom.core.keys import IMAGES
 from plexzoom.core.storage import LocalStorage, S3Config, S3Storage, Storage
 
 
@@ -23,6 +25,21 @@ class CommonSettings(BaseSettings):
     redis_url: str | None = None
     # Comma-separated; when set, every /v1 call needs `Authorization: Bearer <one of them>`.
     api_keys: SecretStr = SecretStr("")
+    # The inbox (README, "Storage-triggered processing"): a prefix of the bucket, or the
+    # folder of that name under the data folder.
+    inbox_prefix: str = "inbox/"
+
+    @field_validator("inbox_prefix")
+    @classmethod
+    def _inbox_apart(cls, prefix: str) -> str:
+        """The inbox is a folder of its own: never where plexzoom writes (its writes would be
+        taken as new files)."""
+        if not prefix.endswith("/") or prefix.startswith(("/", IMAGES, CLAIMS)) or prefix == "/":
+            raise ValueError(
+                "PLEXZOOM_INBOX_PREFIX must be a folder such as 'inbox/' (ending in '/'), "
+                f"outside '{IMAGES}' and '{CLAIMS}'."
+            )
+        return prefix
 
     @property
     def api_key_list(self) -> tuple[str, ...]:

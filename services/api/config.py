@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
 from plexzoom.settings import CommonSettings
 
@@ -29,10 +29,13 @@ class ApiSettings(CommonSettings):
     cors_origins: tuple[str, ...] = ()
     # One log line per request (plexzoom.access logger).
     access_log: bool = True
+    # S3 event notifications (POST /hooks/s3): the route exists only while a token is set.
+    s3_hook_token: SecretStr | None = None
 
-    @field_validator("token_secret")
+    @field_validator("token_secret", "s3_hook_token")
     @classmethod
-    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+    def _long_enough(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 16:
-            raise ValueError("PLEXZOOM_TOKEN_SECRET must be at least 16 characters long")
+            name = f"PLEXZOOM_{str(info.field_name).upper()}"
+            raise ValueError(f"{name} must be at least 16 characters long")
         return value

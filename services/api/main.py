@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from plexzoom.api.accesslog import log_requests_to_stderr
 from plexzoom.api.config import ApiSettings
 from plexzoom.api.errors import install_error_handlers
-from plexzoom.api.routes import health, images, render
+from plexzoom.api.routes import health, hooks, images, render
 from plexzoom.api.security import build_access, wrap_app
 from plexzoom.core.images import Enqueue
 from plexzoom.core.libvips import restrict_loaders
@@ -52,9 +52,16 @@ class OneOrigin:
 
 
 def create_api(
-    settings: ApiSettings, storage: Storage, enqueue: Enqueue, ping_broker: Callable[[], None]
+    settings: ApiSettings,
+    storage: Storage,
+    enqueue: Enqueue,
+    ping_broker: Callable[[], None],
+    enqueue_hint: Callable[[str], None] | None = None,
 ) -> FastAPI:
-    """The FastAPI app with its routes, error table, docs and static viewer."""
+    """The FastAPI app with its routes, error table, docs and static viewer.
+
+    ``enqueue_hint`` queues an inbox key an S3 event named (the hook's work for the worker).
+    """
     api = FastAPI(
         title="plexzoom",
         version="0.1.0",
@@ -65,11 +72,14 @@ def create_api(
     api.state.settings, api.state.storage = settings, storage
     api.state.access = build_access(settings)
     api.state.enqueue, api.state.ping_broker = enqueue, ping_broker
+    api.state.enqueue_hint = enqueue_hint
     api.state.forget_image = lambda _image_id: None
     install_error_handlers(api)
     api.include_router(images.router)
     api.include_router(render.router)
     api.include_router(health.router)
+    if settings.s3_hook_token is not None and enqueue_hint is not None:
+        api.include_router(hooks.router)
 
     @api.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
@@ -98,10 +108,14 @@ def _mount_static(api: FastAPI, viewer_dir: Path) -> None:
 
 
 def create_app(
-    settings: ApiSettings, storage: Storage, enqueue: Enqueue, ping_broker: Callable[[], None]
+    settings: ApiSettings,
+    storage: Storage,
+    enqueue: Enqueue,
+    ping_broker: Callable[[], None],
+    enqueue_hint: Callable[[str], None] | None = None,
 ) -> OneOrigin:
     """API, tiles and viewer behind one ASGI callable."""
-    api = create_api(settings, storage, enqueue, ping_broker)
+    api = create_api(settings, storage, enqueue, ping_broker, enqueue_hint)
     tiles = TileService(storage, settings.tile_cache_bytes, access=api.state.access)
     api.state.forget_image = tiles.forget
     return OneOrigin(api, tiles, settings)
@@ -109,7 +123,12 @@ def create_app(
 
 def create_app_from_env() -> OneOrigin:
     """Build everything from PLEXZOOM_* settings (the uvicorn factory)."""
-    from plexzoom.worker.broker import connect_broker, enqueue_conversion, ping
+    from plexzoom.worker.broker import (
+        connect_broker,
+        enqueue_conversion,
+        enqueue_inbox_object,
+        ping,
+    )
 
     restrict_loaders()  # the tile service decodes channel tiles to mix them
     settings = ApiSettings()
@@ -124,5 +143,9 @@ def create_app_from_env() -> OneOrigin:
     broker = connect_broker(settings.redis_url)
 
     return create_app(
-        settings, storage, lambda i: enqueue_conversion(broker, i), lambda: ping(broker)
+        settings,
+        storage,
+        lambda i: enqueue_conversion(broker, i),
+        lambda: ping(broker),
+        lambda key: enqueue_inbox_object(broker, key),
     )

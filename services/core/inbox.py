@@ -73,6 +73,11 @@ def source_digest(source: Source) -> str:
     return hashlib.sha256(json.dumps(identity).encode()).hexdigest()
 
 
+def key_digest(key: str) -> str:
+    """What log lines name instead of an object's key (which names a file)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
 def scan_inbox(storage: Storage, inbox: Inbox, enqueue: Enqueue) -> Scanned:
     """Take every new object of the inbox once; objects seen before cost their listing only."""
     scanned = Scanned()
@@ -88,12 +93,25 @@ def scan_inbox(storage: Storage, inbox: Inbox, enqueue: Enqueue) -> Scanned:
             continue
         if digest in taken:  # claimed, yet not moved: in progress, or its taker died
             _resume(storage, digest, inbox, at, enqueue, scanned)
-        elif _is_junk(found):
-            _claim(storage, SKIPPED + f"{digest}.json", {"source": source.model_dump()})
-            scanned.skipped += 1
         else:
-            _take(storage, found, source, digest, enqueue, scanned)
+            _admit(storage, found, source, enqueue, scanned)
     return scanned
+
+
+def take_object(storage: Storage, inbox: Inbox, key: str, enqueue: Enqueue) -> str | None:
+    """Take one object an event named, as a scan would; the id of the image it became, or None
+    (not in the inbox, not there yet, still being written, junk, or already taken)."""
+    if not key.startswith(inbox.prefix):
+        return None
+    try:
+        found = storage.stat(key)
+    except NotFound:  # not there (yet): a later event or the next scan takes it
+        return None
+    if not _ready(found, inbox, datetime.now(UTC)):
+        return None
+    scanned = Scanned()
+    _admit(storage, found, _source(found, inbox), enqueue, scanned)
+    return scanned.taken[0] if scanned.taken else None
 
 
 def complete_claim(storage: Storage, claim: Claim, enqueue: Enqueue) -> Manifest | None:
@@ -129,15 +147,16 @@ def read_claim(storage: Storage, digest: str) -> Claim | None:
         return None
 
 
-def _take(
-    storage: Storage,
-    found: ObjectInfo,
-    source: Source,
-    digest: str,
-    enqueue: Enqueue,
-    scanned: Scanned,
+def _admit(
+    storage: Storage, found: ObjectInfo, source: Source, enqueue: Enqueue, scanned: Scanned
 ) -> None:
-    """Claim an object version for a new image; another scanner may win, which is fine."""
+    """Skip junk for good, or claim the object version for a new image and complete it; a
+    claim someone else created first means it is theirs."""
+    digest = source_digest(source)
+    if _is_junk(found):
+        if _claim(storage, SKIPPED + f"{digest}.json", {"source": source.model_dump()}):
+            scanned.skipped += 1
+        return
     claim = Claim(image_id=new_image_id(), key=found.key, source=source, claimed=datetime.now(UTC))
     if not _claim(storage, TAKEN + f"{digest}.json", claim.model_dump(mode="json")):
         return

@@ -11,9 +11,10 @@ import pyvips
 
 from plexzoom.core.convert import convert_image
 from plexzoom.core.errors import NotFound
+from plexzoom.core.inbox import key_digest, take_object
 from plexzoom.core.storage import Storage
 from plexzoom.settings import build_storage
-from plexzoom.worker.broker import CONVERT_ACTOR, QUEUE
+from plexzoom.worker.broker import CONVERT_ACTOR, QUEUE, TAKE_ACTOR
 from plexzoom.worker.config import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -42,3 +43,29 @@ def convert(image_id: str) -> None:
     """Convert one image; permanent errors are recorded in its manifest by core."""
     manifest = convert_image(storage(), image_id, settings.convert_options())
     log.info("image %s: %s", image_id, manifest.status)
+
+
+@dramatiq.actor(
+    actor_name=TAKE_ACTOR,
+    queue_name=QUEUE,
+    max_retries=settings.job_max_retries,
+    min_backoff=2_000,
+    max_backoff=60_000,
+)
+def take_from_inbox(key: str) -> None:
+    """Take one inbox object an event named; storage is looked up, the event is only a hint.
+
+    Failures are retried as ``dramatiq.Retry``, which Dramatiq does not log with the message:
+    its argument is the key, which names a file, and file names stay out of logs.
+    """
+    try:
+        image_id = take_object(storage(), settings.inbox(), key, _queue_conversion)
+    except Exception as exc:
+        log.warning("inbox object %s: %s; retried", key_digest(key)[:12], type(exc).__name__)
+        raise dramatiq.Retry() from exc
+    if image_id is not None:
+        log.info("image %s: taken from the inbox on an event", image_id)
+
+
+def _queue_conversion(image_id: str) -> None:
+    convert.send(image_id)

@@ -8,6 +8,7 @@ from plexzoom.core.errors import BrokerError
 
 QUEUE = "conversions"
 CONVERT_ACTOR = "convert"
+TAKE_ACTOR = "take_from_inbox"
 
 
 def connect_broker(redis_url: str | None) -> RedisBroker:
@@ -29,13 +30,22 @@ def connect_broker(redis_url: str | None) -> RedisBroker:
 
 def enqueue_conversion(broker: dramatiq.Broker, image_id: str) -> None:
     """Send the conversion message for one image (the id only, never pixels)."""
+    _send(broker, CONVERT_ACTOR, image_id)
+
+
+def enqueue_inbox_object(broker: dramatiq.Broker, key: str) -> None:
+    """Send the message that takes one inbox object an event named (its key, never bytes)."""
+    _send(broker, TAKE_ACTOR, key)
+
+
+def _send(broker: dramatiq.Broker, actor: str, argument: str) -> None:
     message: dramatiq.Message[None] = dramatiq.Message(
-        queue_name=QUEUE, actor_name=CONVERT_ACTOR, args=(image_id,), kwargs={}, options={}
+        queue_name=QUEUE, actor_name=actor, args=(argument,), kwargs={}, options={}
     )
     try:
         broker.enqueue(message)
     except redis.RedisError as exc:
-        raise BrokerError("The job queue did not accept the conversion; try again.") from exc
+        raise BrokerError("The job queue did not accept the message; try again.") from exc
 
 
 def _redact(url: str) -> str:

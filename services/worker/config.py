@@ -3,12 +3,9 @@
 import functools
 from pathlib import Path
 
-from pydantic import field_validator
-
 from plexzoom.core.child import ChildLimits
 from plexzoom.core.convert import ConvertOptions
-from plexzoom.core.inbox import CLAIMS, Inbox
-from plexzoom.core.keys import IMAGES
+from plexzoom.core.inbox import Inbox
 from plexzoom.core.pyramid import PyramidOptions
 from plexzoom.core.readers import ReadOptions
 from plexzoom.settings import CommonSettings
@@ -37,9 +34,7 @@ class WorkerSettings(CommonSettings):
     # An `uploading` image untouched this long lost its web process mid-upload (uploads touch
     # their manifest every minute while bytes arrive); the reconciler removes it.
     upload_stale_s: float = 600
-    # The inbox (README, "Storage-triggered processing"): a prefix of the bucket, or the
-    # folder of that name under the data folder; scanned this often (0: never).
-    inbox_prefix: str = "inbox/"
+    # How often the inbox is scanned (README, "Storage-triggered processing"); 0: never.
     inbox_scan_interval_s: float = 30
     # A local file is taken once unchanged this long (it may still be being written).
     inbox_settle_s: float = 5
@@ -71,18 +66,6 @@ class WorkerSettings(CommonSettings):
             child=ChildLimits(memory_mb=self.convert_memory_mb, timeout_s=self.convert_timeout_s),
             child_setup=functools.partial(prepare_decoding_process, self.malloc_arenas),
         )
-
-    @field_validator("inbox_prefix")
-    @classmethod
-    def _inbox_apart(cls, prefix: str) -> str:
-        """The inbox is a folder of its own: never where plexzoom writes (its writes would be
-        taken as new files)."""
-        if not prefix.endswith("/") or prefix.startswith(("/", IMAGES, CLAIMS)) or prefix == "/":
-            raise ValueError(
-                "PLEXZOOM_INBOX_PREFIX must be a folder such as 'inbox/' (ending in '/'), "
-                f"outside '{IMAGES}' and '{CLAIMS}'."
-            )
-        return prefix
 
     def inbox(self) -> Inbox:
         """The inbox this worker scans."""

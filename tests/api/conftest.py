@@ -71,6 +71,7 @@ class Api:
     enqueue: RecordingEnqueue
     broker: FakeBroker
     settings: ApiSettings
+    hints: RecordingEnqueue  # inbox keys the S3 event hook queued
 
     async def upload(self, data: bytes, filename: str | None = "image.png") -> httpx.Response:
         """POST one file as multipart/form-data."""
@@ -91,12 +92,12 @@ async def make_api(tmp_path: Path) -> AsyncIterator[MakeApi]:
         settings = ApiSettings(
             **{"data_dir": tmp_path / "data", "viewer_dir": tmp_path / "no-viewer", **overrides}
         )
-        enqueue, broker = RecordingEnqueue(), FakeBroker()
-        app = create_app(settings, storage, enqueue, broker.ping)
+        enqueue, broker, hints = RecordingEnqueue(), FakeBroker(), RecordingEnqueue()
+        app = create_app(settings, storage, enqueue, broker.ping, hints)
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
         clients.append(client)
-        return Api(app, client, storage, enqueue, broker, settings)
+        return Api(app, client, storage, enqueue, broker, settings, hints)
 
     yield make
     for client in clients:

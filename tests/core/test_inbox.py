@@ -18,6 +18,7 @@ from plexzoom.core.inbox import (
     complete_claim,
     scan_inbox,
     source_digest,
+    take_object,
 )
 from plexzoom.core.manifest import Source, read_manifest
 from plexzoom.core.reconcile import reconcile
@@ -235,3 +236,28 @@ def test_a_local_file_is_taken_once_it_stops_changing(storage: Storage) -> None:
     os.utime(path, (past, past))  # an hour and more without a change
     (image_id,) = scan_inbox(storage, inbox, Queue()).taken
     assert storage.get_bytes(keys.original_key(image_id)) == PNG
+
+
+def test_an_event_takes_its_object_once(storage: Storage) -> None:
+    """An event names a key: looked up in storage, taken like a scan would, once; a second
+    event for it, and a scan after it, find it taken."""
+    inbox, queue = inbox_of(storage), Queue()
+    assert take_object(storage, inbox, "inbox/scan.png", queue) is None  # not there yet
+    drop(storage, "inbox/scan.png", PNG)
+    image_id = take_object(storage, inbox, "inbox/scan.png", queue)
+    assert image_id is not None and queue.ids == [image_id]
+    assert take_object(storage, inbox, "inbox/scan.png", queue) is None
+    assert scan_inbox(storage, inbox, queue).taken == []
+    assert images(storage) == [image_id]
+    assert read_manifest(storage, image_id).status == "queued"
+
+
+def test_an_event_outside_the_inbox_or_for_junk_takes_nothing(storage: Storage) -> None:
+    """Keys elsewhere (plexzoom's own, say) are never taken; junk is skipped for good."""
+    drop(storage, "inbox/Thumbs.db", PNG)
+    storage.put_bytes("elsewhere/scan.png", PNG)
+    inbox, queue = inbox_of(storage), Queue()
+    assert take_object(storage, inbox, "elsewhere/scan.png", queue) is None
+    assert take_object(storage, inbox, "inbox/Thumbs.db", queue) is None
+    assert images(storage) == [] and queue.ids == []
+    assert len(storage.list_keys(SKIPPED)) == 1

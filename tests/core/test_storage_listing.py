@@ -22,6 +22,17 @@ def test_list_objects_names_every_object_under_the_prefix(storage: Storage) -> N
     assert list(storage.list_objects("nothing/")) == []
 
 
+def test_stat_tells_what_a_listing_tells(storage: Storage) -> None:
+    """One object's tag, size and time, as listed; NotFound for a missing key."""
+    storage.put_bytes("inbox/a.tif", b"12345")
+    (listed,) = storage.list_objects("inbox/")
+    found = storage.stat("inbox/a.tif")
+    assert (found.key, found.etag, found.size) == (listed.key, listed.etag, listed.size)
+    assert abs((found.modified - listed.modified).total_seconds()) < 1
+    with pytest.raises(NotFound):
+        storage.stat("inbox/missing.tif")
+
+
 def test_a_rewritten_object_has_another_tag(storage: Storage) -> None:
     """A new version (other bytes) is another identity."""
     storage.put_bytes("inbox/a.tif", b"first")

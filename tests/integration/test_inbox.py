@@ -4,6 +4,7 @@ folder, a SeaweedFS bucket) become ready images, once each, with two scanning wo
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -99,3 +100,40 @@ def test_files_put_into_the_inbox_become_one_ready_image_each(stack: Stack) -> N
     assert widths == {name: 300 + n for n, name in enumerate(names)}
     assert httpx.get(images[0]["links"]["dzi"]).status_code == 200
     assert inbox_keys(stack) == []
+
+
+HOOK_TOKEN = "hook-token-0123456789abcdef"
+
+
+def test_an_s3_event_posted_to_the_hook_takes_the_object(tmp_path: Path) -> None:
+    """Scanning off: an object put into a SeaweedFS bucket becomes a ready image once a
+    MinIO-style notification names it (URL-encoded key, 's3:' name, size as a string)."""
+    server = SeaweedServer(tmp_path / "seaweedfs")
+    env = AWS_ENV | {
+        "PLEXZOOM_REDIS_URL": require_redis(11),  # the module's stack may still run on 12
+        "PLEXZOOM_S3_ENDPOINT_URL": server.endpoint,
+        "PLEXZOOM_S3_BUCKET": "hooked",
+        "PLEXZOOM_S3_HOOK_TOKEN": HOOK_TOKEN,
+        "PLEXZOOM_INBOX_SCAN_INTERVAL_S": "0",
+    }
+    stack = Stack(tmp_path / "data", env, tmp_path / "stack.log")
+    try:
+        drop(stack, "lab 3/slide+1.png", quadrant_bytes("png", 320, 240))
+        record = {
+            "eventName": "s3:ObjectCreated:Put",
+            "s3": {
+                "bucket": {"name": "hooked"},
+                "object": {"key": "inbox/lab+3/slide%2B1.png", "size": "1234"},
+            },
+        }
+        answer = httpx.post(
+            f"{stack.url}/hooks/s3?token={HOOK_TOKEN}", json={"Records": [record, record]}
+        )
+        assert (answer.status_code, answer.json()) == (202, {"queued": 1})
+        (image,) = wait_images(stack, 1)
+        assert (image["status"], image["width"]) == ("ready", 320)
+        assert image["source"]["key"] == "inbox/lab 3/slide+1.png"
+        assert inbox_keys(stack) == []
+    finally:
+        stack.stop()
+        server.stop()

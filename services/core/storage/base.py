@@ -84,6 +84,9 @@ class Storage(Protocol):
         and modification time, so a listing reads no file.
         """
 
+    def stat(self, key: str) -> ObjectInfo:
+        """One object's tag, size and time (as list_objects gives them); NotFound when absent."""
+
     def move_if_match(self, key: str, to: str, etag: str) -> None:
         """Move an object to another key if it still has ``etag``.
 

@@ -187,6 +187,15 @@ class LocalStorage:
                 with contextlib.suppress(FileNotFoundError):  # moved away meanwhile
                     yield _info(key, path.lstat())
 
+    def stat(self, key: str) -> ObjectInfo:
+        try:
+            found = self.path_of(key).lstat()
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise NotFound("No such object.") from exc
+        if not stat.S_ISREG(found.st_mode):
+            raise NotFound("No such object.")
+        return _info(key, found)
+
     def move_if_match(self, key: str, to: str, etag: str) -> None:
         source, target = self.path_of(key), self.path_of(to)
         with self._locked():

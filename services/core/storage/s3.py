@@ -218,6 +218,19 @@ class S3Storage:
         except (BotoCoreError, ClientError) as exc:
             raise translate(exc, "list objects") from exc
 
+    def stat(self, key: str) -> ObjectInfo:
+        try:
+            found = self.client.head_object(Bucket=self.bucket, Key=key)
+        except (BotoCoreError, ClientError) as exc:
+            raise translate(exc, "look up an object") from exc
+        return ObjectInfo(
+            key=key,
+            etag=found["ETag"].strip('"'),
+            size=found["ContentLength"],
+            modified=found["LastModified"],
+            version_id=found.get("VersionId"),
+        )
+
     def move_if_match(self, key: str, to: str, etag: str) -> None:
         source = {"Bucket": self.bucket, "Key": key}
         try:
