@@ -52,11 +52,12 @@ class CommonSettings(BaseSettings):
         return bool(self.s3_bucket)
 
 
-def build_storage(settings: CommonSettings) -> Storage:
-    """The storage backend the settings name (built at start-up, never at import)."""
+def build_storage(settings: CommonSettings, bucket: str | None = None) -> Storage:
+    """The storage backend the settings name (built at start-up, never at import); ``bucket``:
+    another bucket of the same S3 server (a watched source)."""
     if settings.s3_bucket:
         config = S3Config(
-            bucket=settings.s3_bucket,
+            bucket=bucket or settings.s3_bucket,
             endpoint_url=settings.s3_endpoint_url,
             region=settings.s3_region,
             max_attempts=settings.s3_max_attempts,

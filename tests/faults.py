@@ -41,6 +41,7 @@ class FaultProxy:
         self._faulting = False
         self.counts = {"503": 0, "drop": 0, "pass": 0}
         self.faulted: list[tuple[str, str]] = []  # (fault, request line) of each faulted request
+        self.requests: list[str] = []  # the request line of every request (a recording proxy)
         self._loop = asyncio.new_event_loop()
         started = threading.Event()
         self._thread = threading.Thread(target=self._serve, args=(started,), daemon=True)
@@ -80,6 +81,7 @@ class FaultProxy:
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             writer.close()
             return
+        self.requests.append(head.split(b"\r\n", 1)[0].decode("latin-1"))
         fault = next(self._patterns[head.startswith(_WRITE_BYTES)]) if self._faulting else "pass"
         self.counts[fault] += 1
         if fault != "pass":

@@ -47,6 +47,9 @@ class Inbox:
     bucket: str | None = None  # None: the local folder
     settle_s: float = 0.0  # taken only once unchanged this long (a local file may still grow)
     grace_s: float = 120.0  # a claim not completed after this long is completed by others
+    # False for a watched source (another bucket, only read): objects are copied, never moved.
+    moves: bool = True
+    since: datetime | None = None  # objects last modified before this are passed over
 
 
 class Claim(BaseModel):
@@ -56,6 +59,7 @@ class Claim(BaseModel):
     key: str  # the object's key in storage
     source: Source
     claimed: datetime
+    moves: bool = True  # False: copied from a watched bucket, which is never written
 
 
 @dataclass
@@ -78,11 +82,17 @@ def key_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def scan_inbox(storage: Storage, inbox: Inbox, enqueue: Enqueue) -> Scanned:
-    """Take every new object of the inbox once; objects seen before cost their listing only."""
+def scan_inbox(
+    storage: Storage, inbox: Inbox, enqueue: Enqueue, origin: Storage | None = None
+) -> Scanned:
+    """Take every new object of the inbox once; objects seen before cost their listing only.
+
+    ``origin`` is the store the inbox lives in when it is not plexzoom's (a watched bucket).
+    """
     scanned = Scanned()
     at = datetime.now(UTC)
-    candidates = [o for o in storage.list_objects(inbox.prefix) if _ready(o, inbox, at)]
+    listed = (origin or storage).list_objects(inbox.prefix)
+    candidates = [o for o in listed if _ready(o, inbox, at)]
     if not candidates:
         return scanned
     taken, skipped = _claimed(storage, TAKEN), _claimed(storage, SKIPPED)
@@ -92,9 +102,10 @@ def scan_inbox(storage: Storage, inbox: Inbox, enqueue: Enqueue) -> Scanned:
         if digest in skipped:
             continue
         if digest in taken:  # claimed, yet not moved: in progress, or its taker died
-            _resume(storage, digest, inbox, at, enqueue, scanned)
+            if inbox.moves:  # watched objects stay where they are, taken or not
+                _resume(storage, digest, inbox, at, enqueue, scanned)
         else:
-            _admit(storage, found, source, enqueue, scanned)
+            _admit(storage, found, source, inbox.moves, enqueue, scanned)
     return scanned
 
 
@@ -110,7 +121,7 @@ def take_object(storage: Storage, inbox: Inbox, key: str, enqueue: Enqueue) -> s
     if not _ready(found, inbox, datetime.now(UTC)):
         return None
     scanned = Scanned()
-    _admit(storage, found, _source(found, inbox), enqueue, scanned)
+    _admit(storage, found, _source(found, inbox), inbox.moves, enqueue, scanned)
     return scanned.taken[0] if scanned.taken else None
 
 
@@ -122,11 +133,15 @@ def complete_claim(storage: Storage, claim: Claim, enqueue: Enqueue) -> Manifest
         manifest = read_manifest(storage, claim.image_id)
     original = keys.original_key(claim.image_id)
     if manifest.status != "uploading":
-        if storage.exists(original):  # moved, but the source's delete did not happen
+        if claim.moves and storage.exists(original):  # moved, but the source stayed
             storage.delete(claim.key)
         return manifest
     try:
-        storage.move_if_match(claim.key, original, claim.source.etag)
+        if claim.moves:
+            storage.move_if_match(claim.key, original, claim.source.etag)
+        else:
+            bucket = str(claim.source.bucket)
+            storage.copy_if_match(bucket, claim.key, original, claim.source.etag)
     except (NotFound, WriteConflict):
         if not storage.exists(original):  # gone or rewritten before it was taken
             log.info("image %s: its inbox object left first; nothing to convert", manifest.id)
@@ -148,7 +163,12 @@ def read_claim(storage: Storage, digest: str) -> Claim | None:
 
 
 def _admit(
-    storage: Storage, found: ObjectInfo, source: Source, enqueue: Enqueue, scanned: Scanned
+    storage: Storage,
+    found: ObjectInfo,
+    source: Source,
+    moves: bool,
+    enqueue: Enqueue,
+    scanned: Scanned,
 ) -> None:
     """Skip junk for good, or claim the object version for a new image and complete it; a
     claim someone else created first means it is theirs."""
@@ -157,7 +177,13 @@ def _admit(
         if _claim(storage, SKIPPED + f"{digest}.json", {"source": source.model_dump()}):
             scanned.skipped += 1
         return
-    claim = Claim(image_id=new_image_id(), key=found.key, source=source, claimed=datetime.now(UTC))
+    claim = Claim(
+        image_id=new_image_id(),
+        key=found.key,
+        source=source,
+        claimed=datetime.now(UTC),
+        moves=moves,
+    )
     if not _claim(storage, TAKEN + f"{digest}.json", claim.model_dump(mode="json")):
         return
     log.info("image %s: taken from the inbox (object %s)", claim.image_id, digest[:12])
@@ -197,7 +223,8 @@ def _claimed(storage: Storage, prefix: str) -> set[str]:
 
 
 def _source(found: ObjectInfo, inbox: Inbox) -> Source:
-    """The object as the status shows it (local: the key relative to the inbox folder)."""
+    """The object as the status shows it (local: the key relative to the inbox folder; a
+    watched bucket's objects with their bucket)."""
     key = found.key if inbox.bucket else found.key.removeprefix(inbox.prefix)
     return Source(
         bucket=inbox.bucket,
@@ -214,6 +241,8 @@ def _ready(found: ObjectInfo, inbox: Inbox, at: datetime) -> bool:
     if any(part.startswith(".") for part in parts):
         return False
     if parts[-1].lower().endswith(TEMPORARY_SUFFIXES):
+        return False
+    if inbox.since is not None and found.modified < inbox.since:
         return False
     return at - found.modified >= timedelta(seconds=inbox.settle_s)
 

@@ -1,7 +1,10 @@
 """Worker settings."""
 
 import functools
+from datetime import datetime
 from pathlib import Path
+
+from pydantic import model_validator
 
 from plexzoom.core.child import ChildLimits
 from plexzoom.core.convert import ConvertOptions
@@ -38,6 +41,13 @@ class WorkerSettings(CommonSettings):
     inbox_scan_interval_s: float = 30
     # A local file is taken once unchanged this long (it may still be being written).
     inbox_settle_s: float = 5
+    # Watched sources: JSON list of "s3://bucket/prefix/", only read, on the same S3 server;
+    # objects last modified before watch_since are passed over (unset: all are imported).
+    watch: tuple[str, ...] = ()
+    watch_since: datetime | None = None
+    # S3 event notifications through SQS: the queue's URL (unset: no consumer).
+    sqs_queue_url: str | None = None
+    sqs_wait_s: int = 20
     vips_concurrency: int = 0
     # Multi-channel TIFFs: libvips holds two rows of source tiles per page it reads, so memory
     # grows with this count times the image width (see README, "Memory").
@@ -67,6 +77,28 @@ class WorkerSettings(CommonSettings):
             child_setup=functools.partial(prepare_decoding_process, self.malloc_arenas),
         )
 
+    @model_validator(mode="after")
+    def _watches_readable(self) -> "WorkerSettings":
+        """Watches are S3 prefixes of other buckets than plexzoom's own (which it writes)."""
+        for url in self.watch:
+            bucket, prefix = _split_watch(url)
+            if not self.s3_bucket:
+                raise ValueError("PLEXZOOM_WATCH needs S3 storage (PLEXZOOM_S3_BUCKET).")
+            if bucket == self.s3_bucket or (prefix and not prefix.endswith("/")):
+                raise ValueError(
+                    f"PLEXZOOM_WATCH: {url!r} must be s3://bucket/prefix/ of a bucket other "
+                    "than PLEXZOOM_S3_BUCKET (plexzoom never writes a watched bucket)."
+                )
+        return self
+
+    def watches(self) -> list[Inbox]:
+        """The watched sources: read, copied from, never moved or written."""
+        return [
+            Inbox(prefix=prefix, bucket=bucket, grace_s=self.queued_grace_s, moves=False,
+                  since=self.watch_since)
+            for bucket, prefix in map(_split_watch, self.watch)
+        ]  # fmt: skip
+
     def inbox(self) -> Inbox:
         """The inbox this worker scans."""
         return Inbox(
@@ -91,3 +123,11 @@ class WorkerSettings(CommonSettings):
     def job_time_limit_ms(self) -> int:
         """Dramatiq's own time limit: a margin above the child's, which ends the job first."""
         return int((self.convert_timeout_s + 300) * 1000)
+
+
+def _split_watch(url: str) -> tuple[str, str]:
+    """Bucket and prefix of "s3://bucket/prefix/"; ValueError for anything else."""
+    if not url.startswith("s3://") or not url[5:].split("/", 1)[0]:
+        raise ValueError(f"PLEXZOOM_WATCH: {url!r} is not an s3://bucket/prefix/ URL.")
+    bucket, _, prefix = url[5:].partition("/")
+    return bucket, prefix

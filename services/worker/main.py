@@ -1,8 +1,13 @@
 """Worker entry point for the Dramatiq CLI: ``dramatiq plexzoom.worker.main``."""
 
+import functools
+from functools import partial
+
+from plexzoom.core.sqs import SqsQueue
+from plexzoom.settings import build_storage
 from plexzoom.worker.broker import connect_broker, enqueue_conversion
 from plexzoom.worker.config import WorkerSettings
-from plexzoom.worker.passes import inbox_pass, reconcile_pass
+from plexzoom.worker.passes import inbox_pass, reconcile_pass, sqs_pass
 from plexzoom.worker.periodic import Periodic
 from plexzoom.worker.process import prepare_decoding_process
 
@@ -23,7 +28,12 @@ reconciling = reconcile_pass(
 )
 broker.add_middleware(Periodic("reconciler", reconciling, settings.reconcile_interval_s))
 if settings.inbox_scan_interval_s > 0:
-    scanning = inbox_pass(actors.storage, enqueue, settings.inbox())
+    bucket = functools.cache(partial(build_storage, settings))  # one client per watched bucket
+    scanning = inbox_pass(actors.storage, enqueue, settings.inbox(), settings.watches(), bucket)
     broker.add_middleware(Periodic("inbox", scanning, settings.inbox_scan_interval_s))
+if settings.sqs_queue_url:
+    queue = SqsQueue(settings.sqs_queue_url, wait_s=settings.sqs_wait_s)
+    polling = sqs_pass(actors.storage, enqueue, settings.inbox(), queue, settings.s3_region)
+    broker.add_middleware(Periodic("sqs", polling, interval_s=0))  # each poll waits itself
 
 __all__ = ["actors", "broker"]

@@ -1,10 +1,16 @@
-"""The passes every worker process runs on a clock: the reconciler and the inbox scanner."""
+"""What every worker process runs beside its actors: the reconciler, the inbox scanner and the
+consumer of S3 events through SQS."""
 
 import logging
 from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
 
 from plexzoom.core.inbox import Inbox, scan_inbox
 from plexzoom.core.reconcile import reconcile
+from plexzoom.core.sqs import SqsQueue, poll_queue
 from plexzoom.core.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -30,11 +36,38 @@ def reconcile_pass(
 
 
 def inbox_pass(
-    storage: Callable[[], Storage], enqueue: Enqueue, inbox: Inbox
+    storage: Callable[[], Storage],
+    enqueue: Enqueue,
+    inbox: Inbox,
+    watches: list[Inbox],
+    bucket: Callable[[str], Storage],
 ) -> Callable[[], None]:
-    """One scan of the inbox (each image taken is logged by core, by a hash of its key)."""
+    """One scan of the inbox and of each watched source, read through ``bucket(name)`` (each
+    image taken is logged by core, by a hash of its key)."""
 
     def run() -> None:
         scan_inbox(storage(), inbox, enqueue)
+        for watch in watches:
+            scan_inbox(storage(), watch, enqueue, bucket(str(watch.bucket)))
+
+    return run
+
+
+def sqs_pass(
+    storage: Callable[[], Storage],
+    enqueue: Enqueue,
+    inbox: Inbox,
+    queue: SqsQueue,
+    region: str | None,
+) -> Callable[[], None]:
+    """One long poll of the SQS queue S3 notifies (its client is built on the first)."""
+    clients: list[Any] = []
+
+    def run() -> None:
+        if not clients:
+            parts = urlsplit(queue.url)  # the queue's own host: AWS, or a test server
+            endpoint = f"{parts.scheme}://{parts.netloc}"
+            clients.append(boto3.client("sqs", endpoint_url=endpoint, region_name=region))
+        poll_queue(clients[0], queue, storage(), inbox, enqueue)
 
     return run

@@ -13,10 +13,19 @@ log = logging.getLogger(__name__)
 
 
 class Periodic(dramatiq.Middleware):
-    """A Dramatiq middleware: a thread that runs ``task`` at start, then every interval."""
+    """A Dramatiq middleware: a thread that runs ``task`` at start, then every interval (after
+    a failed pass, at least ``pause_after_error_s`` later: a task that blocks on its own, such as
+    a long poll, runs with no interval but must not spin on a dead service)."""
 
-    def __init__(self, name: str, task: Callable[[], None], interval_s: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        task: Callable[[], None],
+        interval_s: float,
+        pause_after_error_s: float = 5.0,
+    ) -> None:
         self._name, self._task, self._interval = name, task, interval_s
+        self._pause = pause_after_error_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -28,14 +37,17 @@ class Periodic(dramatiq.Middleware):
         """Stop after the current pass."""
         self._stop.set()
 
-    def run_once(self) -> None:
-        """One pass; storage or Redis trouble is logged and the next pass tries again."""
+    def run_once(self) -> bool:
+        """One pass; storage or Redis trouble is logged (False) and a later pass tries again."""
         try:
             self._task()
         except (PlexzoomError, redis.RedisError) as exc:
             log.warning("%s pass failed: %s", self._name, exc)
+            return False
+        return True
 
     def _run(self) -> None:
-        self.run_once()
-        while not self._stop.wait(self._interval):
-            self.run_once()
+        while True:
+            wait = self._interval if self.run_once() else max(self._interval, self._pause)
+            if self._stop.wait(wait):
+                return

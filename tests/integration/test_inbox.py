@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import quadrant_bytes
 from tests.integration.conftest import AWS_ENV
-from tests.servers import SeaweedServer, Stack, require_redis
+from tests.servers import MotoServer, SeaweedServer, Stack, require_redis
 
 pytestmark = pytest.mark.slow
 SCANNING = {
@@ -51,6 +51,12 @@ def drop(stack: Stack, key: str, data: bytes) -> None:
         path.write_bytes(data)
         return
     s3(stack).put_object(Bucket=stack.env["PLEXZOOM_S3_BUCKET"], Key=f"inbox/{key}", Body=data)
+
+
+CREDS = {
+    "aws_access_key_id": AWS_ENV["AWS_ACCESS_KEY_ID"],
+    "aws_secret_access_key": AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+}
 
 
 def s3(stack: Stack) -> Any:
@@ -134,6 +140,73 @@ def test_an_s3_event_posted_to_the_hook_takes_the_object(tmp_path: Path) -> None
         assert (image["status"], image["width"]) == ("ready", 320)
         assert image["source"]["key"] == "inbox/lab 3/slide+1.png"
         assert inbox_keys(stack) == []
+    finally:
+        stack.stop()
+        server.stop()
+
+
+def test_an_object_put_into_a_bucket_that_notifies_sqs_is_taken(tmp_path: Path) -> None:
+    """Scanning off, moto's server for S3 and SQS: the bucket notifies the queue, the worker's
+    consumer takes the object, the image ends ready and the queue empty."""
+    moto = MotoServer()
+    env = AWS_ENV | {
+        "PLEXZOOM_REDIS_URL": require_redis(11),
+        "PLEXZOOM_S3_ENDPOINT_URL": moto.endpoint,
+        "PLEXZOOM_S3_BUCKET": "notified",
+        "PLEXZOOM_INBOX_SCAN_INTERVAL_S": "0",
+        "PLEXZOOM_SQS_WAIT_S": "1",
+    }
+    client = boto3.client("sqs", endpoint_url=moto.endpoint, region_name="us-east-1", **CREDS)
+    url = client.create_queue(QueueName="s3-events")["QueueUrl"]
+    env["PLEXZOOM_SQS_QUEUE_URL"] = url
+    stack = Stack(tmp_path / "data", env, tmp_path / "stack.log")
+    try:
+        arn = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        s3(stack).put_bucket_notification_configuration(
+            Bucket="notified",
+            NotificationConfiguration={
+                "QueueConfigurations": [
+                    {"QueueArn": arn["Attributes"]["QueueArn"], "Events": ["s3:ObjectCreated:*"]}
+                ]
+            },
+        )
+        drop(stack, "run 1/slide.png", quadrant_bytes("png", 330, 220))
+        (image,) = wait_images(stack, 1)
+        assert (image["status"], image["width"]) == ("ready", 330)
+        assert inbox_keys(stack) == []
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        found = client.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+        assert [found[n] for n in names] == ["0", "0"]
+    finally:
+        stack.stop()
+        moto.stop()
+
+
+def test_a_watched_bucket_is_imported_and_left_as_it_is(tmp_path: Path) -> None:
+    """PLEXZOOM_WATCH on SeaweedFS: objects of a scanner's bucket become ready images; the
+    scanner's bucket keeps exactly what it had."""
+    server = SeaweedServer(tmp_path / "seaweedfs")
+    client = boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1", **CREDS)
+    client.create_bucket(Bucket="scanner")
+    for n in range(3):
+        client.put_object(
+            Bucket="scanner", Key=f"out/s{n}.png", Body=quadrant_bytes("png", 200 + n, 90)
+        )
+    env = AWS_ENV | {
+        "PLEXZOOM_REDIS_URL": require_redis(11),
+        "PLEXZOOM_S3_ENDPOINT_URL": server.endpoint,
+        "PLEXZOOM_S3_BUCKET": "plexzoom",
+        "PLEXZOOM_WATCH": '["s3://scanner/out/"]',
+        "PLEXZOOM_INBOX_SCAN_INTERVAL_S": "0.5",
+    }
+    stack = Stack(tmp_path / "data", env, tmp_path / "stack.log")
+    try:
+        images = wait_images(stack, 3)
+        assert sorted(i["width"] for i in images) == [200, 201, 202]
+        assert {i["status"] for i in images} == {"ready"}
+        assert {i["source"]["bucket"] for i in images} == {"scanner"}
+        kept = client.list_objects_v2(Bucket="scanner")["Contents"]
+        assert sorted(o["Key"] for o in kept) == ["out/s0.png", "out/s1.png", "out/s2.png"]
     finally:
         stack.stop()
         server.stop()

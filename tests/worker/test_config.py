@@ -59,3 +59,37 @@ def test_an_inbox_where_plexzoom_writes_is_refused(
     monkeypatch.setenv("PLEXZOOM_INBOX_PREFIX", prefix)
     with pytest.raises(ValueError, match="PLEXZOOM_INBOX_PREFIX must be a folder"):
         WorkerSettings()
+
+
+def test_watches_are_other_buckets_read_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PLEXZOOM_WATCH lists s3:// prefixes; each becomes a source that is copied, not moved."""
+    monkeypatch.setenv("PLEXZOOM_S3_BUCKET", "plexzoom")
+    monkeypatch.setenv("PLEXZOOM_WATCH", '["s3://scanner/out/", "s3://core-facility"]')
+    monkeypatch.setenv("PLEXZOOM_WATCH_SINCE", "2026-12-01T00:00:00Z")
+    watches = WorkerSettings().watches()
+    assert [(w.bucket, w.prefix, w.moves) for w in watches] == [
+        ("scanner", "out/", False),
+        ("core-facility", "", False),
+    ]
+    assert all(w.since is not None and w.since.year == 2026 for w in watches)
+
+
+@pytest.mark.parametrize(
+    "watch, bucket, message",
+    [
+        ('["s3://plexzoom/in/"]', "plexzoom", "other than PLEXZOOM_S3_BUCKET"),
+        ('["s3://scanner/out"]', "plexzoom", "s3://bucket/prefix/"),
+        ('["https://scanner/out/"]', "plexzoom", "is not an s3://bucket/prefix/ URL"),
+        ('["s3://scanner/out/"]', "", "needs S3 storage"),
+    ],
+    ids=["own bucket", "no trailing slash", "not s3", "local storage"],
+)
+def test_a_watch_plexzoom_would_write_or_cannot_read_is_refused(
+    monkeypatch: pytest.MonkeyPatch, watch: str, bucket: str, message: str
+) -> None:
+    """Refused at start with the reason (the first case is the safety check: never a watch on
+    the bucket plexzoom writes)."""
+    monkeypatch.setenv("PLEXZOOM_WATCH", watch)
+    monkeypatch.setenv("PLEXZOOM_S3_BUCKET", bucket)
+    with pytest.raises(ValueError, match=message):
+        WorkerSettings()

@@ -94,6 +94,10 @@ class Storage(Protocol):
         objects) on the condition, then deletes the source.
         """
 
+    def copy_if_match(self, bucket: str, key: str, to: str, etag: str) -> None:
+        """Copy an object of another bucket (a watched source, only read) if it still has
+        ``etag``; WriteConflict when it changed, NotFound when gone. S3 only."""
+
     def list_children(self, prefix: str, start_after: str, limit: int) -> list[str]:
         """Names of the 'folders' directly under ``prefix`` after ``start_after``, ascending."""
 

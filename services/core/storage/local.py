@@ -208,6 +208,9 @@ class LocalStorage:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(source, target)
 
+    def copy_if_match(self, bucket: str, key: str, to: str, etag: str) -> None:
+        raise StorageError("The local folder has no buckets to copy from; watch S3 sources.")
+
     def list_children(self, prefix: str, start_after: str, limit: int) -> list[str]:
         base = self.path_of(prefix.rstrip("/"))
         try:

@@ -232,7 +232,18 @@ class S3Storage:
         )
 
     def move_if_match(self, key: str, to: str, etag: str) -> None:
-        source = {"Bucket": self.bucket, "Key": key}
+        self.copy_if_match(self.bucket, key, to, etag)
+        try:
+            current = self.client.head_object(Bucket=self.bucket, Key=key)["ETag"].strip('"')
+        except ClientError as exc:
+            if error_code(exc) in MISSING:
+                return
+            raise translate(exc, "look up an object") from exc
+        if current == etag:  # a newer version written meanwhile stays, to be taken in turn
+            self.delete(key)
+
+    def copy_if_match(self, bucket: str, key: str, to: str, etag: str) -> None:
+        source = {"Bucket": bucket, "Key": key}
         try:
             # A managed copy: one CopyObject, or UploadPartCopy parts past the threshold (a
             # single CopyObject stops at 5 GiB); each request carries the condition.
@@ -249,14 +260,6 @@ class S3Storage:
             raise translate(exc, "copy an object") from exc
         except BotoCoreError as exc:
             raise translate(exc, "copy an object") from exc
-        try:
-            current = self.client.head_object(Bucket=self.bucket, Key=key)["ETag"].strip('"')
-        except ClientError as exc:
-            if error_code(exc) in MISSING:
-                return
-            raise translate(exc, "look up an object") from exc
-        if current == etag:  # a newer version written meanwhile stays, to be taken in turn
-            self.delete(key)
 
     def list_children(self, prefix: str, start_after: str, limit: int) -> list[str]:
         extra = {"StartAfter": f"{prefix}{start_after}/~"} if start_after else {}
