@@ -20,6 +20,11 @@ AWS_ENV = {
 }
 
 
+def s3_env(endpoint: str, bucket: str) -> dict[str, str]:
+    """Environment of a stack that stores everything in ``bucket`` at ``endpoint``."""
+    return AWS_ENV | {"PLEXZOOM_S3_ENDPOINT_URL": endpoint, "PLEXZOOM_S3_BUCKET": bucket}
+
+
 @pytest.fixture(scope="module")
 def moto() -> Iterator[MotoServer]:
     """moto's S3 server in its own process."""
@@ -47,10 +52,7 @@ def stack(
         server: MotoServer | SeaweedServer = request.getfixturevalue(
             "moto" if request.param == "s3" else "seaweed"
         )
-        env |= AWS_ENV | {
-            "PLEXZOOM_S3_ENDPOINT_URL": server.endpoint,
-            "PLEXZOOM_S3_BUCKET": f"plexzoom-{os.getpid()}",
-        }
+        env |= s3_env(server.endpoint, f"plexzoom-{os.getpid()}")
     running = Stack(folder / "data", env, folder / "stack.log")
     yield running
     running.stop()

@@ -27,7 +27,7 @@ from plexzoom.core.manifest import Manifest, read_manifest
 from plexzoom.core.storage import LocalStorage
 from tests.core.test_jobs import interlaced_png
 from tests.faults import WRITES, FaultProxy
-from tests.integration.conftest import AWS_ENV
+from tests.integration.conftest import AWS_ENV, s3_env
 from tests.integration.test_pipeline import quadrant_image, upload, wait_progress
 from tests.servers import (
     MotoServer,
@@ -138,11 +138,8 @@ def any_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]
     elif request.param == "seaweedfs":
         server = SeaweedServer(tmp_path / "seaweedfs")
     if server is not None:
-        env |= AWS_ENV | {
-            "PLEXZOOM_S3_ENDPOINT_URL": server.endpoint,
-            "PLEXZOOM_S3_ORIGIN": server.endpoint,
-            "PLEXZOOM_S3_BUCKET": f"kill-{os.getpid()}",
-        }
+        env |= s3_env(server.endpoint, f"kill-{os.getpid()}")
+        env["PLEXZOOM_S3_ORIGIN"] = server.endpoint
     running = Stack(tmp_path / "data", env, tmp_path / "stack.log")
     yield running
     running.stop()

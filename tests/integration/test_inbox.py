@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import quadrant_bytes
-from tests.integration.conftest import AWS_ENV
+from tests.integration.conftest import AWS_ENV, s3_env
 from tests.servers import MotoServer, SeaweedServer, Stack, require_redis
 
 pytestmark = pytest.mark.slow
@@ -32,10 +32,7 @@ def stack(
     env = {"PLEXZOOM_REDIS_URL": require_redis(12), **SCANNING}
     server = SeaweedServer(folder / "seaweedfs") if request.param == "seaweedfs" else None
     if server is not None:
-        env |= AWS_ENV | {
-            "PLEXZOOM_S3_ENDPOINT_URL": server.endpoint,
-            "PLEXZOOM_S3_BUCKET": f"inbox-{os.getpid()}",
-        }
+        env |= s3_env(server.endpoint, f"inbox-{os.getpid()}")
     running = Stack(folder / "data", env, folder / "stack.log")
     yield running
     running.stop()
