@@ -1,7 +1,9 @@
 """Storage-triggered processing through the running stack: files put into the inbox (a local
 folder, a SeaweedFS bucket) become ready images, once each, with two scanning worker processes."""
 
+import json
 import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,6 +11,7 @@ from typing import Any
 
 import boto3
 import httpx
+import psutil
 import pytest
 
 from tests.conftest import quadrant_bytes
@@ -207,3 +210,31 @@ def test_a_watched_bucket_is_imported_and_left_as_it_is(tmp_path: Path) -> None:
     finally:
         stack.stop()
         server.stop()
+
+
+def test_a_worker_killed_between_claim_and_queue(tmp_path: Path) -> None:
+    """SIGKILL of the worker holding a fresh claim (held before its image exists): `make run`
+    starts a new worker, whose scan completes the claim after the grace period: one image,
+    ready, under the claimed id."""
+    env = {
+        "PLEXZOOM_REDIS_URL": require_redis(11),
+        "PLEXZOOM_INBOX_SCAN_INTERVAL_S": "0.5",
+        "PLEXZOOM_INBOX_SETTLE_S": "0",
+        "PLEXZOOM_QUEUED_GRACE_S": "2",
+    }
+    stack = Stack(tmp_path / "data", env, tmp_path / "stack.log")
+    try:
+        stack.hold.arm("claimed")
+        drop(stack, "killed.png", quadrant_bytes("png", 310, 200))
+        worker = psutil.Process(stack.hold.wait_held("claimed"))
+        claims = list((stack.data_dir / "claims" / "taken").iterdir())
+        assert len(claims) == 1 and wait_images(stack, 0) == []
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+        stack.hold.disarm()
+        (image,) = wait_images(stack, 1)
+        assert (image["status"], image["width"]) == ("ready", 310)
+        assert image["id"] == json.loads(claims[0].read_text())["image_id"]
+        assert inbox_keys(stack) == []
+    finally:
+        stack.stop()
