@@ -337,7 +337,7 @@ class Stack:
             **self.hold.env(),
             **env,
         }
-        self.log = log_path.open("wb")
+        self.log_path, self.log = log_path, log_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "plexzoom.run"],
             env=full_env,
@@ -352,6 +352,13 @@ class Stack:
         """Stop the stack as Ctrl-C would."""
         stop(self.proc, signal.SIGINT)
         self.log.close()
+
+    def wait_logged(self, line: str, timeout_s: float = 60) -> None:
+        """Wait until the stack's log holds ``line``."""
+        deadline = time.monotonic() + timeout_s
+        while line.encode() not in self.log_path.read_bytes():
+            assert time.monotonic() < deadline, f"the stack never logged {line!r}"
+            time.sleep(0.05)
 
     def wait_status(
         self, image_id: str, statuses: tuple[str, ...] = ("ready", "failed"), timeout_s: float = 120

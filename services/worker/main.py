@@ -10,6 +10,7 @@ from plexzoom.worker.config import WorkerSettings
 from plexzoom.worker.passes import inbox_pass, reconcile_pass, sqs_pass
 from plexzoom.worker.periodic import Periodic
 from plexzoom.worker.process import prepare_decoding_process
+from plexzoom.worker.watcher import FolderWatcher
 
 settings = WorkerSettings()
 prepare_decoding_process(settings.malloc_arenas)  # before Dramatiq starts its threads
@@ -30,7 +31,11 @@ broker.add_middleware(Periodic("reconciler", reconciling, settings.reconcile_int
 if settings.inbox_scan_interval_s > 0:
     bucket = functools.cache(partial(build_storage, settings))  # one client per watched bucket
     scanning = inbox_pass(actors.storage, enqueue, settings.inbox(), settings.watches(), bucket)
-    broker.add_middleware(Periodic("inbox", scanning, settings.inbox_scan_interval_s))
+    scanner = Periodic("inbox", scanning, settings.inbox_scan_interval_s)
+    broker.add_middleware(scanner)
+    if not settings.uses_s3:  # the local folder: a file that lands starts a scan soon after
+        folder = settings.data_dir / settings.inbox_prefix
+        broker.add_middleware(FolderWatcher(folder, scanner.wake, settings.inbox_settle_s))
 if settings.sqs_queue_url:
     queue = SqsQueue(settings.sqs_queue_url, wait_s=settings.sqs_wait_s)
     polling = sqs_pass(actors.storage, enqueue, settings.inbox(), queue, settings.s3_region)

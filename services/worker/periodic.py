@@ -26,7 +26,7 @@ class Periodic(dramatiq.Middleware):
     ) -> None:
         self._name, self._task, self._interval = name, task, interval_s
         self._pause = pause_after_error_s
-        self._stop = threading.Event()
+        self._stop, self._wake = threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
@@ -36,6 +36,11 @@ class Periodic(dramatiq.Middleware):
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         """Stop after the current pass."""
         self._stop.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Run the next pass now rather than at the end of the interval."""
+        self._wake.set()
 
     def run_once(self) -> bool:
         """One pass; storage or Redis trouble is logged (False) and a later pass tries again."""
@@ -47,7 +52,7 @@ class Periodic(dramatiq.Middleware):
         return True
 
     def _run(self) -> None:
-        while True:
+        while not self._stop.is_set():
             wait = self._interval if self.run_once() else max(self._interval, self._pause)
-            if self._stop.wait(wait):
-                return
+            self._wake.wait(wait)
+            self._wake.clear()

@@ -196,7 +196,7 @@ def test_a_long_healthy_conversion_is_never_started_twice(tmp_path: Path) -> Non
         first_lease = stored_manifest(stack, image_id).lease_until
         assert first_lease is not None
         enqueue_conversion(connect_broker(env["PLEXZOOM_REDIS_URL"]), image_id)
-        wait_logged(stack, f"image {image_id} is processing; nothing to do")
+        stack.wait_logged(f"image {image_id} is processing; nothing to do")
         wait_renewed(stack, image_id, first_lease + timedelta(seconds=2 * lease_s))
         stack.hold.release(0.3)
         assert stack.wait_status(image_id, timeout_s=120)["status"] == "ready"
@@ -206,14 +206,6 @@ def test_a_long_healthy_conversion_is_never_started_twice(tmp_path: Path) -> Non
         assert local_keys(stack.data_dir) == expected_keys(image_id, committed.generation)
     finally:
         stack.stop()
-
-
-def wait_logged(stack: Stack, line: str, timeout_s: float = 60) -> None:
-    """Wait until the stack's log holds ``line``."""
-    deadline = time.monotonic() + timeout_s
-    while line.encode() not in (stack.data_dir.parent / "stack.log").read_bytes():
-        assert time.monotonic() < deadline, f"the stack never logged {line!r}"
-        time.sleep(0.05)
 
 
 def wait_renewed(stack: Stack, image_id: str, until: datetime, timeout_s: float = 60) -> None:

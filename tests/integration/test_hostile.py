@@ -80,14 +80,6 @@ def wait_final(stack: Stack, image_id: str, timeout_s: float = 120) -> dict[str,
     raise AssertionError(f"image {image_id} is still not ready or failed after {timeout_s} s")
 
 
-def wait_logged(stack: Stack, line: str, timeout_s: float = 10) -> None:
-    """Wait until the stack's log holds ``line`` (the worker logs each image's outcome)."""
-    deadline = time.monotonic() + timeout_s
-    while line.encode() not in (stack.data_dir.parent / "stack.log").read_bytes():
-        assert time.monotonic() < deadline, f"the stack never logged {line!r}"
-        time.sleep(0.05)
-
-
 def assert_name_left_no_trace(stack: Stack, token: str) -> None:
     """No stored key or file path, nothing outside the data folder, and no log line names it."""
     root = stack.data_dir.parent
@@ -122,7 +114,7 @@ def test_hostile_file_gets_its_outcome(stack: Stack, case: Case, tmp_path: Path)
         assert original.read_bytes() == data  # kept, so the user can retry after a fix
     if CLAIM_200K in case.reason:
         assert worker_rss(stack) - rss_before < RSS_GROWTH
-    wait_logged(stack, f"image {image_id}: {final['status']}")  # the log we search is live
+    stack.wait_logged(f"image {image_id}: {final['status']}")  # the log we search is live
     assert_name_left_no_trace(stack, token)
 
 

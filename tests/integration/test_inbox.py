@@ -238,3 +238,21 @@ def test_a_worker_killed_between_claim_and_queue(tmp_path: Path) -> None:
         assert inbox_keys(stack) == []
     finally:
         stack.stop()
+
+
+def test_the_local_folder_is_watched(tmp_path: Path) -> None:
+    """With the next interval scan an hour away, a file copied into the inbox folder becomes a
+    ready image: the file-system watcher starts a scan once the file has settled."""
+    env = {
+        "PLEXZOOM_REDIS_URL": require_redis(11),
+        "PLEXZOOM_INBOX_SCAN_INTERVAL_S": "3600",
+        "PLEXZOOM_INBOX_SETTLE_S": "0.5",
+    }
+    stack = Stack(tmp_path / "data", env, tmp_path / "stack.log")
+    try:
+        stack.wait_logged("watching the inbox folder for new files")
+        drop(stack, "watched/slide.png", quadrant_bytes("png", 270, 180))
+        (image,) = wait_images(stack, 1)
+        assert (image["status"], image["width"]) == ("ready", 270)
+    finally:
+        stack.stop()
