@@ -16,7 +16,14 @@ import pytest
 
 from tests.conftest import quadrant_bytes
 from tests.integration.conftest import AWS_ENV, s3_env
-from tests.servers import MotoServer, SeaweedServer, Stack, require_redis
+from tests.servers import (
+    MotoServer,
+    RedisServer,
+    SeaweedServer,
+    Stack,
+    free_port,
+    require_redis,
+)
 
 pytestmark = pytest.mark.slow
 SCANNING = {
@@ -79,13 +86,18 @@ def inbox_keys(stack: Stack) -> list[str]:
     return sorted(o["Key"].removeprefix("inbox/") for o in found.get("Contents", []))
 
 
-def wait_images(stack: Stack, count: int, timeout_s: float = 120) -> list[dict[str, Any]]:
-    """Wait until ``count`` images from the inbox are ready or failed; return them."""
+def wait_images(
+    stack: Stack,
+    count: int,
+    statuses: tuple[str, ...] = ("ready", "failed"),
+    timeout_s: float = 120,
+) -> list[dict[str, Any]]:
+    """Wait until ``count`` images from the inbox have one of ``statuses``; return them."""
     deadline = time.monotonic() + timeout_s
     while True:
         listed = httpx.get(f"{stack.url}/v1/images", params={"limit": 200}).json()["images"]
         taken = [i for i in listed if i["source"] is not None]
-        if len(taken) >= count and all(i["status"] in ("ready", "failed") for i in taken):
+        if len(taken) >= count and all(i["status"] in statuses for i in taken):
             return taken
         assert time.monotonic() < deadline, f"{len(taken)} of {count} images: {taken}"
         time.sleep(0.2)
@@ -256,3 +268,31 @@ def test_the_local_folder_is_watched(tmp_path: Path) -> None:
         assert (image["status"], image["width"]) == ("ready", 270)
     finally:
         stack.stop()
+
+
+def test_a_file_taken_while_redis_is_down_is_converted_once_redis_is_back(
+    tmp_path: Path,
+) -> None:
+    """Redis dies; a file lands: it is claimed, recorded and marked queued, but its message is
+    lost. Redis comes back empty: the reconciler queues it again and it ends ready, once."""
+    port = free_port()
+    server = RedisServer(port)
+    env = {
+        "PLEXZOOM_REDIS_URL": server.url,
+        "PLEXZOOM_INBOX_SCAN_INTERVAL_S": "0.5",
+        "PLEXZOOM_INBOX_SETTLE_S": "0",
+        "PLEXZOOM_QUEUED_GRACE_S": "2",
+        "PLEXZOOM_RECONCILE_INTERVAL_S": "1",
+    }
+    stack = Stack(tmp_path / "data", env, tmp_path / "stack.log")
+    try:
+        stack.wait_logged("watching the inbox folder for new files")
+        server.kill()
+        drop(stack, "while-down.png", quadrant_bytes("png", 290, 190))
+        (queued,) = wait_images(stack, 1, statuses=("queued",))
+        server = RedisServer(port)
+        (image,) = wait_images(stack, 1)
+        assert (image["id"], image["status"], image["width"]) == (queued["id"], "ready", 290)
+    finally:
+        stack.stop()
+        server.kill()
