@@ -126,7 +126,8 @@ def take_object(storage: Storage, inbox: Inbox, key: str, enqueue: Enqueue) -> s
 
 
 def complete_claim(storage: Storage, claim: Claim, enqueue: Enqueue) -> Manifest | None:
-    """Create the claimed image, move the object to its original, queue it (idempotent)."""
+    """Create the claimed image, move the object to its original (copy it, from a watched
+    bucket), queue it; idempotent."""
     try:
         manifest = start_image(storage, _filename(claim.key), None, claim.source, claim.image_id)
     except WriteConflict:
