@@ -6,7 +6,7 @@ already taken costs, and many files through the inbox against the same files thr
 latency: object put -> `processing` (first seen by polling the API every 20 ms), median of
     --runs, for S3 events through SQS and through the webhook (moto's server for S3 and SQS,
     scanning off), for the scanner alone (every 2 s), and upload's 202 -> `processing` as the
-    baseline: the stack's own fastest way in.
+    baseline: the stack's own fastest way in; also how long the webhook takes to answer.
 scan: 10,000 objects of a watched SeaweedFS bucket, all taken already: seconds and storage
     calls of one scan, against a bare listing of the same prefix (the least any scan must do).
 batch: --files small PNGs put into the local inbox at once -> all `ready`, and the same files
@@ -73,7 +73,7 @@ def latency(runs: int, work: Path) -> dict[str, float]:
         "PLEXZOOM_S3_HOOK_TOKEN": HOOK_TOKEN,
         "PLEXZOOM_INBOX_SCAN_INTERVAL_S": "0",
     }
-    results: dict[str, list[float]] = {"sqs": [], "webhook": [], "upload": []}
+    results: dict[str, list[float]] = {"sqs": [], "webhook": [], "hook_answer": [], "upload": []}
     stack = Stack(work / "events", env, work / "events.log")
     try:
         s3 = boto3.client("s3", endpoint_url=moto.endpoint, region_name="us-east-1", **_creds())
@@ -84,7 +84,9 @@ def latency(runs: int, work: Path) -> dict[str, float]:
             results["sqs"].append(started(stack, f"sqs/{n}.png", at))
             at = time.monotonic()
             s3.put_object(Bucket="events", Key=f"inbox/hook/{n}.png", Body=png(n))
+            posted = time.monotonic()
             stack.client.post(f"/hooks/s3?token={HOOK_TOKEN}", json=_event(f"inbox/hook/{n}.png"))
+            results["hook_answer"].append(time.monotonic() - posted)
             results["webhook"].append(started(stack, f"hook/{n}.png", at))
             results["upload"].append(_upload_latency(stack, work, n))
     finally:

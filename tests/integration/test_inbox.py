@@ -3,6 +3,7 @@ folder, a SeaweedFS bucket) become ready images, once each, with two scanning wo
 
 import json
 import os
+import secrets
 import signal
 import time
 from collections.abc import Iterator
@@ -105,8 +106,9 @@ def wait_images(
 
 def test_files_put_into_the_inbox_become_one_ready_image_each(stack: Stack) -> None:
     """Twelve files at once (nested, odd names) with two scanners: twelve ready images with
-    their sources and names, tiles served, the inbox empty."""
-    names = [f"run {n // 4}/slide+{n} µm.png" for n in range(12)]
+    their sources and names, tiles served, the inbox empty, and no name in the log."""
+    token = f"pz{secrets.token_hex(6)}"
+    names = [f"run {n // 4}/{token} slide+{n} µm.png" for n in range(12)]
     for n, name in enumerate(names):
         drop(stack, name, quadrant_bytes("png", 300 + n, 200))
     images = wait_images(stack, len(names))
@@ -118,6 +120,9 @@ def test_files_put_into_the_inbox_become_one_ready_image_each(stack: Stack) -> N
     assert widths == {name: 300 + n for n, name in enumerate(names)}
     assert httpx.get(images[0]["links"]["dzi"]).status_code == 200
     assert inbox_keys(stack) == []
+    # File names stay out of logs (the check finds the name where it belongs: the status).
+    assert all(token in i["filename"] for i in images)
+    assert token.encode() not in stack.log_path.read_bytes()
 
 
 HOOK_TOKEN = "hook-token-0123456789abcdef"
