@@ -1,6 +1,6 @@
 """The inbox: objects that land under a prefix of plexzoom's own store become images, once each.
 
-An object version is identified by (bucket, key, ETag, version id). A scan claims each new one
+An object version is identified by (bucket, key, ETag). A scan claims each new one
 with a conditional create of ``claims/taken/{digest}.json`` naming the image it becomes; the
 claim lives in storage, so duplicate events, several scanners, restarts and a flushed Redis
 still make one image. Then the image's record is created, the object moved to its original
@@ -72,8 +72,13 @@ class Scanned:
 
 
 def source_digest(source: Source) -> str:
-    """The name of an object version's claim: a digest of its identity."""
-    identity = [source.bucket, source.key, source.etag, source.version_id]
+    """The name of an object version's claim: a digest of (bucket, key, ETag).
+
+    The version id is recorded where a lookup gives it, but left out here: a listing (the scan)
+    does not carry it and an event's lookup does, and both must name the same claim. Another
+    version with other bytes has another ETag.
+    """
+    identity = [source.bucket, source.key, source.etag]
     return hashlib.sha256(json.dumps(identity).encode()).hexdigest()
 
 

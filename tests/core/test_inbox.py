@@ -262,3 +262,11 @@ def test_an_event_outside_the_inbox_or_for_junk_takes_nothing(storage: Storage) 
     assert take_object(storage, inbox, "inbox/Thumbs.db", queue) is None
     assert images(storage) == [] and queue.ids == []
     assert len(storage.list_keys(SKIPPED)) == 1
+
+
+def test_a_listing_and_an_events_lookup_name_the_same_claim() -> None:
+    """A lookup may carry the version id, a listing does not: the claim is the same."""
+    listed = Source(bucket="slides", key="inbox/a.tif", etag="e1", size=3)
+    looked_up = listed.model_copy(update={"version_id": "3HL4kqtJlcpXroDTDmJ"})
+    assert source_digest(listed) == source_digest(looked_up)
+    assert source_digest(listed) != source_digest(listed.model_copy(update={"etag": "e2"}))
