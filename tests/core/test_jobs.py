@@ -175,7 +175,7 @@ def test_a_crashed_child_gives_the_job_back_for_a_retry(
 ) -> None:
     """A child that dies by a signal is a transient error: the job is queued again, counted."""
     image_id = store_original(local_storage, quadrant_bytes())
-    monkeypatch.setattr("plexzoom.core.convert.build_image", _killed)
+    monkeypatch.setattr("plexzoom.core.build.build_image", _killed)
     with pytest.raises(ChildCrashed, match="signal 9"):
         convert_image(local_storage, image_id, _child_options(tmp_path))
     stored = read_manifest(local_storage, image_id)
@@ -187,7 +187,7 @@ def test_a_file_that_always_crashes_the_converter_ends_failed(
 ) -> None:
     """Each crash is a counted attempt; after max_attempts the image fails instead of looping."""
     image_id = store_original(local_storage, quadrant_bytes())
-    monkeypatch.setattr("plexzoom.core.convert.build_image", _killed)
+    monkeypatch.setattr("plexzoom.core.build.build_image", _killed)
     options = ConvertOptions(scratch_dir=tmp_path, child=ChildLimits(), max_attempts=3)
     for _ in range(3):  # what Dramatiq's retries or the reconciler would do
         with pytest.raises(ChildCrashed):

@@ -77,7 +77,7 @@ def _patch_claims(module: ModuleType, folder: Path) -> None:
     module.complete_claim = complete_claim
 
 
-PATCHES = {"plexzoom.core.convert": _patch_progress, "plexzoom.core.inbox": _patch_claims}
+PATCHES = {"plexzoom.core.build": _patch_progress, "plexzoom.core.inbox": _patch_claims}
 
 
 class _Finder(importlib.abc.MetaPathFinder):
