@@ -7,16 +7,11 @@ import pyvips
 
 from plexzoom.core.errors import CorruptImage
 from plexzoom.core.manifest import Channel
-from plexzoom.core.readers.base import fail_on
+from plexzoom.core.readers.base import RGB_COLORS, RGB_NAMES, UNREADABLE, fail_on
 
-_UNREADABLE = (
-    "The image could not be decoded: the file may be truncated or damaged. "
-    "Export it again and upload the new file."
-)
 RGB_CHANNELS = [
-    Channel(index=0, name="Red", color="#ff0000"),
-    Channel(index=1, name="Green", color="#00ff00"),
-    Channel(index=2, name="Blue", color="#0000ff"),
+    Channel(index=i, name=name, color=color)
+    for i, (name, color) in enumerate(zip(RGB_NAMES, RGB_COLORS, strict=True))
 ]
 GREY_CHANNELS = [Channel(index=0, name="Gray", color="#ffffff")]
 
@@ -43,7 +38,7 @@ def open_image(path: Path) -> pyvips.Image:
         best = max(range(pages), key=lambda p: (headers[p].width * headers[p].height, -p))
         return headers[best]
     except pyvips.Error as exc:
-        raise CorruptImage(_UNREADABLE) from exc
+        raise CorruptImage(UNREADABLE) from exc
 
 
 def to_display(image: pyvips.Image) -> pyvips.Image:
@@ -62,7 +57,7 @@ def to_display(image: pyvips.Image) -> pyvips.Image:
             image = image.extract_band(0, n=3)
         return image.copy(interpretation="srgb" if image.bands == 3 else "b-w")
     except pyvips.Error as exc:
-        raise CorruptImage(_UNREADABLE) from exc
+        raise CorruptImage(UNREADABLE) from exc
 
 
 def display_channels(image: pyvips.Image) -> list[Channel]:

@@ -20,6 +20,7 @@ from typing import Any
 import pyvips
 
 from plexzoom.core.errors import CorruptImage
+from plexzoom.core.readers.base import UNREADABLE
 
 TILE_FORMATS = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # zip local file header, 30 bytes
@@ -144,10 +145,7 @@ def _dzsave(image: pyvips.Image, target: pyvips.Target, name: str, options: Pyra
             layout="dz",
         )
     except pyvips.Error as exc:
-        raise CorruptImage(
-            "The image could not be decoded: the file may be truncated or damaged. "
-            "Export it again and upload the new file."
-        ) from exc
+        raise CorruptImage(UNREADABLE) from exc
 
 
 def index_archive(archive: Path, width: int, height: int, options: PyramidOptions) -> TileIndex:
