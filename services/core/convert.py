@@ -27,7 +27,7 @@ class ConvertOptions:
 
     pyramid: PyramidOptions = field(default_factory=PyramidOptions)
     scratch_dir: Path | None = None
-    max_attempts: int = 3
+    max_attempts: int = 4  # starts counted in the manifest; then the image ends failed
     progress_interval_s: float = 0.25
     channels_per_pass: int = 4  # channels stored as pages read at once (bounds memory)
     read: ReadOptions = field(default_factory=ReadOptions)  # header limits; variable per image

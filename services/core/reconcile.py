@@ -21,6 +21,11 @@ from plexzoom.core.storage import Storage
 
 log = logging.getLogger(__name__)
 PAGE = 500
+# Defaults (the worker's settings name these): a queued image untouched this long lost its
+# message; an uploading one untouched this long lost its web process (uploads touch it every
+# minute while bytes arrive).
+QUEUED_GRACE_S = 120.0
+UPLOAD_STALE_S = 600.0
 
 
 @dataclass
@@ -34,8 +39,8 @@ class Reconciled:
 def reconcile(
     storage: Storage,
     enqueue: Callable[[str], None],
-    queued_grace_s: float,
-    upload_stale_s: float = 600,
+    queued_grace_s: float = QUEUED_GRACE_S,
+    upload_stale_s: float = UPLOAD_STALE_S,
 ) -> Reconciled:
     """One pass over every image: re-queue stalled jobs, remove what no manifest names and
     uploads that stopped (a streaming upload touches its manifest every minute)."""

@@ -11,6 +11,7 @@ from plexzoom.core.convert import ConvertOptions
 from plexzoom.core.inbox import Inbox
 from plexzoom.core.pyramid import PyramidOptions
 from plexzoom.core.readers import ReadOptions
+from plexzoom.core.reconcile import QUEUED_GRACE_S, UPLOAD_STALE_S
 from plexzoom.settings import CommonSettings
 from plexzoom.worker.process import prepare_decoding_process
 
@@ -25,18 +26,18 @@ class WorkerSettings(CommonSettings):
     # Dramatiq's default of 20 retries loops on bad files; attempts are also counted in the
     # manifest, so redeliveries and the reconciler cannot loop either.
     job_max_retries: int = 3
-    max_attempts: int = 4
+    max_attempts: int = ConvertOptions.max_attempts
     # The conversion runs in a spawned child: heap cap (RLIMIT_DATA, 0 = none) and wall clock.
     convert_memory_mb: int = 8192
     convert_timeout_s: float = 4 * 3600
     # A job renews its lease while it runs; one silent this long is presumed dead.
-    job_lease_s: float = 60
+    job_lease_s: float = ConvertOptions.lease_s
     reconcile_interval_s: float = 30
     # A queued image untouched this long has probably lost its message (Redis lost its queue).
-    queued_grace_s: float = 120
+    queued_grace_s: float = QUEUED_GRACE_S
     # An `uploading` image untouched this long lost its web process mid-upload (uploads touch
     # their manifest every minute while bytes arrive); the reconciler removes it.
-    upload_stale_s: float = 600
+    upload_stale_s: float = UPLOAD_STALE_S
     # How often the inbox is scanned (README, "Storage-triggered processing"); 0: never.
     inbox_scan_interval_s: float = 30
     # A local file is taken once unchanged this long (it may still be being written).
@@ -51,7 +52,7 @@ class WorkerSettings(CommonSettings):
     vips_concurrency: int = 0
     # Multi-channel TIFFs: libvips holds two rows of source tiles per page it reads, so memory
     # grows with this count times the image width (see README, "Memory").
-    channels_per_pass: int = 4
+    channels_per_pass: int = ConvertOptions.channels_per_pass
     malloc_arenas: int = 2  # glibc malloc arenas (see plexzoom.worker.memory)
     # Limits checked against each file's header before any pixel is decoded (README,
     # "Hostile input"); the defaults are ReadOptions'.
