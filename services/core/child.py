@@ -13,11 +13,13 @@ import os
 import resource
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
+from queue import Empty, Queue
 from typing import Any
 
 from plexzoom.core.errors import ImageTooLarge, PlexzoomError
@@ -74,30 +76,78 @@ def run_in_child(
     )
     child.start()
     send.close()
-    deadline = time.monotonic() + limits.timeout_s if limits.timeout_s else float("inf")
+
+    def messages() -> list[tuple[Any, ...]]:
+        found = []
+        for ready in wait([receive, child.sentinel], timeout=tick_s):
+            if ready is receive:
+                found.append(_receive(receive, child))
+            elif not receive.poll():
+                child.join()
+                raise _crashed(child.exitcode)
+        return found
+
     try:
-        while True:
-            for ready in wait([receive, child.sentinel], timeout=tick_s):
-                if ready is receive:
-                    message = _receive(receive, child)
-                    if message[0] != "progress":
-                        return _unpack(message, limits)
-                    on_report(message[1], message[2])
-                elif not receive.poll():
-                    child.join()
-                    raise _crashed(child.exitcode)
-            tick()
-            if time.monotonic() > deadline:
-                raise ImageTooLarge(
-                    f"The conversion took longer than {limits.timeout_s:g} s, the configured "
-                    "limit (PLEXZOOM_CONVERT_TIMEOUT_S); the image is too large or too slow "
-                    "to decode."
-                )
+        return _supervise(messages, on_report, tick, limits)
     finally:
         if child.is_alive():
             child.kill()
         child.join()
         receive.close()
+
+
+def run_in_thread(
+    target: Callable[..., Any],
+    args: tuple[Any, ...],
+    on_report: Report,
+    tick: Callable[[], None],
+    tick_s: float,
+) -> Any:
+    """``run_in_child`` without the child (tests, and callers that need no isolation): the
+    target runs in a thread here, supervised by the same loop."""
+    queue: Queue[tuple[Any, ...]] = Queue()
+
+    def run() -> None:
+        try:
+            report: Report = lambda stage, value: queue.put(("progress", stage, value))  # noqa: E731
+            queue.put(("done", target(*args, report=report)))
+        except BaseException as exc:
+            queue.put(("error", exc))
+
+    def messages() -> list[tuple[Any, ...]]:
+        try:
+            return [queue.get(timeout=tick_s)]
+        except Empty:
+            return []
+
+    thread = threading.Thread(target=run, name="plexzoom-build", daemon=True)
+    thread.start()
+    try:
+        return _supervise(messages, on_report, tick, ChildLimits())
+    finally:
+        thread.join()
+
+
+def _supervise(
+    messages: Callable[[], list[tuple[Any, ...]]],
+    on_report: Report,
+    tick: Callable[[], None],
+    limits: ChildLimits,
+) -> Any:
+    """Pass progress on and tick until the answer arrives; enforce the wall-clock limit."""
+    deadline = time.monotonic() + limits.timeout_s if limits.timeout_s else float("inf")
+    while True:
+        for message in messages():
+            if message[0] != "progress":
+                return _unpack(message, limits)
+            on_report(message[1], message[2])
+        tick()
+        if time.monotonic() > deadline:
+            raise ImageTooLarge(
+                f"The conversion took longer than {limits.timeout_s:g} s, the configured "
+                "limit (PLEXZOOM_CONVERT_TIMEOUT_S); the image is too large or too slow "
+                "to decode."
+            )
 
 
 def _receive(receive: Connection, child: BaseProcess) -> tuple[Any, ...]:

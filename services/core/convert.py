@@ -3,14 +3,13 @@ child, commit the manifest that names them, clean up; a lease renewed while it r
 
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from plexzoom.core import build, keys
-from plexzoom.core.child import ChildLimits, run_in_child
+from plexzoom.core.child import ChildLimits, run_in_child, run_in_thread
 from plexzoom.core.errors import NotFound, PlexzoomError, StorageError
 from plexzoom.core.jobs import Lease, LeaseLost, claim, commit, fail, new_holder, release, renew
 from plexzoom.core.manifest import Manifest, read_manifest
@@ -44,26 +43,25 @@ class JobMonitor:
         self._storage, self._lease, self._interval = storage, lease, interval_s
         self.stage, self._value = "starting", 0.0
         self._written, self._renewed = (self.stage, self._value), time.monotonic()
-        self._lock = threading.Lock()  # the builder and a ticker may both publish
 
     def report(self, stage: str, value: float) -> None:
         """Note the builder's latest stage and progress."""
         self.stage, self._value = stage, max(self._value, value)
 
     def tick(self) -> None:
-        """Write a new stage at once, progress at most every interval, the lease in time."""
-        with self._lock:
-            latest = (self.stage, self._value)
-            since = time.monotonic() - self._renewed
-            moved = latest != self._written and since >= self._interval
-            if not (latest[0] != self._written[0] or moved or since > self._lease.seconds / 4):
-                return
-            try:
-                renew(self._storage, self._lease, *latest)
-            except StorageError:
-                log.warning("could not publish progress of %s", self._lease.image_id)
-                return
-            self._written, self._renewed = latest, time.monotonic()
+        """Write a new stage at once, progress at most every interval, the lease in time (called
+        by the one loop that supervises the build, in a child or a thread)."""
+        latest = (self.stage, self._value)
+        since = time.monotonic() - self._renewed
+        moved = latest != self._written and since >= self._interval
+        if not (latest[0] != self._written[0] or moved or since > self._lease.seconds / 4):
+            return
+        try:
+            renew(self._storage, self._lease, *latest)
+        except StorageError:
+            log.warning("could not publish progress of %s", self._lease.image_id)
+            return
+        self._written, self._renewed = latest, time.monotonic()
 
 
 def convert_image(storage: Storage, image_id: str, options: ConvertOptions) -> Manifest:
@@ -112,27 +110,16 @@ def _build(
             options.child_setup,
         )
         return Manifest.model_validate_json(built)
-    stop = threading.Event()
 
-    def renew_meanwhile() -> None:
-        while not stop.wait(options.progress_interval_s):
-            with contextlib.suppress(LeaseLost):  # the commit will notice
-                monitor.tick()
+    def tick() -> None:
+        with contextlib.suppress(LeaseLost):  # a thread cannot be stopped: the commit notices
+            monitor.tick()
 
-    def report(stage: str, value: float) -> None:
-        new_stage = stage != monitor.stage
-        monitor.report(stage, value)
-        if new_stage:  # published at once, as the child's loop does
-            with contextlib.suppress(LeaseLost):
-                monitor.tick()
-
-    ticker = threading.Thread(target=renew_meanwhile, name="lease", daemon=True)
-    ticker.start()
-    try:
-        return Manifest.model_validate_json(build.build_image(storage, job, options, report))
-    finally:
-        stop.set()
-        ticker.join()
+    args = (storage, job, options)
+    built = run_in_thread(
+        build.build_image, args, monitor.report, tick, options.progress_interval_s
+    )
+    return Manifest.model_validate_json(built)
 
 
 def _after_losing(storage: Storage, lease: Lease, manifest: Manifest) -> Manifest:
