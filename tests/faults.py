@@ -38,7 +38,7 @@ class FaultProxy:
         self._patterns: dict[bool, Iterator[str]] = {
             write: itertools.cycle(pattern) for write in (False, True)
         }
-        self._faulting = False
+        self._faulting, self._matching = False, ""
         self.counts = {"503": 0, "drop": 0, "pass": 0}
         self.faulted: list[tuple[str, str]] = []  # (fault, request line) of each faulted request
         self.requests: list[str] = []  # the request line of every request (a recording proxy)
@@ -48,13 +48,14 @@ class FaultProxy:
         self._thread.start()
         started.wait(10)
 
-    def start_faults(self) -> None:
-        """Answer requests with the fault pattern from now on."""
-        self._faulting = True
+    def start_faults(self, matching: str = "") -> None:
+        """Answer requests with the fault pattern from now on (only those whose request line
+        contains ``matching``, when given)."""
+        self._faulting, self._matching = True, matching
 
     def stop_faults(self) -> None:
         """Forward every request again."""
-        self._faulting = False
+        self._faulting, self._matching = False, ""
 
     def stop(self) -> None:
         """Stop listening."""
@@ -81,11 +82,13 @@ class FaultProxy:
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             writer.close()
             return
-        self.requests.append(head.split(b"\r\n", 1)[0].decode("latin-1"))
-        fault = next(self._patterns[head.startswith(_WRITE_BYTES)]) if self._faulting else "pass"
+        line = head.split(b"\r\n", 1)[0].decode("latin-1")
+        self.requests.append(line)
+        faulting = self._faulting and self._matching in line
+        fault = next(self._patterns[head.startswith(_WRITE_BYTES)]) if faulting else "pass"
         self.counts[fault] += 1
         if fault != "pass":
-            self.faulted.append((fault, head.split(b"\r\n", 1)[0].decode("latin-1")))
+            self.faulted.append((fault, line))
         if fault == "drop":
             writer.transport.abort()  # a connection reset, mid-request
             return
