@@ -2,8 +2,6 @@
 (standard mode, PLEXZOOM_S3_MAX_ATTEMPTS) carry every operation through."""
 
 import uuid
-from collections.abc import Iterator
-from urllib.parse import urlparse
 
 import pytest
 
@@ -11,14 +9,6 @@ from plexzoom.core.errors import StorageError
 from plexzoom.core.storage import S3Config, S3Storage
 from plexzoom.core.storage.s3 import PART_SIZE
 from tests.faults import FaultProxy
-
-
-@pytest.fixture
-def proxy(moto_endpoint: str) -> Iterator[FaultProxy]:
-    """The fault proxy in front of the session's moto server."""
-    running = FaultProxy(int(urlparse(moto_endpoint).port or 0))
-    yield running
-    running.stop()
 
 
 def _storage(proxy: FaultProxy, max_attempts: int) -> S3Storage:

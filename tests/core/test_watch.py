@@ -4,7 +4,6 @@ version is a new image; and no request that writes ever names the watched bucket
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlparse
 
 import pytest
 
@@ -18,14 +17,6 @@ from tests.core.test_storage_contract import _pattern
 from tests.faults import WRITES, FaultProxy
 
 PNG = quadrant_bytes("png", 64, 48)
-
-
-@pytest.fixture
-def proxy(moto_endpoint: str) -> Iterator[FaultProxy]:
-    """A proxy in front of moto's server that records every request line."""
-    running = FaultProxy(int(urlparse(moto_endpoint).port or 0))
-    yield running
-    running.stop()
 
 
 def bucket_through(proxy: FaultProxy, name: str) -> S3Storage:
