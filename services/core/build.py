@@ -16,21 +16,19 @@ import pyvips
 
 from plexzoom.core import keys
 from plexzoom.core.child import Report
-from plexzoom.core.display import display_channels, open_image, to_display
+from plexzoom.core.display import display_channels, to_display
 from plexzoom.core.errors import CorruptImage
 from plexzoom.core.manifest import Manifest, Pyramid
 from plexzoom.core.multichannel import convert_channels
 from plexzoom.core.pyramid import Progress as PyramidProgress
 from plexzoom.core.pyramid import PyramidOptions, build_pyramid
 from plexzoom.core.readers import open_source
-from plexzoom.core.readers.base import UNREADABLE, check_size
+from plexzoom.core.readers.base import UNREADABLE
 from plexzoom.core.storage import Storage
 from plexzoom.core.storage.background import BackgroundWriter
 
 if TYPE_CHECKING:
     from plexzoom.core.convert import ConvertOptions
-
-PHOTO_FORMATS = ("png", "jpeg", "webp")  # shown as photographs, even when grey
 
 
 class Progress:
@@ -81,10 +79,8 @@ def _run_conversion(
         read = replace(options.read, variable=manifest.variable)
         with open_source(original, read) as source, _decoding():  # allow-list for every way in
             building = lambda p: progress.set(0.05 + 0.9 * p)  # noqa: E731
-            if source.is_rgb or source.notes.get("source_format") in PHOTO_FORMATS:
-                opened = open_image(original)  # the largest page, which may not be the reader's
-                check_size(opened.width, opened.height, read)
-                image = to_display(opened)
+            if source.load_picture is not None:  # the composite is the image
+                image = to_display(source.picture())
                 progress.stage("building pyramid", 0.05)
                 store("image", image, options.pyramid, building)
                 manifest.channels = display_channels(image)

@@ -8,9 +8,10 @@ import pytest
 import pyvips
 import tifffile
 
-from plexzoom.core.display import GREY_CHANNELS, RGB_CHANNELS, display_channels, open_image
+from plexzoom.core.display import GREY_CHANNELS, RGB_CHANNELS, display_channels
 from plexzoom.core.display import to_display as to_display_image
 from plexzoom.core.errors import CorruptImage
+from plexzoom.core.readers import open_source
 from tests.conftest import QUADRANTS, encode, quadrant_image
 
 Colour = tuple[int, int, int]
@@ -19,7 +20,8 @@ Colour = tuple[int, int, int]
 def _display(tmp_path: Path, data: bytes) -> pyvips.Image:
     path = tmp_path / "original"
     path.write_bytes(data)
-    return to_display_image(open_image(path)).copy_memory()  # one sequential pass, as dzsave
+    with open_source(path) as source:  # the reader's picture, read once as dzsave reads it
+        return to_display_image(source.picture()).copy_memory()
 
 
 def _pixel(image: pyvips.Image, x: int, y: int) -> list[float]:
@@ -177,15 +179,18 @@ def test_the_largest_page_of_a_multi_page_tiff_is_used(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("bands", [1, 3])
-def test_float_images_are_stretched_to_8_bits(tmp_path: Path, bands: int) -> None:
-    """A float TIFF (0..1 here) is stretched to 0..255 rather than refused as damaged."""
+def test_float_images_are_channels_not_pictures(tmp_path: Path, bands: int) -> None:
+    """A float TIFF has no picture: its channels keep their values (windowed in the viewer)."""
     ramp = np.linspace(0.0, 1.0, 64 * 64, dtype=np.float32).reshape(64, 64)
     pixels = np.dstack([ramp] * bands) if bands > 1 else ramp
-    shown = _display(tmp_path, encode(pyvips.Image.new_from_array(pixels), "tiff"))
-    assert shown.format == "uchar"
-    assert shown.bands == (3 if bands == 3 else 1)
-    assert shown.min() == 0
-    assert shown.max() == 255
+    path = tmp_path / "original"
+    path.write_bytes(encode(pyvips.Image.new_from_array(pixels), "tiff"))
+    with open_source(path) as source:
+        assert source.load_picture is None
+        assert len(source.channels) == bands
+        assert source.channel(bands - 1).max() == 1.0
+        with pytest.raises(ValueError):
+            source.picture()
 
 
 def test_a_damaged_file_is_corrupt_image(tmp_path: Path) -> None:
@@ -193,5 +198,5 @@ def test_a_damaged_file_is_corrupt_image(tmp_path: Path) -> None:
     path = tmp_path / "original"
     path.write_bytes(b"II*\x00" + bytes(200))
     with pytest.raises(CorruptImage) as caught:
-        to_display_image(open_image(path))
+        _display(tmp_path, path.read_bytes())
     assert "truncated or damaged" in caught.value.message

@@ -80,6 +80,18 @@ class ChannelSource:
     # Each channel is a page of its own: reading a few channels decodes only their pages, so
     # the conversion can bound its memory by reading a few channels per pass.
     pages_apart: bool = False
+    # The whole picture as libvips decodes it (colour, alpha, profile, orientation), set where
+    # the composite is the image: RGB slides and photographs, grey PNG/JPEG/WebP too.
+    load_picture: Callable[[], pyvips.Image] | None = field(default=None, repr=False)
+
+    def picture(self) -> pyvips.Image:
+        """The image as one lazy picture, read once top to bottom (see ``load_picture``)."""
+        if self.load_picture is None:
+            raise ValueError("this source has channels, not a picture")
+        try:
+            return self.load_picture()
+        except pyvips.Error as exc:
+            raise CorruptImage(UNREADABLE) from exc
 
     def channel(self, i: int) -> pyvips.Image:
         """Channel ``i`` as one lazy band; read it once, top to bottom, then call again."""

@@ -54,6 +54,7 @@ def open_raster(path: Path, options: ReadOptions, kind: str) -> ChannelSource:
         physical_size=None,
         notes=notes,
         load_channel=partial(_channel, str(path), kind, orientation),
+        load_picture=partial(_load, str(path), kind, orientation),
     )
 
 

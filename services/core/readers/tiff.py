@@ -78,6 +78,11 @@ def _open(path: Path, tif: tifffile.TiffFile, options: ReadOptions) -> ChannelSo
     else:
         load = partial(_load_band, str(path), plan.pages, bands, head.interpretation == "cmyk")
     load_bands = None if direct or is_rgb else partial(_load_bands, str(path), plan.pages, bands)
+    picture = None
+    if is_rgb and direct:
+        picture = partial(_join, load, 3)
+    elif is_rgb:
+        picture = partial(_load_page, str(path), plan.pages[0])
     return ChannelSource(
         width=head.width,
         height=head.height,
@@ -89,6 +94,7 @@ def _open(path: Path, tif: tifffile.TiffFile, options: ReadOptions) -> ChannelSo
         load_channel=load,
         load_bands=load_bands,
         pages_apart=bands == 1 and not is_rgb,
+        load_picture=picture,
     )
 
 
@@ -114,7 +120,7 @@ def _check_data_in_file(tif: tifffile.TiffFile, pages: list[int]) -> None:
 def _vips_header(path: Path, page: int) -> _Header:
     """The libvips view of one page (header only; pixels stay on disk)."""
     try:
-        image = pyvips.Image.tiffload(str(path), page=page, access="sequential", fail_on="error")
+        image = _load_page(str(path), page)
     except pyvips.Error as exc:
         raise CorruptImage(UNREADABLE) from exc
     return _Header(image.width, image.height, image.bands, image.format, image.interpretation)
@@ -157,12 +163,24 @@ def _channel_infos(plan: TiffPlan, bands: int) -> list[ChannelInfo]:
 
 def _load_band(path: str, pages: list[int], bands: int, cmyk: bool, i: int) -> pyvips.Image:
     """Channel ``i``: band ``i % bands`` of page ``pages[i // bands]``, opened for streaming."""
-    image = pyvips.Image.tiffload(
-        path, page=pages[i // bands], access="sequential", fail_on="error"
-    )
+    image = _load_page(path, pages[i // bands])
     if cmyk:
         image = image.colourspace("srgb")
     return image.extract_band(i % bands) if image.bands > 1 else image
+
+
+def _load_page(path: str, page: int) -> pyvips.Image:
+    """One whole page as libvips decodes it (colour, alpha and profile kept), for streaming."""
+    image: pyvips.Image = pyvips.Image.tiffload(
+        path, page=page, access="sequential", fail_on="error"
+    )
+    return image
+
+
+def _join(load: Callable[[int], pyvips.Image], count: int) -> pyvips.Image:
+    """Channels 0 .. count-1 as the bands of one image."""
+    bands = [load(i) for i in range(count)]
+    return bands[0].bandjoin(bands[1:])
 
 
 def _load_bands(path: str, pages: list[int], bands: int, indices: Sequence[int]) -> pyvips.Image:
@@ -172,9 +190,7 @@ def _load_bands(path: str, pages: list[int], bands: int, indices: Sequence[int])
     for i in indices:
         page = pages[i // bands]
         if page not in opened:
-            opened[page] = pyvips.Image.tiffload(
-                path, page=page, access="sequential", fail_on="error"
-            )
+            opened[page] = _load_page(path, page)
         image = opened[page]
         images.append(image.extract_band(i % bands) if image.bands > 1 else image)
     return images[0] if len(images) == 1 else images[0].bandjoin(images[1:])
