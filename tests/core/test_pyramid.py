@@ -116,6 +116,53 @@ def test_webp_tiles(tmp_path: Path) -> None:
     assert data[:4] == b"RIFF" and data[8:12] == b"WEBP"
 
 
+def _tile(archive: Path, index: TileIndex, col: int, row: int) -> bytes:
+    offset, length = index.tile_range(index.max_level, col, row) or (0, 0)
+    return archive.read_bytes()[offset : offset + length]
+
+
+def _metadata_markers(jpeg: bytes) -> list[str]:
+    """APPn segments (EXIF, XMP, ICC) before the image data of a JPEG."""
+    found, at = [], 2
+    while at + 4 <= len(jpeg) and jpeg[at] == 0xFF and jpeg[at + 1] != 0xDA:
+        marker, length = jpeg[at + 1], int.from_bytes(jpeg[at + 2 : at + 4], "big")
+        if 0xE1 <= marker <= 0xEF:  # APP0 (JFIF) carries no metadata
+            found.append(f"APP{marker - 0xE0}")
+        at += 2 + length
+    return found
+
+
+def _with_metadata(image: pyvips.Image) -> pyvips.Image:
+    """``image`` carrying EXIF and an sRGB ICC profile, as a camera or scanner writes them."""
+    tagged = pyvips.Image.new_from_buffer(image.jpegsave_buffer(profile="srgb"), "")
+    tagged = tagged.copy()
+    tagged.set_type(pyvips.GValue.gstr_type, "exif-ifd0-Artist", "Jane Patient (Jane Patient)")
+    return tagged
+
+
+def test_jpeg_tiles_carry_no_metadata_and_the_configured_quality(tmp_path: Path) -> None:
+    """Tiles hold no EXIF, XMP or profile from the original (names can hide there), and the
+    quality is the configured one."""
+    image = _with_metadata(noise_image(600, 300))
+    sizes = {}
+    for quality in (40, 95):
+        archive = tmp_path / f"q{quality}.zip"
+        index = build_pyramid(image, archive, PyramidOptions(quality=quality))
+        tile = _tile(archive, index, 1, 0)
+        assert _metadata_markers(tile) == []
+        sizes[quality] = len(tile)
+    assert sizes[40] < sizes[95] * 0.7
+
+
+def test_the_metadata_check_sees_metadata(tmp_path: Path) -> None:
+    """The check above can fail: tiles libvips writes keeping metadata show it."""
+    image = _with_metadata(noise_image(600, 300))
+    image.dzsave(str(tmp_path / "kept.zip"), container="zip", compression=0, Q=85, keep="all")
+    with zipfile.ZipFile(tmp_path / "kept.zip") as zf:
+        tile = zf.read(next(n for n in zf.namelist() if n.endswith("/1_0.jpeg")))
+    assert "APP1" in _metadata_markers(tile) or "APP2" in _metadata_markers(tile)
+
+
 @pytest.mark.parametrize(
     ("width", "height", "expected"),
     [
