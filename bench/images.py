@@ -1,15 +1,20 @@
-"""Synthetic test images: big RGB TIFFs, tiled and JPEG-compressed, with realistic tile content."""
+"""Synthetic benchmark images: big RGB TIFFs, tiled and JPEG-compressed, of three kinds of content.
+
+- smooth: gradients, rings and stripes (compresses very well, like a scan's empty glass);
+- noise: the same under gaussian noise (compresses badly: the slowest JPEG work per tile);
+- he: H&E-like tissue: pink stroma with texture, purple nuclei, white background between.
+"""
 
 import time
 from pathlib import Path
 
 import pyvips
 
-VERSION = 1  # bump when the content changes, so cached files are regenerated
+VERSION = 2  # bump when the content changes, so cached files are regenerated
+CONTENTS = ("smooth", "noise", "he")
 
 
-def synthetic(size: int) -> pyvips.Image:
-    """A size x size sRGB image: gradients, rings and stripes plus gaussian noise."""
+def _smooth(size: int) -> pyvips.Image:
     xyz = pyvips.Image.xyz(size, size)
     x, y = xyz[0], xyz[1]
     c = size / 2
@@ -19,20 +24,44 @@ def synthetic(size: int) -> pyvips.Image:
     red = x * (160 / size) + rings + 48
     green = y * (160 / size) + stripes + 48
     blue = (x + y) * (80 / size) + rings * 0.5 + stripes * 0.5 + 64
-    noise = pyvips.Image.gaussnoise(size, size, sigma=10, mean=0)
-    rgb = red.bandjoin([green, blue]) + noise
+    return red.bandjoin([green, blue])
+
+
+def _he(size: int) -> pyvips.Image:
+    tissue = pyvips.Image.perlin(size, size, cell_size=2048) > 0.05  # islands of tissue
+    texture = pyvips.Image.perlin(size, size, cell_size=24)  # fibres of the stroma, -1..1
+    nuclei = pyvips.Image.perlin(size, size, cell_size=9) > 0.45  # small dark blobs
+    stroma = [235 + texture * 15, 150 + texture * 30, 200 + texture * 20]
+    nucleus = [90, 60, 150]
+    background = [242, 240, 245]
+    bands = [
+        (tissue / 255).ifthenelse((nuclei / 255).ifthenelse(n, s), b)
+        for s, n, b in zip(stroma, nucleus, background, strict=True)
+    ]
+    noise = pyvips.Image.gaussnoise(size, size, sigma=4, mean=0)
+    return bands[0].bandjoin(bands[1:]) + noise
+
+
+def synthetic(size: int, content: str = "noise") -> pyvips.Image:
+    """A size x size sRGB image of the given content."""
+    if content == "he":
+        rgb = _he(size)
+    elif content == "noise":
+        rgb = _smooth(size) + pyvips.Image.gaussnoise(size, size, sigma=10, mean=0)
+    else:
+        rgb = _smooth(size)
     return rgb.cast("uchar").copy(interpretation="srgb")
 
 
-def ensure_image(folder: Path, size: int) -> Path:
+def ensure_image(folder: Path, size: int, content: str = "noise") -> Path:
     """Generate (once) the size x size tiled JPEG TIFF in ``folder`` and return its path."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"synthetic-v{VERSION}-{size}.tif"
+    path = folder / f"{content}-v{VERSION}-{size}.tif"
     if path.exists():
         return path
     tmp = path.with_suffix(".part.tif")
     start = time.monotonic()
-    synthetic(size).tiffsave(
+    synthetic(size, content).tiffsave(
         str(tmp), tile=True, tile_width=256, tile_height=256, compression="jpeg", Q=85,
         pyramid=False, bigtiff=size > 16384,
     )  # fmt: skip
@@ -42,8 +71,18 @@ def ensure_image(folder: Path, size: int) -> Path:
     return path
 
 
+def ensure_photo(folder: Path, width: int = 2000, height: int = 1500) -> Path:
+    """Generate (once) a small JPEG photograph, as a phone or a microscope camera writes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"photo-v{VERSION}-{width}x{height}.jpg"
+    if not path.exists():
+        synthetic(max(width, height), "he").crop(0, 0, width, height).jpegsave(str(path), Q=90)
+    return path
+
+
 if __name__ == "__main__":
     import sys
 
     for arg in sys.argv[2:]:
-        ensure_image(Path(sys.argv[1]), int(arg))
+        for kind in CONTENTS:
+            ensure_image(Path(sys.argv[1]), int(arg), kind)

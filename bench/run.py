@@ -15,17 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import convert
+import dzsave_options
 import memory
 import mixing
 import multichannel
 import psutil
 import pyvips
 import tiles
-from images import ensure_image
+from images import CONTENTS, ensure_image, ensure_photo
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
-SECTIONS = ("convert", "memory", "tiles", "multichannel", "mixing")
+SECTIONS = ("options", "convert", "memory", "tiles", "multichannel", "mixing")
 
 
 def parse_args() -> argparse.Namespace:
@@ -77,15 +78,25 @@ def main() -> int:
     results: dict[str, Any] = {"environment": environment(), "quick": quick}
     print(f"bench: {results['environment']}", flush=True)
     print("== images (cached in bench/out/images) ==", flush=True)
-    needed = {big} if {"convert", "tiles"} & set(sections) else set()
+    needed = {big} if "tiles" in sections else set()
     needed |= set(memory_sizes) if "memory" in sections else set()
     images = {size: ensure_image(OUT / "images", size) for size in sorted(needed)}
+    access = "sequential"  # unless the options section measures another to be faster
 
     work = Path(tempfile.mkdtemp(dir=OUT, prefix="work-"))
     summary: list[str] = []
     try:
+        if "options" in sections:
+            options_image = ensure_image(OUT / "images", 4096 if quick else 8192)
+            results["options"] = dzsave_options.run(options_image, runs)
+            access = results["options"]["fastest_access"]
+            summary += dzsave_options.table(results["options"])
         if "convert" in sections:
-            results["convert"] = convert.run(images[big], big, runs, work)
+            contents = ("he",) if quick else CONTENTS
+            rgb = {f"{c} {big}²": ensure_image(OUT / "images", big, c) for c in contents}
+            large = {} if quick else {"he 32768²": ensure_image(OUT / "images", 32768, "he")}
+            results["convert"] = convert.run(rgb, large, access, runs, work)
+            results["convert"]["small"] = convert.small(ensure_photo(OUT / "images"), work)
             summary += convert.table(results["convert"])
         if "memory" in sections:
             results["memory"] = memory.run({s: images[s] for s in memory_sizes}, work)

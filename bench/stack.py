@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -91,6 +92,31 @@ class MotoServer:
         """Stop the server."""
         stop_process(self.proc)
         self.log.close()
+
+
+class SeaweedS3:
+    """SeaweedFS' S3 server (tests/servers.py starts it: telemetry off, loopback only)."""
+
+    def __init__(self, log_path: Path) -> None:
+        if str(REPO) not in sys.path:
+            sys.path.insert(0, str(REPO))
+        from tests.servers import SeaweedServer
+
+        self.folder = log_path.with_suffix("")
+        self.server = SeaweedServer(self.folder)
+        self.endpoint = self.server.endpoint
+
+    def env(self, bucket: str) -> dict[str, str]:
+        """PLEXZOOM_* variables that point a stack at a bucket of this server."""
+        keys = {"AWS_ACCESS_KEY_ID": self.server.ACCESS_KEY,
+                "AWS_SECRET_ACCESS_KEY": self.server.SECRET_KEY}  # fmt: skip
+        return {**S3_ENV, **keys, "PLEXZOOM_S3_ENDPOINT_URL": self.endpoint,
+                "PLEXZOOM_S3_BUCKET": bucket}  # fmt: skip
+
+    def stop(self) -> None:
+        """Stop the server and remove its data."""
+        self.server.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class Stack:

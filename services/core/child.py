@@ -7,15 +7,18 @@ touches, so an address-space cap (RLIMIT_AS) breaks ordinary conversions.
 
 import contextlib
 import ctypes
+import importlib
 import logging
 import multiprocessing
 import os
+import pickle
 import resource
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -59,41 +62,115 @@ def run_in_child(
     tick: Callable[[], None],
     tick_s: float,
     setup: Callable[[], object] | None = None,
+    spare: bool = False,
 ) -> Any:
     """Call ``target(*args, report=...)`` in a spawned child and return its result.
 
     ``report(stage, progress)`` calls in the child arrive as ``on_report`` calls here; ``tick``
     runs every ``tick_s`` seconds meanwhile (and may raise to stop the child). A child over its
-    limits ends with ImageTooLarge; one that dies otherwise with ChildCrashed.
+    limits ends with ImageTooLarge; one that dies otherwise with ChildCrashed. With ``spare``,
+    a child started ahead (``start_spare``) takes the call when it fits, and a new spare is
+    started once this call is over.
     """
-    context = multiprocessing.get_context("spawn")
-    receive, send = context.Pipe(duplex=False)
-    child = context.Process(
-        target=_child_main,
-        args=(send, os.getpid(), target, args, limits.memory_mb, setup),
-        name="plexzoom-convert",
-        daemon=True,
-    )
-    child.start()
-    send.close()
-
-    def messages() -> list[tuple[Any, ...]]:
-        found = []
-        for ready in wait([receive, child.sentinel], timeout=tick_s):
-            if ready is receive:
-                found.append(_receive(receive, child))
-            elif not receive.poll():
-                child.join()
-                raise _crashed(child.exitcode)
-        return found
-
+    spec = _Spec(target.__module__, limits.memory_mb, setup)
+    child = _take_spare(spec) or _KEEPER.submit(_Child, spec).result()
     try:
-        return _supervise(messages, on_report, tick, limits)
+        child.conn.send((target, args))
+        return _supervise(child.messages(tick_s), on_report, tick, limits)
     finally:
-        if child.is_alive():
-            child.kill()
-        child.join()
-        receive.close()
+        child.close()
+        if spare:
+            _KEEPER.submit(_refill, spec)
+
+
+def start_spare(
+    target: Callable[..., Any], limits: ChildLimits, setup: Callable[[], object] | None = None
+) -> None:
+    """Start a child for ``target`` now, so the next call does not wait for an interpreter to
+    start and import (0.5 to 1.2 s). It waits with its limits set and its imports done; idle, it
+    costs one interpreter's memory, and a conversion uses it instead of starting another."""
+    _KEEPER.submit(_refill, _Spec(target.__module__, limits.memory_mb, setup))
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """What a child is started with, before it knows its job."""
+
+    module: str  # imported while the child waits
+    memory_mb: int
+    setup: Callable[[], object] | None
+
+    def key(self) -> bytes:
+        """Equal for equal specs (a partial compares by identity; its pickle by content)."""
+        return pickle.dumps(self)
+
+
+class _Child:
+    """A spawned child waiting for one job on its pipe."""
+
+    def __init__(self, spec: _Spec) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.conn, child_end = context.Pipe()
+        self.key = spec.key()
+        self.process = context.Process(
+            target=_child_main,
+            args=(child_end, os.getpid(), spec),
+            name="plexzoom-convert",
+            daemon=True,
+        )
+        self.process.start()
+        child_end.close()
+
+    def messages(self, tick_s: float) -> Callable[[], list[tuple[Any, ...]]]:
+        """What the child sent within ``tick_s``; raises ChildCrashed when it died silently."""
+
+        def receive() -> list[tuple[Any, ...]]:
+            found = []
+            for ready in wait([self.conn, self.process.sentinel], timeout=tick_s):
+                if ready is self.conn:
+                    found.append(_receive(self.conn, self.process))
+                elif not self.conn.poll():
+                    self.process.join()
+                    raise _crashed(self.process.exitcode)
+            return found
+
+        return receive
+
+    def close(self) -> None:
+        """End the child if it still runs and release the pipe."""
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join()
+        self.conn.close()
+
+
+# Children are started from this one long-lived thread: Linux sends the parent-death signal
+# when the *thread* that started a child ends, and a spare outlives the job that started it.
+_KEEPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plexzoom-child")
+_spare_lock = threading.Lock()
+_spare: list[_Child] = []  # at most one
+
+
+def _take_spare(spec: _Spec) -> _Child | None:
+    """The waiting spare if it was started for ``spec`` and still lives."""
+    with _spare_lock:
+        child = _spare.pop() if _spare else None
+    if child is None:
+        return None
+    if child.key == spec.key() and child.process.is_alive():
+        return child
+    child.close()
+    return None
+
+
+def _refill(spec: _Spec) -> None:
+    """Start a spare for ``spec`` unless one waits already (runs on the keeper thread)."""
+    with _spare_lock:
+        if _spare:
+            return
+    child = _Child(spec)
+    with _spare_lock:
+        _spare.append(child)
 
 
 def run_in_thread(
@@ -179,33 +256,32 @@ def _crashed(exitcode: int | None) -> ChildCrashed:
     return ChildCrashed(f"The conversion process ended unexpectedly ({how}); it will be retried.")
 
 
-def _child_main(
-    send: Connection,
-    parent: int,
-    target: Callable[..., Any],
-    args: tuple[Any, ...],
-    memory_mb: int,
-    setup: Callable[[], object] | None,
-) -> None:
-    """The child: limits first, then the work; every outcome becomes one message."""
+def _child_main(conn: Connection, parent: int, spec: _Spec) -> None:
+    """The child: limits and imports first, then wait for the job; every outcome becomes one
+    message."""
     _die_with_parent(parent)
-    if memory_mb:
-        cap = memory_mb * 1024 * 1024
+    if spec.memory_mb:
+        cap = spec.memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
-    if setup is not None:
-        setup()
+    if spec.setup is not None:
+        spec.setup()
     sys.unraisablehook = _note_unraisable
+    importlib.import_module(spec.module)
+    try:
+        target, args = conn.recv()
+    except EOFError:  # a spare nobody needed
+        return
     progress: list[tuple[str, float]] = [("", -1.0)]
 
     def report(stage: str, value: float) -> None:
         if stage != progress[0][0] or value >= progress[0][1] + 0.001:  # a few hundred at most
             progress[0] = (stage, value)
-            send.send(("progress", stage, value))
+            conn.send(("progress", stage, value))
 
     try:
-        send.send(("done", target(*args, report=report)))
+        conn.send(("done", target(*args, report=report)))
     except BaseException as exc:
-        send.send(_describe(exc))
+        conn.send(_describe(exc))
 
 
 def _describe(exc: BaseException) -> tuple[Any, ...]:

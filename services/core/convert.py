@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from plexzoom.core import build, keys
-from plexzoom.core.child import ChildLimits, run_in_child, run_in_thread
+from plexzoom.core.child import ChildLimits, run_in_child, run_in_thread, start_spare
 from plexzoom.core.errors import NotFound, PlexzoomError, StorageError
 from plexzoom.core.jobs import Lease, LeaseLost, claim, commit, fail, new_holder, release, renew
 from plexzoom.core.manifest import Manifest, read_manifest
@@ -34,6 +34,8 @@ class ConvertOptions:
     # None: build in this process (tests); else in a spawned child with these limits.
     child: ChildLimits | None = None
     child_setup: Callable[[], object] | None = None  # run first in the child (malloc arenas)
+    # Keep one child started ahead (imports done, limits set), so a job does not wait for it.
+    spare_child: bool = False
 
 
 class JobMonitor:
@@ -108,6 +110,7 @@ def _build(
             monitor.tick,
             options.progress_interval_s,
             options.child_setup,
+            options.spare_child,
         )
         return Manifest.model_validate_json(built)
 
@@ -120,6 +123,12 @@ def _build(
         build.build_image, args, monitor.report, tick, options.progress_interval_s
     )
     return Manifest.model_validate_json(built)
+
+
+def start_spare_child(options: ConvertOptions) -> None:
+    """Start the spare conversion child now (at worker start), if the options keep one."""
+    if options.child is not None and options.spare_child:
+        start_spare(build.build_image, options.child, options.child_setup)
 
 
 def _after_losing(storage: Storage, lease: Lease, manifest: Manifest) -> Manifest:

@@ -30,6 +30,8 @@ class WorkerSettings(CommonSettings):
     # The conversion runs in a spawned child: heap cap (RLIMIT_DATA, 0 = none) and wall clock.
     convert_memory_mb: int = 8192
     convert_timeout_s: float = 4 * 3600
+    # One child waits ready (about 100 MiB while idle) so a conversion starts at once.
+    convert_spare_child: bool = True
     # A job renews its lease while it runs; one silent this long is presumed dead.
     job_lease_s: float = ConvertOptions.lease_s
     reconcile_interval_s: float = 30
@@ -76,6 +78,7 @@ class WorkerSettings(CommonSettings):
             lease_s=self.job_lease_s,
             child=ChildLimits(memory_mb=self.convert_memory_mb, timeout_s=self.convert_timeout_s),
             child_setup=functools.partial(prepare_decoding_process, self.malloc_arenas),
+            spare_child=self.convert_spare_child,
         )
 
     @model_validator(mode="after")

@@ -3,6 +3,9 @@
 import functools
 from functools import partial
 
+import dramatiq
+
+from plexzoom.core.convert import start_spare_child
 from plexzoom.core.sqs import SqsQueue
 from plexzoom.settings import build_storage
 from plexzoom.worker.broker import connect_broker, enqueue_conversion
@@ -40,5 +43,16 @@ if settings.sqs_queue_url:
     queue = SqsQueue(settings.sqs_queue_url, wait_s=settings.sqs_wait_s)
     polling = sqs_pass(actors.storage, enqueue, settings.inbox(), queue, settings.s3_region)
     broker.add_middleware(Periodic("sqs", polling, interval_s=0))  # each poll waits itself
+
+
+class SpareChild(dramatiq.Middleware):
+    """Starts the spare conversion child once this worker process consumes."""
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        """Start it (in the background: the worker does not wait)."""
+        start_spare_child(settings.convert_options())
+
+
+broker.add_middleware(SpareChild())
 
 __all__ = ["actors", "broker"]
