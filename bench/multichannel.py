@@ -1,4 +1,4 @@
-"""Multi-channel conversion: plexzoom end to end against a bare pyvips loop, two layouts."""
+"""Multi-channel conversion: plexzoom end to end against libvips alone making the same outputs."""
 
 import shutil
 import statistics
@@ -15,19 +15,37 @@ from stack import Stack, TreeSampler
 
 CHANNELS = 8
 VERSION = 1
-# The bare baseline: one 8-bit pyramid per channel (lossless PNG tiles in one zip, as plexzoom
-# writes them), cast with a fixed shift: no statistics, no composite.
+# The baseline: the fastest way libvips alone makes the same outputs as plexzoom. Pass 1: a
+# histogram per channel (hist_find; the 0.1/99.9 percentile window from it). Pass 2: every
+# channel into 8-bit codes in one uncompressed .v scratch file (memory-mapped when read back).
+# Then one lossless PNG pyramid per channel (compression=1, as plexzoom) and the composite, an
+# additive colour mix (one recomb) as a JPEG pyramid with Q=85 given as an argument.
 _BARE = """
-import sys, time, pyvips
+import sys, time, numpy as np, pyvips
 path, out, count, layout = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 start = time.monotonic()
-for i in range(count):
+def channels():
     if layout == "pages":
-        band = pyvips.Image.new_from_file(path, page=i, access="sequential")
-    else:
-        band = pyvips.Image.new_from_file(path, access="sequential")[i]
-    (band >> 4).cast("uchar").dzsave(f"{out}/c{i}.zip", compression=0, tile_size=254, overlap=1,
-                                     suffix=".png[compression=1]")
+        pages = [pyvips.Image.new_from_file(path, page=i, access="sequential")
+                 for i in range(count)]
+        return pages[0].bandjoin(pages[1:])
+    return pyvips.Image.new_from_file(path, access="sequential")
+hist = np.asarray(channels().hist_find().numpy()).reshape(-1, count)
+cdf = np.cumsum(hist, axis=0) / hist.sum(axis=0)
+low = np.argmax(cdf >= 0.001, axis=0)
+high = np.maximum(np.argmax(cdf >= 0.999, axis=0), low + 1)
+scale = 255.0 / (high - low)
+codes = ((channels() - low.tolist()) * scale.tolist()).cast("uchar")
+codes.write_to_file(f"{out}/codes.v")
+codes = pyvips.Image.new_from_file(f"{out}/codes.v")
+common = dict(container="zip", compression=0, tile_size=254, overlap=1, depth="onepixel")
+for i in range(count):
+    codes[i].copy(interpretation="b-w").dzsave(f"{out}/c{i}.zip", suffix=".png[compression=1]",
+                                                **common)
+colours = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1],
+                    [1, 0.5, 0], [0.5, 0, 1]])[:count].T
+composite = codes.recomb(colours.tolist()).cast("uchar").copy(interpretation="srgb")
+composite.dzsave(f"{out}/image.zip", Q=85, keep="none", **common)
 print(time.monotonic() - start)
 """
 
@@ -65,7 +83,7 @@ def ensure_images(folder: Path, size: int) -> dict[str, Path]:
 
 
 def bare_loop(path: Path, layout: str, out: Path) -> float:
-    """Seconds for the bare per-channel pyramid loop, in a fresh process."""
+    """Seconds for libvips alone (the baseline above), in a fresh process."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     done = subprocess.run(
@@ -111,14 +129,13 @@ def memory_rows(images: Path, sizes: list[int], work: Path) -> list[dict[str, in
 
 
 def run(images: Path, size: int, runs: int, work: Path, memory_sizes: list[int]) -> dict[str, Any]:
-    """Both layouts: bare loop and plexzoom, alternating so both see the same machine load;
+    """Both layouts: libvips alone and plexzoom, alternating so both see the same machine load;
     medians and ratios; then the worker's memory against the image size."""
     print(f"\n== multi-channel: {CHANNELS} x uint16 {size}², {runs} runs each ==", flush=True)
-    result: dict[str, Any] = {"size": size, "channels": CHANNELS, "runs": runs, "goal_ratio": 1.5}
+    result: dict[str, Any] = {"size": size, "channels": CHANNELS, "runs": runs, "goal_ratio": 1.2}
     for layout, path in ensure_images(images, size).items():
-        print(f"  {layout}: bare pyvips loop (one 8-bit PNG pyramid per channel) and plexzoom "
-              "(statistics, channel pyramids, composite; local folder), alternating",
-              flush=True)  # fmt: skip
+        print(f"  {layout}: libvips alone (histograms, codes, channel pyramids, composite) and "
+              "plexzoom (the same; local folder), alternating", flush=True)  # fmt: skip
         bare, ours, peak = [], [], 0
         converter = Converter(work, layout)
         try:
@@ -146,7 +163,7 @@ def table(result: dict[str, Any]) -> list[str]:
         row = result[layout]
         ok = "OK" if row["ratio"] <= result["goal_ratio"] else "MISSED"
         lines.append(
-            f"  {layout:12s} bare loop {statistics.median(row['bare_s']):6.2f} s   plexzoom "
+            f"  {layout:12s} libvips alone {statistics.median(row['bare_s']):6.2f} s   plexzoom "
             f"{statistics.median(row['plexzoom_s']):6.2f} s   ratio {row['ratio']:.2f}x "
             f"(goal <= {result['goal_ratio']}x: {ok})   worker peak RSS "
             f"{row['peak_rss'] / 2**20:.0f} MiB"

@@ -52,9 +52,12 @@ class CommonSettings(BaseSettings):
         return bool(self.s3_bucket)
 
 
-def build_storage(settings: CommonSettings, bucket: str | None = None) -> Storage:
+def build_storage(
+    settings: CommonSettings, bucket: str | None = None, agent: str = "plexzoom"
+) -> Storage:
     """The storage backend the settings name (built at start-up, never at import); ``bucket``:
-    another bucket of the same S3 server (a watched source)."""
+    another bucket of the same S3 server (a watched source); ``agent``: the service, named in
+    every S3 request's User-Agent."""
     if settings.s3_bucket:
         config = S3Config(
             bucket=bucket or settings.s3_bucket,
@@ -63,6 +66,7 @@ def build_storage(settings: CommonSettings, bucket: str | None = None) -> Storag
             max_attempts=settings.s3_max_attempts,
             connect_timeout_s=settings.s3_connect_timeout_s,
             read_timeout_s=settings.s3_read_timeout_s,
+            agent=agent,
         )
         return S3Storage(config)
     return LocalStorage(settings.data_dir)

@@ -10,6 +10,7 @@ whatever the reads in between.
 import asyncio
 import contextlib
 import itertools
+import re
 import threading
 from collections.abc import Iterator
 
@@ -35,13 +36,16 @@ class FaultProxy:
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._upstream = upstream_port
-        self._patterns: dict[bool, Iterator[str]] = {
-            write: itertools.cycle(pattern) for write in (False, True)
-        }
+        # One cycle for reads and one for writes of each service (the plexzoom-* name in the
+        # User-Agent): a web process polling the image cannot take the "pass" turns a worker's
+        # retries wait for, so each service's retries meet the pattern in order.
+        self._pattern = pattern
+        self._patterns: dict[tuple[bool, str], Iterator[str]] = {}
         self._faulting, self._matching = False, ""
         self.counts = {"503": 0, "drop": 0, "pass": 0}
         self.faulted: list[tuple[str, str]] = []  # (fault, request line) of each faulted request
         self.requests: list[str] = []  # the request line of every request (a recording proxy)
+        self.agents: list[str] = []  # the plexzoom-* service each request named ("" if none)
         self._loop = asyncio.new_event_loop()
         started = threading.Event()
         self._thread = threading.Thread(target=self._serve, args=(started,), daemon=True)
@@ -84,8 +88,10 @@ class FaultProxy:
             return
         line = head.split(b"\r\n", 1)[0].decode("latin-1")
         self.requests.append(line)
+        agent = re.search(rb"\bplexzoom-\w+", head)
+        self.agents.append(agent.group().decode() if agent else "")
         faulting = self._faulting and self._matching in line
-        fault = next(self._patterns[head.startswith(_WRITE_BYTES)]) if faulting else "pass"
+        fault = next(self._cycle(head)) if faulting else "pass"
         self.counts[fault] += 1
         if fault != "pass":
             self.faulted.append((fault, line))
@@ -97,6 +103,10 @@ class FaultProxy:
             await _close(writer)
             return
         await self._forward(_with_connection_close(head), reader, writer)
+
+    def _cycle(self, head: bytes) -> Iterator[str]:
+        key = (head.startswith(_WRITE_BYTES), self.agents[-1])
+        return self._patterns.setdefault(key, itertools.cycle(self._pattern))
 
     async def _forward(
         self, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

@@ -136,7 +136,7 @@ def create_app_from_env() -> OneOrigin:
     if not settings.api_key_list:
         # make run refuses other interfaces without keys; a uvicorn started by hand is not checked.
         log.warning("no API keys (PLEXZOOM_API_KEYS): the API is open; serve it on loopback only")
-    storage = build_storage(settings)
+    storage = build_storage(settings, agent="plexzoom-api")
     if isinstance(storage, S3Storage):
         cors = list(settings.s3_cors_origins) if settings.tile_mode == "presigned" else None
         storage.ensure_bucket(cors)

@@ -25,7 +25,6 @@ from plexzoom.core.pyramid import PyramidOptions, build_pyramid
 from plexzoom.core.readers import open_source
 from plexzoom.core.readers.base import UNREADABLE
 from plexzoom.core.storage import Storage
-from plexzoom.core.storage.background import BackgroundWriter
 
 if TYPE_CHECKING:
     from plexzoom.core.convert import ConvertOptions
@@ -114,16 +113,11 @@ def store_pyramid(
     options: PyramidOptions,
     progress: PyramidProgress,
 ) -> Pyramid:
-    """Build one pyramid and store it with its index; the archive uploads while it is written."""
+    """Build one pyramid in scratch space, then store it and its index."""
     gen = manifest.generation
     archive = scratch / f"{name}.zip"
-    upload = BackgroundWriter(storage.open_writer(keys.pyramid_key(manifest.id, gen, name)))
-    try:
-        index = build_pyramid(image, archive, options, progress, copy_to=upload.write)
-        upload.commit()
-    except BaseException:
-        upload.abort()
-        raise
+    index = build_pyramid(image, archive, options, progress)
+    storage.upload_file(keys.pyramid_key(manifest.id, gen, name), archive)
     storage.put_bytes(keys.index_key(manifest.id, gen, name), index.to_json(), "application/json")
     size = archive.stat().st_size
     archive.unlink()

@@ -1,7 +1,7 @@
 """Deep Zoom pyramids as one archive plus a byte-range index of its tiles (a cloud-optimised DZI).
 
 libvips ``dzsave`` writes the pyramid into a zip with tiles stored uncompressed, so each tile
-is a contiguous byte range of the archive: one PUT to write it, one ranged GET per tile to read.
+is a contiguous byte range of the archive: one upload to store it, one ranged GET per tile.
 
 Deep Zoom facts: level L holds the image scaled by 2**(L - max_level), where max_level =
 ceil(log2(max(width, height))); level 0 is 1x1 px. Tile (col, row) of a level covers
@@ -109,41 +109,20 @@ def level_sizes(width: int, height: int) -> list[tuple[int, int]]:
 
 
 def build_pyramid(
-    image: pyvips.Image,
-    out: Path,
-    options: PyramidOptions,
-    progress: Progress | None = None,
-    copy_to: Callable[[bytes], None] | None = None,
+    image: pyvips.Image, out: Path, options: PyramidOptions, progress: Progress | None = None
 ) -> TileIndex:
     """Write ``image`` as a zip pyramid at ``out`` and return its tile index.
 
-    ``copy_to`` receives the archive's bytes as libvips writes them (to upload while tiling).
+    libvips writes the file itself: passing the bytes through a Python callback (to upload
+    while tiling) made dzsave about 10 % slower, more than the upload it would overlap.
     """
     if progress is not None:
         image.set_progress(True)
         image.signal_connect("eval", lambda _img, p: progress(p.percent / 100))
-    with out.open("wb") as file:
-
-        def on_write(chunk: bytes) -> int:
-            if file.closed:  # libvips may flush a failed archive late; it is discarded anyway
-                return len(chunk)
-            file.write(chunk)
-            if copy_to is not None:
-                copy_to(bytes(chunk))
-            return len(chunk)
-
-        target = pyvips.TargetCustom()
-        target.on_write(on_write)
-        _dzsave(image, target, out.stem, options)
-    return index_archive(out, image.width, image.height, options)
-
-
-def _dzsave(image: pyvips.Image, target: pyvips.Target, name: str, options: PyramidOptions) -> None:
-    """Tile ``image`` into a zip streamed to ``target`` (tiles stored, not deflated)."""
     try:
-        image.dzsave_target(
-            target,
-            basename=name,
+        image.dzsave(
+            str(out),
+            container="zip",
             compression=0,
             tile_size=options.tile_size,
             overlap=options.overlap,
@@ -153,6 +132,7 @@ def _dzsave(image: pyvips.Image, target: pyvips.Target, name: str, options: Pyra
         )
     except pyvips.Error as exc:
         raise CorruptImage(UNREADABLE) from exc
+    return index_archive(out, image.width, image.height, options)
 
 
 def index_archive(archive: Path, width: int, height: int, options: PyramidOptions) -> TileIndex:

@@ -27,7 +27,7 @@ def storage() -> Storage:
     pyvips.cache_set_max(0)  # each pyramid is written once; libvips' op cache only holds memory
     if settings.vips_concurrency:
         pyvips.concurrency_set(settings.vips_concurrency)
-    return build_storage(settings)
+    return build_storage(settings, agent="plexzoom-worker")
 
 
 @dramatiq.actor(

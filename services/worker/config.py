@@ -77,7 +77,9 @@ class WorkerSettings(CommonSettings):
             read=self.read_options(),
             lease_s=self.job_lease_s,
             child=ChildLimits(memory_mb=self.convert_memory_mb, timeout_s=self.convert_timeout_s),
-            child_setup=functools.partial(prepare_decoding_process, self.malloc_arenas),
+            child_setup=functools.partial(
+                prepare_decoding_process, self.malloc_arenas, s3=self.uses_s3
+            ),
             spare_child=self.convert_spare_child,
         )
 

@@ -32,7 +32,7 @@ reconciling = reconcile_pass(
 )
 broker.add_middleware(Periodic("reconciler", reconciling, settings.reconcile_interval_s))
 if settings.inbox_scan_interval_s > 0:
-    bucket = functools.cache(partial(build_storage, settings))  # one client per watched bucket
+    bucket = functools.cache(partial(build_storage, settings, agent="plexzoom-worker"))
     scanning = inbox_pass(actors.storage, enqueue, settings.inbox(), settings.watches(), bucket)
     scanner = Periodic("inbox", scanning, settings.inbox_scan_interval_s)
     broker.add_middleware(scanner)

@@ -17,6 +17,7 @@ from plexzoom.core.manifest import Manifest
 from plexzoom.core.multichannel import channel_groups
 from plexzoom.core.pyramid import TileIndex
 from plexzoom.core.readers import open_source
+from plexzoom.core.render import ChannelRender, channel_table, render
 from plexzoom.core.storage import LocalStorage
 from tests.core.readers.files import write_mat73
 
@@ -77,6 +78,37 @@ def test_ome_tiff_with_named_16_bit_channels(storage: LocalStorage, tmp_path: Pa
         assert np.all(np.abs(lut[codes[..., 0]] - native)[below] <= step)
     composite = full_res(storage, manifest, "image")
     assert composite.shape[2] == 3 and composite.mean() > 20
+
+
+def test_the_composite_is_the_render_model_of_the_default_settings(
+    storage: LocalStorage, tmp_path: Path
+) -> None:
+    """The composite pyramid shows what the server render draws for the default windows and
+    colours (within JPEG's error), and a wrong colour would show."""
+    y, x = np.mgrid[0:240, 0:250]
+    planes = np.stack([(x * (i + 1) * 3 + y * (5 - i) * 2) % 1500 for i in range(5)])
+    planes = planes.astype(np.uint16)  # smooth ramps (JPEG keeps them), different per channel
+    path = tmp_path / "five.tif"
+    tifffile.imwrite(path, planes, photometric="minisblack")
+    manifest = convert_file(storage, path, tmp_path)
+    assert manifest.status == "ready", manifest.error
+    codes = [full_res(storage, manifest, f"c{c.index}")[..., 0] for c in manifest.channels]
+
+    def drawn(colors: list[str]) -> np.ndarray:
+        tables = []
+        for channel, color in zip(manifest.channels, colors, strict=True):
+            assert channel.window is not None and channel.lut is not None
+            setting = ChannelRender(
+                index=channel.index, color=color, min=channel.window.min, max=channel.window.max
+            )
+            tables.append(channel_table(channel.lut, setting))
+        return render(codes, tables).astype(np.float64)
+
+    composite = full_res(storage, manifest, "image").astype(np.float64)
+    expected = drawn([c.color for c in manifest.channels])
+    assert np.abs(composite - expected).mean() < 3.0  # JPEG tiles: sharp edges cost a little
+    swapped = drawn([c.color for c in manifest.channels][::-1])  # the control: other colours
+    assert np.abs(composite - swapped).mean() > 10.0
 
 
 def test_sixty_four_channels(storage: LocalStorage, tmp_path: Path) -> None:

@@ -23,3 +23,20 @@ def test_the_child_runs_the_worker_set_up() -> None:
     assert level == logging.WARNING
     bare = run_in_child(_pyvips_log_level, (), ChildLimits(), lambda *_: None, lambda: None, 0.1)
     assert bare == logging.NOTSET  # the control: a child without the set-up
+
+
+def _s3_session_ready(report: Any) -> bool:
+    """Runs in the child: whether boto3's default session (with its S3 model) exists."""
+    import boto3
+
+    return boto3.DEFAULT_SESSION is not None
+
+
+def test_an_s3_worker_child_has_the_s3_model_loaded_before_its_job() -> None:
+    """With S3 storage the set-up loads botocore's S3 model, so a job does not wait for it."""
+    options = WorkerSettings(s3_bucket="images").convert_options()
+    assert options.child_setup is not None
+    args = ((), ChildLimits(), lambda *_: None, lambda: None, 0.1)
+    assert run_in_child(_s3_session_ready, *args, options.child_setup) is True
+    local = WorkerSettings(s3_bucket=None).convert_options()
+    assert run_in_child(_s3_session_ready, *args, local.child_setup) is False  # the control

@@ -48,6 +48,7 @@ class S3Config:
     max_attempts: int = 8  # tries of one request, the first included
     connect_timeout_s: float = 5
     read_timeout_s: float = 30
+    agent: str = "plexzoom"  # added to the User-Agent: server logs tell the services apart
 
 
 class S3Storage:
@@ -66,6 +67,7 @@ class S3Storage:
                 connect_timeout=config.connect_timeout_s,
                 read_timeout=config.read_timeout_s,
                 s3={"addressing_style": "path"},
+                user_agent_extra=config.agent,
             ),
         )
         self._transfer = TransferConfig(multipart_chunksize=PART_SIZE, max_concurrency=4)
