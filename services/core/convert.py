@@ -27,7 +27,9 @@ class ConvertOptions:
     pyramid: PyramidOptions = field(default_factory=PyramidOptions)
     scratch_dir: Path | None = None
     max_attempts: int = 4  # starts counted in the manifest; then the image ends failed
-    progress_interval_s: float = 0.25
+    # At most one progress write a second: each is a read and a conditional write of the
+    # manifest, which on a slow S3 server (moto) took CPU from the build it reports on.
+    progress_interval_s: float = 1.0
     channels_per_pass: int = 4  # channels stored as pages read at once (bounds memory)
     read: ReadOptions = field(default_factory=ReadOptions)  # header limits; variable per image
     lease_s: float = 60  # a job that has not renewed its lease for this long is presumed dead

@@ -231,10 +231,11 @@ def test_dzi_xml_matches_the_pyramid_and_libvips(
 
 
 def test_progress_rises_to_the_end(tmp_path: Path) -> None:
-    """The progress callback sees several values in 0..1 that never fall and get most of the way."""
+    """The progress callback sees at least five values in 0..1 that never fall and get most of
+    the way (libvips signals as it computes strips: a count set by the image, not the clock)."""
     seen: list[float] = []
     build_pyramid(noise_image(2000, 1500), tmp_path / "image.zip", PyramidOptions(), seen.append)
-    assert len(seen) >= 3
+    assert len(set(seen)) >= 5, seen
     assert all(0 <= v <= 1 for v in seen)
     assert seen == sorted(seen)
     assert seen[-1] >= 0.5 > seen[0]

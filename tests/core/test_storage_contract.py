@@ -173,6 +173,22 @@ def test_upload_file_and_download_file(storage: Storage, tmp_path: Path) -> None
     assert leftover_uploads(storage) == []
 
 
+def test_files_in_and_out_are_snapshots(storage: Storage, tmp_path: Path) -> None:
+    """A downloaded file keeps its bytes when the object is replaced or deleted, and an uploaded
+    object keeps its bytes when the local file goes (the local folder links, S3 copies)."""
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"first")
+    storage.upload_file("images/s/original", source)
+    source.unlink()
+    copy = tmp_path / "copy.bin"
+    storage.download_file("images/s/original", copy)
+    storage.put_bytes("images/s/original", b"second")
+    assert copy.read_bytes() == b"first"
+    assert storage.get_bytes("images/s/original") == b"second"
+    storage.delete("images/s/original")
+    assert copy.read_bytes() == b"first"
+
+
 def test_size_and_exists(storage: Storage) -> None:
     """size is the byte count; exists follows puts and deletes."""
     assert not storage.exists("images/z/original")

@@ -130,14 +130,14 @@ class LocalStorage:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._tmp / f"{_temp_prefix(key)}{os.urandom(8).hex()}"
         try:
-            shutil.copyfile(path, tmp)
+            _link_or_copy(path, tmp)
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
 
     def download_file(self, key: str, path: Path) -> None:
         try:
-            shutil.copyfile(self.path_of(key), path)
+            _link_or_copy(self.path_of(key), path)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
             raise NotFound("No such object.") from exc
 
@@ -225,6 +225,20 @@ class LocalStorage:
     def ping(self) -> None:
         if not os.access(self.root, os.W_OK):
             raise StorageError(f"The storage folder {self.root} is not writable.")
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """``target`` as a hard link to ``source`` on the same filesystem, else a copy.
+
+    Safe because no object file is ever written in place (writes are renames of new files): a
+    link is a snapshot of the object, as a copy is, without copying gigabytes.
+    """
+    try:
+        os.link(source, target)
+    except FileNotFoundError:
+        raise
+    except OSError:  # another filesystem, or one without hard links
+        shutil.copyfile(source, target)
 
 
 def _regular_files(base: Path) -> Iterator[Path]:
