@@ -206,3 +206,24 @@ def test_each_call_gives_a_fresh_streaming_image(tmp_path: Path) -> None:
         # A sequential image is read once; the statistics pass and the pyramid pass each call.
         first, second = source.channel(1).avg(), source.channel(1).avg()
         assert first == second == pytest.approx(stack[1].mean())
+
+
+@pytest.mark.parametrize("layout", ["pages", "interleaved", "two samples a page"])
+@pytest.mark.parametrize("indices", [[0, 1, 2, 3, 4, 5], [1, 2, 4], [5, 0], [3]])
+def test_bands_are_the_channels_asked_for(tmp_path: Path, layout: str, indices: list[int]) -> None:
+    """bands(indices) holds exactly those channels in that order, whole pages or parts."""
+    planes = np.stack([pattern(H, W, seed, "uint16") for seed in range(6)])
+    path = tmp_path / "six.tif"
+    if layout == "pages":
+        tifffile.imwrite(path, planes, photometric="minisblack", metadata=None)
+    elif layout == "interleaved":
+        tifffile.imwrite(path, np.moveaxis(planes, 0, -1), photometric="minisblack",
+                         planarconfig="contig", metadata=None)  # fmt: skip
+    else:
+        with tifffile.TiffWriter(path) as tif:
+            for pair in range(3):
+                tif.write(np.moveaxis(planes[2 * pair : 2 * pair + 2], 0, -1),
+                          photometric="minisblack", planarconfig="contig", metadata=None)  # fmt: skip
+    with open_source(path) as source:
+        got = np.asarray(source.bands(indices).numpy()).reshape(H, W, len(indices))
+    assert np.array_equal(np.moveaxis(got, -1, 0), planes[indices])
