@@ -222,8 +222,8 @@ def test_bands_are_the_channels_asked_for(tmp_path: Path, layout: str, indices: 
     else:
         with tifffile.TiffWriter(path) as tif:
             for pair in range(3):
-                tif.write(np.moveaxis(planes[2 * pair : 2 * pair + 2], 0, -1),
-                          photometric="minisblack", planarconfig="contig", metadata=None)  # fmt: skip
+                two = np.moveaxis(planes[2 * pair : 2 * pair + 2], 0, -1)
+                tif.write(two, photometric="minisblack", planarconfig="contig", metadata=None)
     with open_source(path) as source:
         got = np.asarray(source.bands(indices).numpy()).reshape(H, W, len(indices))
     assert np.array_equal(np.moveaxis(got, -1, 0), planes[indices])
