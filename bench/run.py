@@ -35,6 +35,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small images, one run: a smoke run")
     parser.add_argument("--only", choices=SECTIONS, action="append", help="run only this section")
     parser.add_argument("--runs", type=int, help="runs per variant (default 3, quick 1)")
+    parser.add_argument("--backend", choices=convert.BACKENDS, action="append",
+                        help="conversion section: only this storage backend")  # fmt: skip
     return parser.parse_args()
 
 
@@ -95,7 +97,8 @@ def main() -> int:
             contents = ("he",) if quick else CONTENTS
             rgb = {f"{c} {big}²": ensure_image(OUT / "images", big, c) for c in contents}
             large = {} if quick else {"he 32768²": ensure_image(OUT / "images", 32768, "he")}
-            results["convert"] = convert.run(rgb, large, access, runs, work)
+            backends = tuple(args.backend or convert.BACKENDS)
+            results["convert"] = convert.run(rgb, large, access, runs, work, backends)
             results["convert"]["small"] = convert.small(ensure_photo(OUT / "images"), work)
             summary += convert.table(results["convert"])
         if "memory" in sections:

@@ -192,17 +192,19 @@ class Stack:
             time.sleep(poll_s)
         raise RuntimeError(f"image {image_id} was not ready within {timeout_s} s")
 
-    def convert(self, path: Path, timeout_s: float) -> tuple[dict[str, object], float]:
+    def convert(
+        self, path: Path, timeout_s: float, poll_s: float = 0.05
+    ) -> tuple[dict[str, object], float]:
         """Upload and wait: the ready status and the seconds from the 202 to 'ready'."""
-        status, seconds, _stages = self.convert_staged(path, timeout_s)
+        status, seconds, _stages = self.convert_staged(path, timeout_s, poll_s)
         return status, seconds
 
     def convert_staged(
-        self, path: Path, timeout_s: float
+        self, path: Path, timeout_s: float, poll_s: float = 0.05
     ) -> tuple[dict[str, object], float, dict[str, float]]:
         """Upload and wait; also the seconds spent in each stage (at polling resolution)."""
         image_id, accepted = self.upload(path)
-        status, seen = self.wait_ready(image_id, timeout_s)
+        status, seen = self.wait_ready(image_id, timeout_s, poll_s)
         total = time.monotonic() - accepted
         marks = [*sorted(seen.items(), key=lambda kv: kv[1]), ("end", total)]
         stages = {name: marks[i + 1][1] - at for i, (name, at) in enumerate(marks[:-1])}
