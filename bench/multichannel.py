@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pyvips
 import tifffile
-from stack import Stack, TreeSampler
+from stack import Stack, TreeSampler, settle
 
 CHANNELS = 8
 VERSION = 1
@@ -113,11 +113,18 @@ class Converter:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def memory_rows(images: Path, sizes: list[int], work: Path) -> list[dict[str, int]]:
-    """Worker tree peak RSS converting the pages layout at each size (one run each)."""
+def memory_rows(
+    images: Path, sizes: list[int], work: Path, measured: dict[int, int]
+) -> list[dict[str, int]]:
+    """Worker tree peak RSS converting the pages layout at each size (one run each); sizes in
+    ``measured`` (size -> peak of the timed runs) are not converted again."""
     print(f"  worker memory, pages layout, sizes {sizes}", flush=True)
     rows = []
     for size in sizes:
+        if size in measured:
+            print(f"    {size}²: worker peak RSS {measured[size] / 2**20:.0f} MiB (timed runs)")
+            rows.append({"size": size, "peak_rss": measured[size]})
+            continue
         converter = Converter(work, f"mem{size}")
         try:
             seconds, peak = converter.convert(ensure_images(images, size)["pages"])
@@ -140,7 +147,9 @@ def run(images: Path, size: int, runs: int, work: Path, memory_sizes: list[int])
         converter = Converter(work, layout)
         try:
             for _ in range(runs):
+                settle()
                 bare.append(bare_loop(path, layout, work / "mc-bare"))
+                settle()
                 seconds, rss = converter.convert(path)
                 ours.append(seconds)
                 peak = max(peak, rss)
@@ -152,7 +161,8 @@ def run(images: Path, size: int, runs: int, work: Path, memory_sizes: list[int])
             "bare_s": bare, "plexzoom_s": ours, "peak_rss": peak,
             "ratio": statistics.median(ours) / statistics.median(bare),
         }  # fmt: skip
-    result["memory"] = memory_rows(images, memory_sizes, work)
+    measured = {size: result["pages"]["peak_rss"]}
+    result["memory"] = memory_rows(images, memory_sizes, work, measured)
     return result
 
 
