@@ -53,11 +53,13 @@ function trackCursor(viewer, mixer, panel) {
 }
 
 /**
- * Open `image` mixed live: `viewer` (not yet opened) shows the mix source; the panel in `root`
- * edits the settings; `token` (tiletoken.js) signs every tile URL. Returns {mixer, panel, source};
- * the caller opens the viewer with `source`.
+ * Open `image` mixed live: the panel in `root` edits the settings, then `createViewer()` makes the
+ * viewer (not yet opened) that shows the mix source; `token` (tiletoken.js) signs every tile URL.
+ * The panel is laid out first so that the viewer measures its final size: a view from the address
+ * applied before the panel narrowed the viewer lost zoom by the panel's share of the width.
+ * Returns {viewer, mixer, panel, source}; the caller opens the viewer with `source`.
  */
-export async function openMixed(image, viewer, root, { warn, token }) {
+export async function openMixed(image, root, { warn, token, createViewer }) {
   const [geometry, saved] = await Promise.all([
     loadDzi(image.channels[0].dzi),
     getRender(image.id).catch(() => manifestDefaults(image)),
@@ -65,8 +67,8 @@ export async function openMixed(image, viewer, root, { warn, token }) {
   const settings = settingsFromHash(saved, warn);
   // ?mix=browser|server in the address overrides the choice by channel count (comparisons, bench)
   const forcedMode = new URLSearchParams(window.location.search).get("mix");
-  const mixer = new Mixer(viewer, image, geometry, settings, { onWarn: warn, forcedMode, token });
-  const source = createMixSource(geometry, `plexzoom-mix:${image.id}`, (...args) => mixer.load(...args));
+  let viewer = null;
+  let mixer = null;
   const showMode = (s) => {
     const mode = mixModeOf(s, forcedMode);
     document.body.dataset.mixMode = mode;
@@ -85,6 +87,9 @@ export async function openMixed(image, viewer, root, { warn, token }) {
       showMode(s);
     },
   });
+  viewer = createViewer();
+  mixer = new Mixer(viewer, image, geometry, settings, { onWarn: warn, forcedMode, token });
+  const source = createMixSource(geometry, `plexzoom-mix:${image.id}`, (...args) => mixer.load(...args));
   setRenderQuery(settingsToQuery(settings), viewer);
   viewer.addHandler("open", () => showMode(panel.settings));
   window.addEventListener("hashchange", () => {
@@ -93,7 +98,7 @@ export async function openMixed(image, viewer, root, { warn, token }) {
     if (settingsToQuery(wanted) !== settingsToQuery(panel.settings)) panel.apply(wanted);
   });
   trackCursor(viewer, mixer, panel);
-  return { mixer, panel, source };
+  return { viewer, mixer, panel, source };
 }
 
 /** Lay the server-rendered PCA pyramid over the mix (on), or take it away (off). */

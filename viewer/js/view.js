@@ -141,6 +141,9 @@ function createViewer(drawer, token) {
     ajaxWithCredentials: false,
     maxZoomPixelRatio: 2,
     visibilityRatio: 0.5,
+    // Folding the channel panel or resizing the window keeps the image's scale (screen px per
+    // image px, the z of a shared link) and centre, rather than the share of the image in view.
+    preserveImageSizeOnResize: true,
     tileRetryMax: 2,
     tileRetryDelay: 500,
     drawer: DRAWERS.has(wanted) ? wanted : drawer,
@@ -194,15 +197,20 @@ function followToken(image) {
 
 async function openImage(image) {
   const token = followToken(image);
-  const viewer = createViewer(isMultiChannel(image) ? "canvas" : "auto", token);
+  let viewer;
   let tileSource;
   if (isMultiChannel(image)) {
     window.plexzoom.mode = "mix";
-    const mixed = await openMixed(image, viewer, ui.panel, { warn, token });
+    // The page takes its final layout before the viewer measures itself: the panel lists the
+    // channels instead of the header, and is built before the viewer (see openMixed).
+    ui.channels.hidden = true;
+    const mixed = await openMixed(image, ui.panel, {
+      warn, token, createViewer: () => createViewer("canvas", token),
+    });
     Object.assign(window.plexzoom, { mixer: mixed.mixer, panel: mixed.panel });
-    ui.channels.hidden = true; // the panel lists them
-    tileSource = mixed.source;
+    ({ viewer, source: tileSource } = mixed);
   } else {
+    viewer = createViewer("auto", token);
     tileSource = await tileSourceOf(image, token);
   }
   window.plexzoom.viewer = viewer;
