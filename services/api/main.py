@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from plexzoom.api.accesslog import log_requests_to_stderr
 from plexzoom.api.config import ApiSettings
 from plexzoom.api.errors import install_error_handlers
-from plexzoom.api.routes import health, hooks, images, render
+from plexzoom.api.routes import formats, health, hooks, images, render
 from plexzoom.api.security import build_access, wrap_app
 from plexzoom.core.images import Enqueue
 from plexzoom.core.libvips import restrict_loaders
@@ -77,6 +77,7 @@ def create_api(
     install_error_handlers(api)
     api.include_router(images.router)
     api.include_router(render.router)
+    api.include_router(formats.router)
     api.include_router(health.router)
     if settings.s3_hook_token is not None and enqueue_hint is not None:
         api.include_router(hooks.router)

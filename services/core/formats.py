@@ -10,20 +10,23 @@ __all__ = ["SNIFF_BYTES", "SUPPORTED", "SUPPORTED_NAMES", "Format", "sniff_forma
 
 @dataclass(frozen=True)
 class Format:
-    """A supported upload format."""
+    """A supported upload format: what people call it and the names its files usually have
+    (shown to them; plexzoom itself goes by the file's first bytes)."""
 
     name: str
     media_type: str
+    label: str
+    extensions: tuple[str, ...]
 
 
-TIFF = Format("tiff", "image/tiff")
-PNG = Format("png", "image/png")
-JPEG = Format("jpeg", "image/jpeg")
-WEBP = Format("webp", "image/webp")
-MAT5 = Format("mat5", "application/x-matlab-data")
-MAT73 = Format("mat73", "application/x-matlab-data")
-HDF5 = Format("hdf5", "application/x-hdf5")
-NPY = Format("npy", "application/x-npy")
+TIFF = Format("tiff", "image/tiff", "TIFF (BigTIFF, OME-TIFF)", (".tif", ".tiff", ".btf"))
+PNG = Format("png", "image/png", "PNG", (".png",))
+JPEG = Format("jpeg", "image/jpeg", "JPEG", (".jpg", ".jpeg"))
+WEBP = Format("webp", "image/webp", "WebP", (".webp",))
+MAT5 = Format("mat5", "application/x-matlab-data", "MATLAB v5", (".mat",))
+MAT73 = Format("mat73", "application/x-matlab-data", "MATLAB v7.3", (".mat",))
+HDF5 = Format("hdf5", "application/x-hdf5", "HDF5", (".h5", ".hdf5"))
+NPY = Format("npy", "application/x-npy", "NumPy array", (".npy",))
 SUPPORTED = (TIFF, PNG, JPEG, WEBP, MAT5, MAT73, HDF5, NPY)
 SUPPORTED_NAMES = SOURCE_NAMES
 

@@ -75,6 +75,7 @@ async def test_without_keys_the_api_is_open_and_links_carry_no_token(
         ("GET", "/v1/images/01jaaaaaaaaaaaaaaaaaaaaaaa/render"),
         ("PUT", "/v1/images/01jaaaaaaaaaaaaaaaaaaaaaaa/render"),
         ("PUT", "/v1/images/01jaaaaaaaaaaaaaaaaaaaaaaa/public"),
+        ("GET", "/v1/formats"),
     ],
 )
 async def test_every_v1_call_needs_a_key(guarded: Api, method: str, path: str) -> None:

@@ -1,4 +1,5 @@
-"""Views a person can trust in a real browser: shared links open where they were made."""
+"""The viewer a person can trust, in a real browser: shared links open where they were made, both
+drawers report ready, the pages say what the server says."""
 
 from collections.abc import Iterator
 from typing import Any
@@ -130,3 +131,38 @@ def test_collapsing_the_channel_panel_keeps_the_image_scale(
     assert_same_view(after, SHARED, "collapsed")
     reopened = open_view(ctx, shared_address(page))
     assert_same_view(view_of(reopened), SHARED, "reopened")
+
+
+@pytest.mark.parametrize("drawer", ["webgl", "canvas"])
+@pytest.mark.parametrize("kind", ["rgb", "channels"])
+def test_the_viewer_reports_ready_with_either_drawer(
+    stack: Stack,
+    context: tuple[BrowserContext, list[str]],
+    images: dict[str, Any],
+    kind: str,
+    drawer: str,
+) -> None:
+    """Both of OpenSeadragon's drawers (chosen with ?drawer=) draw the first view completely and
+    say so (software WebGL here: headless chromium has no GPU)."""
+    ctx, _blocked = context
+    page = open_view(ctx, f"{stack.url}/view.html?id={images[kind]['id']}&drawer={drawer}")
+    assert page.evaluate("() => window.plexzoom.viewer.drawer.getType()") == drawer
+    assert page.evaluate("() => window.plexzoom.viewer.world.getItemAt(0).getFullyLoaded()")
+
+
+def test_the_upload_page_lists_the_formats_the_server_takes(
+    stack: Stack, context: tuple[BrowserContext, list[str]]
+) -> None:
+    """The drop zone names every format of GET /v1/formats (once it listed 4 of the 8)."""
+    ctx, _blocked = context
+    formats = httpx.get(f"{stack.url}/v1/formats").json()["formats"]
+    page = ctx.new_page()
+    page.goto(f"{stack.url}/")
+    hint = page.get_by_test_id("formats-hint")
+    page.wait_for_function(
+        "() => /NumPy/.test(document.getElementById('formats-hint').textContent)"
+    )
+    text = hint.text_content() or ""
+    assert len(formats) == 8
+    for entry in formats:
+        assert entry["label"] in text, (entry, text)

@@ -111,6 +111,11 @@ export function listImages({ limit = 24, cursor = null } = {}) {
   return request(`/v1/images?${query}`);
 }
 
+/** GET /v1/formats: `{formats: [{name, media_type, label, extensions}]}`. */
+export function listFormats() {
+  return request("/v1/formats");
+}
+
 /** DELETE /v1/images/{id}. */
 export function deleteImage(id) {
   return request(`/v1/images/${encodeURIComponent(id)}`, { method: "DELETE" });

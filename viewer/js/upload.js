@@ -1,6 +1,6 @@
 // Upload page: drag-and-drop or pick files, send them with a byte progress bar, then follow the conversion.
 
-import { describeStatus, formatBytes, isPending, pollImage, uploadImage } from "./api.js";
+import { describeStatus, formatBytes, isPending, listFormats, pollImage, uploadImage } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -13,6 +13,7 @@ const ui = {
   error: $("upload-error"),
   open: $("upload-open"),
   cancel: $("upload-cancel"),
+  formats: $("formats-hint"),
 };
 let busy = false;
 let currentUpload = null;
@@ -144,7 +145,21 @@ function onDrop(event) {
   uploadFiles([...(event.dataTransfer?.files || [])]);
 }
 
+/** The formats the server takes, from the server (GET /v1/formats): one list for every page. */
+async function showFormats() {
+  try {
+    const { formats } = await listFormats();
+    const labels = formats.map((f) => f.label);
+    ui.formats.textContent = `${labels.slice(0, -1).join(", ")} or ${labels.at(-1)}. ` +
+      "Files are recognised by their content, whatever their name. Images of many gigabytes are fine.";
+    ui.formats.title = formats.map((f) => `${f.label}: ${f.extensions.join(" ")}`).join("\n");
+  } catch {
+    // the page works without the list; the server names the formats when it refuses a file
+  }
+}
+
 function init() {
+  showFormats();
   ui.zone.addEventListener("dragenter", onDrag);
   ui.zone.addEventListener("dragover", onDrag);
   ui.zone.addEventListener("dragleave", onDragLeave);

@@ -17,6 +17,7 @@ from plexzoom.core.readers.raster import open_raster
 from plexzoom.core.readers.tiff import open_tiff
 
 __all__ = [
+    "SOURCE_KINDS",
     "SOURCE_NAMES",
     "ChannelInfo",
     "ChannelSource",
@@ -41,6 +42,7 @@ _OPENERS: dict[str, Callable[[Path, ReadOptions], ChannelSource]] = {
     "jpeg": partial(open_raster, kind="jpeg"),
     "webp": partial(open_raster, kind="webp"),
 }
+SOURCE_KINDS = tuple(_OPENERS)  # what sniff_source can answer
 
 
 def sniff_source(head: bytes) -> str:
