@@ -128,6 +128,7 @@ def test_collapsing_the_channel_panel_keeps_the_image_scale(
     wait_drawn(page)
     after = view_of(page)
     assert after["width"] > before["width"]
+    assert page.get_by_test_id("channel-panel").bounding_box()["width"] <= 40  # a strip, not 115 px
     assert_same_view(after, SHARED, "collapsed")
     reopened = open_view(ctx, shared_address(page))
     assert_same_view(view_of(reopened), SHARED, "reopened")
@@ -166,3 +167,75 @@ def test_the_upload_page_lists_the_formats_the_server_takes(
     assert len(formats) == 8
     for entry in formats:
         assert entry["label"] in text, (entry, text)
+
+
+def test_a_bad_id_says_so_in_the_badge_too(
+    stack: Stack, context: tuple[BrowserContext, list[str]]
+) -> None:
+    """An image that does not exist shows its error and a badge that is no longer 'loading'."""
+    ctx, _blocked = context
+    page = ctx.new_page()
+    page.goto(f"{stack.url}/view.html?id=7ybq00000000000000000000zz")
+    page.get_by_test_id("view-error").wait_for()
+    assert page.get_by_test_id("view-status").text_content() == "not available"
+
+
+def wait_settled(page: Page) -> None:
+    """Wait until the viewport's animation has reached its target zoom and centre."""
+    page.wait_for_function("""() => {
+        const vp = window.plexzoom.viewer.viewport;
+        const [now, target] = [vp.getCenter(true), vp.getCenter(false)];
+        return Math.abs(vp.getZoom(true) / vp.getZoom(false) - 1) < 1e-6
+            && Math.abs(now.x - target.x) < 1e-9 && Math.abs(now.y - target.y) < 1e-9;
+    }""")
+
+
+def tab_to(page: Page, name: str, limit: int = 60) -> None:
+    """Press Tab until the control called ``name`` has the focus (at most ``limit`` times)."""
+    script = (
+        "() => document.activeElement?.getAttribute('aria-label') || document.activeElement?.title"
+    )
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate(script) == name:
+            return
+    raise AssertionError(f"{name!r} cannot be reached with Tab")
+
+
+def test_the_viewer_controls_work_from_the_keyboard(
+    stack: Stack, context: tuple[BrowserContext, list[str]], images: dict[str, Any]
+) -> None:
+    """Zoom in with Tab and Enter, back Home with Tab and Space; every row control is labelled."""
+    ctx, _blocked = context
+    page = open_view(ctx, f"{stack.url}/view.html?id={images['channels']['id']}")
+    home = view_of(page)["z"]
+    tab_to(page, "Zoom in")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => window.plexzoom.viewer.viewport.getZoom(false) > "
+                           "window.plexzoom.viewer.viewport.getHomeZoom() * 1.5")  # fmt: skip
+    wait_settled(page)
+    assert view_of(page)["z"] > home * 1.5
+    tab_to(page, "Go home")
+    page.keyboard.press(" ")
+    wait_settled(page)
+    assert abs(view_of(page)["z"] / home - 1) <= TOLERANCE
+    label = page.get_by_test_id("channel-gamma-0").evaluate("(e) => e.closest('label').textContent")
+    assert label.startswith("gamma")
+
+
+def test_full_page_keeps_the_channel_panel_and_the_scale_bar(
+    stack: Stack, context: tuple[BrowserContext, list[str]], images: dict[str, Any]
+) -> None:
+    """The full-page button fills the screen with the viewer, the channel panel and the scale bar
+    (OpenSeadragon's own full page showed the viewer alone); pressed again, it leaves."""
+    ctx, _blocked = context
+    page = open_view(ctx, f"{stack.url}/view.html?id={images['channels']['id']}")
+    page.get_by_test_id("fullpage").click()
+    page.wait_for_function("() => document.fullscreenElement !== null")
+    inside = page.evaluate("""() => ['channel-panel', 'scalebar', 'viewer'].map(
+        (id) => document.fullscreenElement.contains(document.getElementById(id)))""")
+    assert inside == [True, True, True]
+    assert page.get_by_test_id("channel-panel").is_visible()
+    assert page.get_by_test_id("scalebar").is_visible()
+    page.get_by_test_id("fullpage").click()
+    page.wait_for_function("() => document.fullscreenElement === null")

@@ -107,7 +107,7 @@ export function createChannelRow(channel, { update, solo }) {
       title: name }), value, soloButton),
     el("div", { className: "window" }, histogram, lowSlider, highSlider),
     el("div", { className: "row-numbers" }, el("label", {}, "min ", lowNumber), el("label", {}, "max ", highNumber),
-      el("label", { className: "gamma-label" }, "γ ", gamma, gammaText)));
+      el("label", { className: "gamma-label" }, "gamma ", gamma, gammaText)));
   let current = null;
 
   visible.addEventListener("change", () => update(i, { visible: visible.checked }));

@@ -40,6 +40,10 @@ window.plexzoom = {
 window.plexzoom.ready.catch(() => {}); // a failure is shown on the page; not an unhandled rejection
 
 function fail(message) {
+  if (ui.status.textContent === "loading") {
+    ui.status.textContent = "not available"; // a bad or deleted id: nothing is loading any more
+    ui.status.className = "badge badge-failed";
+  }
   ui.error.textContent = message;
   ui.error.hidden = false;
   ui.progressPanel.hidden = true;
@@ -137,6 +141,7 @@ function createViewer(drawer, token) {
     navigatorPosition: "BOTTOM_RIGHT",
     navigatorAutoFade: false,
     showRotationControl: false,
+    showFullPageControl: false, // OpenSeadragon's full page hides the channel panel: see fullPage()
     crossOriginPolicy: "Anonymous",
     ajaxWithCredentials: false,
     maxZoomPixelRatio: 2,
@@ -163,6 +168,49 @@ function watchLoading(viewer) {
   };
   item.addHandler("fully-loaded-change", (event) => update(event.fullyLoaded));
   update(item.getFullyLoaded());
+}
+
+/**
+ * Full page that keeps the channel panel and the scale bar: the workspace (viewer, overlays,
+ * panel) goes full screen, where OpenSeadragon's own full page would move the viewer alone.
+ */
+function addFullPageButton(viewer) {
+  const workspace = document.querySelector(".workspace");
+  const button = document.createElement("button");
+  Object.assign(button, { type: "button", className: "viewer-button fullpage-button", textContent: "⛶" });
+  button.dataset.testid = "fullpage";
+  const label = () => (document.fullscreenElement ? "Leave full page" : "Full page");
+  const update = () => {
+    button.title = label();
+    button.setAttribute("aria-label", label());
+    button.setAttribute("aria-pressed", String(Boolean(document.fullscreenElement)));
+  };
+  button.addEventListener("click", () => {
+    const done = document.fullscreenElement ? document.exitFullscreen() : workspace.requestFullscreen();
+    done.catch((err) => warn(`Full page is not available here: ${err.message}`));
+  });
+  document.addEventListener("fullscreenchange", update);
+  update();
+  viewer.addControl(button, { anchor: OSD.ControlAnchor.TOP_RIGHT });
+}
+
+/**
+ * OpenSeadragon's zoom and home buttons are plain elements that answer Enter but cannot be
+ * reached with Tab: give them a place in the tab order, a role and a name, and Space too.
+ */
+function makeButtonsFocusable(viewer) {
+  for (const button of viewer.buttonGroup?.buttons || []) {
+    const { element } = button;
+    element.tabIndex = 0;
+    element.setAttribute("role", "button");
+    element.setAttribute("aria-label", element.title);
+    element.addEventListener("keydown", (event) => {
+      if (event.key !== " ") return;
+      event.preventDefault();
+      button.raiseEvent("click", { originalEvent: event }); // zoom in and out act on click,
+      button.raiseEvent("release", { originalEvent: event }); // Home on release (as Enter does)
+    });
+  }
 }
 
 function attach(viewer) {
@@ -214,6 +262,8 @@ async function openImage(image) {
     tileSource = await tileSourceOf(image, token);
   }
   window.plexzoom.viewer = viewer;
+  makeButtonsFocusable(viewer);
+  addFullPageButton(viewer);
   attach(viewer); // before open(), so that no event is missed
   attachScaleBar(viewer, ui.scaleBar, image.physical_size);
   viewer.open(tileSource);
