@@ -239,3 +239,27 @@ def test_full_page_keeps_the_channel_panel_and_the_scale_bar(
     assert page.get_by_test_id("scalebar").is_visible()
     page.get_by_test_id("fullpage").click()
     page.wait_for_function("() => document.fullscreenElement === null")
+
+
+def test_arrow_keys_move_a_window_edge_by_one_native_unit(
+    stack: Stack, context: tuple[BrowserContext, list[str]], images: dict[str, Any]
+) -> None:
+    """On a uint16 channel a slider pixel spans many units; the arrow keys step exactly one (Shift:
+    ten), on the slider and in the number box, and the mix follows."""
+    ctx, _blocked = context
+    page = open_view(ctx, f"{stack.url}/view.html?id={images['channels']['id']}")
+
+    def window() -> tuple[float, float]:
+        first = page.evaluate("() => window.plexzoom.panel.settings.channels[0]")
+        return first["min"], first["max"]
+
+    low, high = window()
+    page.get_by_test_id("channel-min-range-0").focus()
+    page.keyboard.press("ArrowRight")
+    assert window() == (low + 1, high)
+    page.keyboard.press("Shift+ArrowRight")
+    assert window() == (low + 11, high)
+    page.get_by_test_id("channel-max-0").focus()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Shift+ArrowDown")
+    assert window() == (low + 11, high - 11)

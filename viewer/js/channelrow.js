@@ -126,6 +126,21 @@ export function createChannelRow(channel, { update, solo }) {
       else show(current, soloButton.getAttribute("aria-pressed") === "true");
     });
   }
+  // Arrow keys move a window edge by one native unit (Shift: ten), on the slider and in the box,
+  // where a slider pixel is several units wide on a 16-bit channel.
+  const unit = range.integer ? 1 : range.step;
+  for (const [input, key] of [[lowSlider, "min"], [highSlider, "max"], [lowNumber, "min"], [highNumber, "max"]]) {
+    // In a number box, left and right move the text cursor.
+    const steps = input.type === "number" ? { ArrowUp: 1, ArrowDown: -1 }
+      : { ArrowUp: 1, ArrowRight: 1, ArrowDown: -1, ArrowLeft: -1 };
+    input.addEventListener("keydown", (event) => {
+      const sign = steps[event.key];
+      if (!sign) return;
+      event.preventDefault();
+      const value = snap(current[key] + sign * unit * (event.shiftKey ? 10 : 1), range);
+      update(i, { [key]: key === "min" ? Math.min(value, current.max) : Math.max(value, current.min) });
+    });
+  }
   gamma.addEventListener("input", () => {
     update(i, { gamma: Math.min(GAMMA_MAX, Math.max(GAMMA_MIN, gammaAt(Number(gamma.value)))) });
   });
