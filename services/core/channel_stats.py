@@ -30,6 +30,11 @@ class ChannelStats(BaseModel):
     histogram: list[int]  # 256 bins spanning [min, max]
     count: int
     non_finite: int = 0
+    # The most common value (the dark field of a fluorescence channel) and the spread of the
+    # values around it, from its darker half (what lies above it may be signal); None when the
+    # histogram has no dark peak (a photograph, a ramp).
+    background: float | None = None
+    noise: float | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,7 @@ def summarize(counts: np.ndarray, quantizer: Quantizer, non_finite: int) -> Chan
     }
     span = np.arange(first, last + 1)
     coarse, _ = np.histogram(span, bins=256, range=(first, last + 1), weights=counts[span])
+    background, noise = _background(counts, cdf, values, first, last, coarse)
     return ChannelStats(
         min=float(values[first]),
         max=float(values[last]),
@@ -124,7 +130,51 @@ def summarize(counts: np.ndarray, quantizer: Quantizer, non_finite: int) -> Chan
         histogram=[int(c) for c in coarse],
         count=total,
         non_finite=non_finite,
+        background=background,
+        noise=noise,
     )
+
+
+# For a normal distribution the share of values below mean - sigma, over the share below the
+# mean: 0.1587 / 0.5.
+_ONE_SIGMA_BELOW = 0.3173
+# A background is a peak: its 1/256 of the range holds this many times the average share.
+_PEAKED = 4.0
+
+
+def _background(
+    counts: np.ndarray,
+    cdf: np.ndarray,
+    values: np.ndarray,
+    first: int,
+    last: int,
+    coarse: np.ndarray,
+) -> tuple[float | None, float | None]:
+    """The histogram's mode and a noise estimate from the darker side of its peak: the value
+    below which 31.73 % of the pixels up to the mode lie is one sigma below it, if the
+    background is roughly normal (at least one bin). None, None unless the mode is a clear
+    peak in the darker half of the pixels."""
+    mode = first + int(np.argmax(counts[first : last + 1]))
+    below_mode = cdf[mode] - counts[mode] / 2
+    used = coarse[coarse > 0]
+    if below_mode > cdf[-1] / 2 or coarse.max() < _PEAKED * used.mean():
+        return None, None
+    lower = int(np.searchsorted(cdf, _ONE_SIGMA_BELOW * below_mode))
+    step = values[1] - values[0]
+    return float(values[mode]), float(max(values[mode] - values[min(lower, mode)], step))
+
+
+def default_window(stats: ChannelStats) -> tuple[float, float]:
+    """The window a channel opens with: from just above its background (background + 2 noise,
+    so that the dark field of every channel stays black when channels are mixed, rather than
+    adding up to a grey veil) to its 99.9th percentile. Never above the 99th percentile, and
+    the 0.1th when the statistics have no background (older manifests) or it leaves no room."""
+    low, high = stats.percentiles["0.1"], stats.percentiles["99.9"]
+    if stats.background is not None and stats.noise is not None:
+        above = min(stats.background + 2 * stats.noise, stats.percentiles["99"])
+        if low < above < high:
+            low = above
+    return low, high
 
 
 def code_table(stats: ChannelStats, quantizer: Quantizer) -> tuple[list[float], np.ndarray]:

@@ -21,6 +21,7 @@ from plexzoom.core.channel_stats import (
     ChannelStats,
     Quantizer,
     code_table,
+    default_window,
     histogram,
     make_quantizer,
     summarize,
@@ -192,6 +193,7 @@ def convert_channels(
         i, stats = info.index, plan.stats
         band = codes.band(i).copy(interpretation="b-w")
         pyramid = store(f"c{i}", band, lossless, _part(progress, 2 + i, steps))
+        low, high = default_window(stats)
         channels.append(
             Channel(
                 index=i,
@@ -200,7 +202,7 @@ def convert_channels(
                 dtype=source.dtype,
                 wavelength_nm=info.wavelength_nm,
                 stats=stats,
-                window=Window(min=stats.percentiles["0.1"], max=stats.percentiles["99.9"]),
+                window=Window(min=low, max=high),
                 lut=plan.lut,
                 pyramid=pyramid.name,
             )

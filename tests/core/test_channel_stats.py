@@ -9,6 +9,7 @@ import pyvips
 from plexzoom.core.channel_stats import (
     PERCENTILES,
     code_table,
+    default_window,
     histogram,
     make_quantizer,
     summarize,
@@ -108,3 +109,56 @@ def test_eight_bit_data_keeps_one_code_per_value() -> None:
     _, _, lut, codes = stats_of(array)
     assert np.allclose(lut, np.arange(256), atol=1e-4)
     assert list(codes[:256]) == list(range(256))
+
+
+def fluorescence(seed: int, shape: tuple[int, int] = (400, 500)) -> np.ndarray:
+    """A uint16 channel: 90 % dark background N(300, 40), 10 % signal between 1000 and 4000."""
+    rng = np.random.default_rng(seed)
+    plane = rng.normal(300, 40, shape)
+    signal = rng.random(shape) < 0.1
+    plane[signal] = rng.uniform(1000, 4000, int(signal.sum()))
+    return np.clip(plane, 0, 65535).astype(np.uint16)
+
+
+def brightness(plane: np.ndarray, low: float, high: float) -> np.ndarray:
+    """A linear window's display level (0..255) of each pixel."""
+    return np.clip((plane.astype(np.float64) - low) / (high - low), 0, 1) * 255
+
+
+def test_the_default_window_starts_above_the_background() -> None:
+    """The background and its noise are found, and the window keeps 97 % of the dark field
+    black; the old default (the 0.1th percentile) left it grey: with 8 channels added up, a
+    veil over the whole image (the control)."""
+    plane = fluorescence(1)
+    stats, *_ = stats_of(plane)
+    assert stats.background is not None and stats.noise is not None
+    assert abs(stats.background - 300) <= 5 and abs(stats.noise - 40) <= 6
+    low, high = default_window(stats)
+    assert high == stats.percentiles["99.9"]
+    dark = plane[plane < 700]
+    assert (brightness(dark, low, high) == 0).mean() >= 0.97
+    assert 8 * brightness(dark, low, high).mean() < 2  # eight such channels: still black
+    old = stats.percentiles["0.1"]
+    assert 8 * brightness(dark, old, high).mean() > 40  # the veil the old default left (67)
+
+
+@pytest.mark.parametrize(
+    "plane",
+    [
+        np.tile(np.arange(0, 4000, 8, dtype=np.uint16), (300, 1)),  # a ramp: every value as common
+        (255 - fluorescence(2) // 16).astype(np.uint8),  # bright field: the peak is the light side
+    ],
+    ids=["ramp", "bright-field"],
+)
+def test_no_dark_peak_keeps_the_percentile_window(plane: np.ndarray) -> None:
+    """Without a dark background peak the window stays 0.1th to 99.9th percentile."""
+    stats, *_ = stats_of(plane)
+    assert stats.background is None
+    assert default_window(stats) == (stats.percentiles["0.1"], stats.percentiles["99.9"])
+
+
+def test_statistics_of_older_manifests_keep_their_window() -> None:
+    """Statistics written before the background was measured open as they did."""
+    stats, *_ = stats_of(fluorescence(3))
+    older = stats.model_copy(update={"background": None, "noise": None})
+    assert default_window(older) == (stats.percentiles["0.1"], stats.percentiles["99.9"])

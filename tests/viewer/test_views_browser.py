@@ -263,3 +263,48 @@ def test_arrow_keys_move_a_window_edge_by_one_native_unit(
     page.keyboard.press("ArrowDown")
     page.keyboard.press("Shift+ArrowDown")
     assert window() == (low + 11, high - 11)
+
+
+def test_auto_reset_and_the_converters_settings(
+    stack: Stack, context: tuple[BrowserContext, list[str]], images: dict[str, Any]
+) -> None:
+    """Auto puts a channel back on the converter's window; after "Save as default", Reset
+    returns to the saved settings and "Converter's" to the converter's own."""
+    ctx, _blocked = context
+    image = images["channels"]
+    converter = [(c["window"]["min"], c["window"]["max"]) for c in image["channels"]]
+    page = open_view(ctx, f"{stack.url}/view.html?id={image['id']}")
+
+    def windows() -> list[tuple[float, float]]:
+        channels = page.evaluate("() => window.plexzoom.panel.settings.channels")
+        return [(c["min"], c["max"]) for c in channels]
+
+    assert windows() == converter
+    page.get_by_test_id("channel-max-range-1").focus()
+    page.keyboard.press("Shift+ArrowLeft")
+    moved = windows()
+    assert moved[1] == (converter[1][0], converter[1][1] - 10)
+    page.get_by_test_id("channel-auto-1").click()
+    assert windows() == converter
+    page.get_by_test_id("channel-max-range-1").focus()
+    page.keyboard.press("Shift+ArrowLeft")
+    page.get_by_test_id("channels-save").click()
+    page.get_by_test_id("panel-status").filter(has_text="Saved").wait_for()
+    page.get_by_test_id("channel-max-range-2").focus()
+    page.keyboard.press("Shift+ArrowLeft")
+    page.get_by_test_id("channels-reset").click()
+    assert windows() == moved  # the saved defaults
+    page.get_by_test_id("channels-converter").click()
+    assert windows() == converter
+    # Leave the module's image as it came (other tests open it with its defaults).
+    channels = [
+        {
+            "index": c["index"],
+            "color": c["color"],
+            "min": c["window"]["min"],
+            "max": c["window"]["max"],
+        }
+        for c in image["channels"]
+    ]
+    put = httpx.put(f"{stack.url}/v1/images/{image['id']}/render", json={"channels": channels})
+    put.raise_for_status()

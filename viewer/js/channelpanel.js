@@ -17,9 +17,10 @@ export class ChannelPanel {
    * @param {object} image GET /v1/images/{id}
    * @param {object} settings render settings to show first
    * @param {object} hooks onChange(settings) after every edit; save(settings) -> Promise of the
-   *   saved settings; defaults: the saved defaults ("Reset")
+   *   saved settings; defaults: the saved defaults ("Reset"); converterDefaults: the
+   *   converter's own settings ("Converter's")
    */
-  constructor(root, image, settings, { onChange, save, defaults, showPca = () => {} }) {
+  constructor(root, image, settings, { onChange, save, defaults, converterDefaults, showPca = () => {} }) {
     Object.assign(this, { root, image, settings, onChange, save, defaults, showPca });
     this.soloed = null; // {index, before: visibility of every channel before solo}
     this.rows = new Map();
@@ -34,6 +35,7 @@ export class ChannelPanel {
     }
     $(root, "channels-all-on").addEventListener("click", () => this.allOn());
     $(root, "channels-reset").addEventListener("click", () => this.apply(this.defaults));
+    $(root, "channels-converter").addEventListener("click", () => this.apply(converterDefaults));
     $(root, "channels-save").addEventListener("click", () => this.saveDefaults());
     $(root, "panel-toggle").addEventListener("click", () => this.toggle());
     this.setUpPresets();

@@ -84,6 +84,12 @@ export function createChannelRow(channel, { update, solo }) {
   const value = control("output", "value", { className: "channel-value", title: "Value under the cursor" });
   const soloButton = control("button", "solo", {
     type: "button", className: "solo", textContent: "S", title: `Show only ${name}; again to undo`,
+    ariaLabel: `Solo ${name}`,
+  });
+  const autoButton = control("button", "auto", {
+    type: "button", className: "solo", textContent: "A", disabled: !channel.window,
+    title: `Auto contrast of ${name}: from just above its background to its 99.9th percentile`,
+    ariaLabel: `Auto contrast ${name}`,
   });
   const windowSlider = (what) => control("input", `${what}-range`, {
     type: "range", min: range.low, max: range.high, step: range.integer ? 1 : "any",
@@ -104,7 +110,7 @@ export function createChannelRow(channel, { update, solo }) {
   const histogram = el("canvas", { width: 256, height: 36, className: "histogram" });
   const element = el("li", { className: "channel-row", dataset: { index: String(i), testid: `channel-row-${i}` } },
     el("div", { className: "row-head" }, visible, colour, el("span", { className: "channel-name", textContent: name,
-      title: name }), value, soloButton),
+      title: name }), value, autoButton, soloButton),
     el("div", { className: "window" }, histogram, lowSlider, highSlider),
     el("div", { className: "row-numbers" }, el("label", {}, "min ", lowNumber), el("label", {}, "max ", highNumber),
       el("label", { className: "gamma-label" }, "gamma ", gamma, gammaText)));
@@ -113,6 +119,7 @@ export function createChannelRow(channel, { update, solo }) {
   visible.addEventListener("change", () => update(i, { visible: visible.checked }));
   colour.addEventListener("input", () => update(i, { color: colour.value }));
   soloButton.addEventListener("click", () => solo(i));
+  autoButton.addEventListener("click", () => update(i, { min: channel.window.min, max: channel.window.max }));
   lowSlider.addEventListener("input", () => {
     update(i, { min: Math.min(snap(Number(lowSlider.value), range), current.max) });
   });

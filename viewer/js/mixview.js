@@ -14,7 +14,8 @@ export function isMultiChannel(image) {
   return channels.length > 0 && channels.every((c) => c.lut?.length === 256 && c.dzi);
 }
 
-/** The manifest's own defaults, should GET /render fail: default windows, every channel shown. */
+/** The converter's own settings (and the fallback should GET /render fail): its windows and
+ * colours, every channel shown, as the server's defaults before any were saved. */
 function manifestDefaults(image) {
   return {
     channels: image.channels.map((c) => ({
@@ -77,6 +78,7 @@ export async function openMixed(image, root, { warn, token, createViewer }) {
   };
   const panel = new ChannelPanel(root, image, settings, {
     defaults: saved,
+    converterDefaults: manifestDefaults(image),
     showPca: (on) => showPcaLayer(viewer, image.links.pca, on, token).catch(
       (err) => warn(`The PCA layer could not be shown: ${err.message}`),
     ),
