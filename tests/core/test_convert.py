@@ -357,14 +357,18 @@ def test_the_shipped_samples_convert(
 def test_a_sample_with_channels_as_pages_keeps_its_channels(
     local_storage: LocalStorage, options: ConvertOptions, tmp_path: Path
 ) -> None:
-    """The 44153.tif stand-in's three OME channels (Red, Green, Blue) all reach the image."""
+    """The 44153.tif stand-in's three OME channels (Red, Green, Blue) all reach the image, each
+    in its colour through its default window."""
     sample = sample_three_channels(tmp_path / "44153.ome.tif")
     data = sample.read_bytes()
     manifest = convert_image(local_storage, store_original(local_storage, data), options)
     assert len(manifest.channels) == 3
     pages = [pyvips.Image.new_from_file(str(sample), page=p) for p in range(3)]
     tile = decode(read_tile(local_storage, manifest, manifest.pyramids["image"].levels - 1, 1, 1))
-    for band, page in enumerate(pages):
-        want = np.asarray(page.crop(253, 253, tile.shape[1], tile.shape[0]).numpy(), float)
+    for band, (page, channel) in enumerate(zip(pages, manifest.channels, strict=True)):
+        native = np.asarray(page.crop(253, 253, tile.shape[1], tile.shape[0]).numpy(), float)
+        assert channel.window is not None
+        low, high = channel.window.min, channel.window.max
+        want = np.clip((native - low) / (high - low), 0, 1) * 255
         # JPEG chroma subsampling blurs colour a little; other channels differ by 45 or more
         assert np.abs(tile[..., band].astype(float) - want).mean() < 15, band
