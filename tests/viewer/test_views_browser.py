@@ -308,3 +308,24 @@ def test_auto_reset_and_the_converters_settings(
     ]
     put = httpx.put(f"{stack.url}/v1/images/{image['id']}/render", json={"channels": channels})
     put.raise_for_status()
+
+
+def test_gallery_cards_tell_what_and_when_and_duplicates_apart(
+    stack: Stack, context: tuple[BrowserContext, list[str]], images: dict[str, Any]
+) -> None:
+    """A card names channels, type and pixel size, the upload time and a short id, so two
+    uploads of one file can be told apart."""
+    ctx, _blocked = context
+    again = convert(stack, three_channel_tiff(), "three.ome.tif")
+    first = images["channels"]
+    page = ctx.new_page()
+    page.goto(f"{stack.url}/")
+    metas = []
+    for image in (first, again):
+        meta = page.get_by_test_id(f"meta-{image['id']}")
+        meta.wait_for()
+        metas.append(meta.text_content() or "")
+    assert metas[0].startswith("3 channels · uint16 · 0.5 µm/px · 20"), metas[0]
+    assert f"#{first['id'][-6:]}" in metas[0] and f"#{again['id'][-6:]}" in metas[1]
+    assert metas[0] != metas[1]
+    httpx.delete(f"{stack.url}/v1/images/{again['id']}").raise_for_status()

@@ -192,6 +192,28 @@ export function formatDimensions(image) {
   return image.width && image.height ? `${image.width} × ${image.height} px` : "";
 }
 
+/** "2026-12-01 21:45" in the reader's time zone, for when an image was uploaded. */
+export function formatDate(iso) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return "";
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ` +
+    `${pad(date.getHours())}:${pad(date.getMinutes())}`;
+}
+
+/** What an image holds: "3 channels · uint16 · 0.5 µm/px" (RGB images: "RGB · uint8"). */
+export function describeContent(image) {
+  const channels = image.channels || [];
+  const multi = channels.length > 0 && channels.every((c) => c.lut);
+  let kind = "";
+  if (multi) kind = channels.length === 1 ? "1 channel" : `${channels.length} channels`;
+  else if (channels.length === 3) kind = "RGB";
+  else if (channels.length === 1) kind = "greyscale";
+  const [sizeX, , unit] = image.physical_size || [];
+  const pixel = Number.isFinite(sizeX) ? `${Number(sizeX.toPrecision(3))} ${unit}/px` : "";
+  return [kind, image.dtype, pixel].filter(Boolean).join(" · ");
+}
+
 /** "processing: tiling 42%" (status word, stage, percentage) for progress lines. */
 export function describeStatus(image) {
   let text = image.status;

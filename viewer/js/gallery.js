@@ -1,6 +1,8 @@
 // Gallery: newest-first cards of all images, paged with "More images", refreshed while they convert.
 
-import { deleteImage, describeStatus, formatBytes, formatDimensions, getImage, isPending, listImages } from "./api.js";
+import {
+  deleteImage, describeContent, describeStatus, formatBytes, formatDate, formatDimensions, getImage, isPending, listImages,
+} from "./api.js";
 
 const PAGE_SIZE = 24;
 const REFRESH_MS = 1000;
@@ -61,6 +63,12 @@ function cardBody(image) {
       el("h3", { className: "card-title" }, [el("a", { href: viewerUrl(image), title }, [title])]),
       badge(image),
       el("p", { className: "card-details" }, [details]),
+      // When and what: two uploads of the same file differ by their time and id.
+      el("p", { className: "card-details card-meta", "data-testid": `meta-${image.id}` }, [
+        [describeContent(image), formatDate(image.created)].filter(Boolean).join(" · "),
+        " · ",
+        el("span", { className: "card-id", title: `Image id ${image.id}` }, [`#${image.id.slice(-6)}`]),
+      ]),
     ]),
   ];
   if (isPending(image)) {
