@@ -2,11 +2,14 @@
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Route, sync_playwright
+
+from tests.servers import Stack, require_redis
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "browser"
@@ -51,3 +54,14 @@ def artifact(name: str) -> Path:
     """Where a screenshot is kept for people to look at after the run."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS / name
+
+
+@contextmanager
+def local_stack(factory: pytest.TempPathFactory, name: str, db: int) -> Iterator[Stack]:
+    """The whole stack with local-folder storage and its own Redis database, for one module."""
+    folder = factory.mktemp(name)
+    running = Stack(folder / "data", {"PLEXZOOM_REDIS_URL": require_redis(db)}, folder / "log")
+    try:
+        yield running
+    finally:
+        running.stop()

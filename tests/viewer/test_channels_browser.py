@@ -15,8 +15,8 @@ import tifffile
 from playwright.sync_api import BrowserContext, Page, Request
 
 from plexzoom.core.render import RenderSettings, render, settings_to_query, visible_tables
-from tests.servers import Stack, require_redis
-from tests.viewer.conftest import artifact
+from tests.servers import Stack
+from tests.viewer.conftest import artifact, local_stack
 from tests.viewer.test_browser import screen_pixel, wait_drawn
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -56,10 +56,8 @@ def hyperspectral_mat() -> bytes:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The whole stack with local-folder storage."""
-    folder = tmp_path_factory.mktemp("channels")
-    running = Stack(folder / "data", {"PLEXZOOM_REDIS_URL": require_redis(_DB)}, folder / "log")
-    yield running
-    running.stop()
+    with local_stack(tmp_path_factory, "channels", _DB) as running:
+        yield running
 
 
 def convert(stack: Stack, data: bytes, name: str) -> dict[str, Any]:

@@ -9,9 +9,10 @@ import pytest
 from playwright.sync_api import BrowserContext, Page
 
 from tests.integration.test_pipeline import quadrant_image
-from tests.servers import Stack, require_redis
+from tests.servers import Stack
+from tests.viewer.conftest import local_stack
 from tests.viewer.test_browser import wait_drawn
-from tests.viewer.test_channels_browser import three_channel_tiff
+from tests.viewer.test_channels_browser import convert, three_channel_tiff
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 _DB = 12  # Redis database of this module's stack (modules run one after another)
@@ -22,18 +23,8 @@ TOLERANCE = 0.005  # the issue's 0.5 %
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The whole stack with local-folder storage."""
-    folder = tmp_path_factory.mktemp("views")
-    running = Stack(folder / "data", {"PLEXZOOM_REDIS_URL": require_redis(_DB)}, folder / "log")
-    yield running
-    running.stop()
-
-
-def convert(stack: Stack, data: bytes, name: str) -> dict[str, Any]:
-    """Upload a file over HTTP and wait until it is ready."""
-    created = httpx.post(f"{stack.url}/v1/images", files={"file": (name, data)}, timeout=60).json()
-    image = stack.wait_status(created["id"])
-    assert image["status"] == "ready", image
-    return image
+    with local_stack(tmp_path_factory, "views", _DB) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

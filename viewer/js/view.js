@@ -141,7 +141,7 @@ function createViewer(drawer, token) {
     navigatorPosition: "BOTTOM_RIGHT",
     navigatorAutoFade: false,
     showRotationControl: false,
-    showFullPageControl: false, // OpenSeadragon's full page hides the channel panel: see fullPage()
+    showFullPageControl: false, // OpenSeadragon's full page hides the channel panel: see addFullPageButton()
     crossOriginPolicy: "Anonymous",
     ajaxWithCredentials: false,
     maxZoomPixelRatio: 2,
