@@ -19,6 +19,7 @@ STATUS_CODES: dict[type[errors.PlexzoomError], int] = {
     errors.UnsupportedFormat: 415,
     errors.ImageTooLarge: 413,
     errors.CorruptImage: 422,
+    errors.BadRequest: 400,
     errors.Conflict: 409,
     errors.DamagedRecord: 409,
     BadRenderSettings: 400,

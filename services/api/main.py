@@ -20,6 +20,7 @@ from plexzoom.api.routes import formats, health, hooks, images, render
 from plexzoom.api.security import build_access, wrap_app
 from plexzoom.core.images import Enqueue
 from plexzoom.core.libvips import restrict_loaders
+from plexzoom.core.pixels import PixelLookup
 from plexzoom.core.storage import S3Storage, Storage
 from plexzoom.settings import build_storage
 from plexzoom.tiles.app import PREFIX as TILES_PREFIX
@@ -74,6 +75,7 @@ def create_api(
     api.state.enqueue, api.state.ping_broker = enqueue, ping_broker
     api.state.enqueue_hint = enqueue_hint
     api.state.forget_image = lambda _image_id: None
+    api.state.pixels = PixelLookup(storage)
     install_error_handlers(api)
     api.include_router(images.router)
     api.include_router(render.router)

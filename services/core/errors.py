@@ -32,6 +32,10 @@ class CorruptImage(PlexzoomError):
     """The file claims a supported format but cannot be decoded."""
 
 
+class BadRequest(PlexzoomError):
+    """A request whose parameters cannot be used (a pixel outside the image, ...)."""
+
+
 class Conflict(PlexzoomError):
     """The request conflicts with the image's current state."""
 

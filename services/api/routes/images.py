@@ -13,6 +13,7 @@ from plexzoom.api.upload import receive_upload
 from plexzoom.core.access import AccessPolicy
 from plexzoom.core.images import delete_image, list_images, reconvert_image, set_public
 from plexzoom.core.manifest import read_manifest
+from plexzoom.core.pixels import PixelLookup
 
 router = APIRouter(
     prefix="/v1/images",
@@ -35,6 +36,22 @@ _UPLOAD_BODY = {
         },
     }
 }
+
+
+class ChannelValue(BaseModel):
+    """One channel's native value at a pixel."""
+
+    index: int
+    name: str
+    value: float
+
+
+class PixelValues(BaseModel):
+    """GET /v1/images/{id}/values: exact values read from the original."""
+
+    x: int
+    y: int
+    values: list[ChannelValue]
 
 
 class Visibility(BaseModel):
@@ -112,6 +129,32 @@ def reconvert(
     """Convert the original again into a new pyramid generation (new tile URLs)."""
     manifest = reconvert_image(storage, image_id, enqueue)
     return to_status(manifest, _context(request, settings), storage)
+
+
+@router.get("/{image_id}/values", response_model=PixelValues)
+def get_values(
+    image_id: str,
+    request: Request,
+    storage: StorageDep,
+    x: Annotated[int, Query(ge=0, le=10_000_000)],
+    y: Annotated[int, Query(ge=0, le=10_000_000)],
+    c: Annotated[list[int] | None, Query(max_length=256)] = None,
+) -> PixelValues:
+    """Native value of each channel (or of channels `c`, repeatable) at full-resolution pixel
+    (`x`, `y`), read from the original: not the display tiles' 8-bit approximation."""
+    manifest = read_manifest(storage, image_id)
+    wanted = sorted(set(c)) if c is not None else [ch.index for ch in manifest.channels]
+    pixels: PixelLookup = request.app.state.pixels
+    values = pixels.values(manifest, x, y, wanted)
+    names = {ch.index: ch.name for ch in manifest.channels}
+    return PixelValues(
+        x=x,
+        y=y,
+        values=[
+            ChannelValue(index=i, name=names[i], value=v)
+            for i, v in zip(wanted, values, strict=True)
+        ],
+    )
 
 
 @router.put("/{image_id}/public", response_model=ImageStatus)

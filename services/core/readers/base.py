@@ -50,6 +50,8 @@ class ReadOptions:
     max_channels: int = 256  # multiplex panels (~60 markers) and hyperspectral cubes (224 bands)
     max_bytes_per_pixel: int = 1024  # all channels of one pixel: 256 float32 or 512 uint16
     max_in_memory_bytes: int = 4 * 1024**3  # .mat/.h5 arrays are decoded into memory
+    # Pixels are looked up one at a time (values under the cursor), not streamed top to bottom.
+    random_access: bool = False
 
 
 @dataclass

@@ -6,13 +6,13 @@ import struct
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 import pyvips
 import tifffile
 
-from plexzoom.core.errors import CorruptImage
+from plexzoom.core.errors import CorruptImage, UnsupportedFormat
 from plexzoom.core.readers.base import (
     DTYPE_TO_VIPS,
     UNREADABLE,
@@ -31,6 +31,9 @@ from plexzoom.core.readers.tiff_layout import TiffPlan, plan_tiff, tiff_page
 _COLOUR_INTERPRETATIONS = ("srgb", "rgb16", "cmyk")
 _COLOUR_PHOTOMETRICS = (2, 3, 5, 6)  # RGB, palette, separated (CMYK), YCbCr
 _TIFF_ERRORS = (tifffile.TiffFileError, ValueError, OSError, struct.error, IndexError, KeyError)
+# Where libvips reads the TIFF's pages: a local path, or a loader of (page, access) that reads
+# the bytes from elsewhere (plexzoom.core.pixels: ranged reads of an original in S3).
+TiffBytes = str | Callable[[int, str], pyvips.Image]
 
 
 class _Header(NamedTuple):
@@ -47,19 +50,38 @@ def open_tiff(path: Path, options: ReadOptions) -> ChannelSource:
     """Open a TIFF, BigTIFF or OME-TIFF as channels (OME metadata where present)."""
     try:
         with tifffile.TiffFile(path) as tif:
-            return _open(path, tif, options)
+            return _open(str(path), tif, options)
     except _TIFF_ERRORS as exc:
         raise CorruptImage(UNREADABLE) from exc
 
 
-def _open(path: Path, tif: tifffile.TiffFile, options: ReadOptions) -> ChannelSource:
+def open_tiff_ranged(
+    file: BinaryIO, load_page: Callable[[int, str], pyvips.Image], options: ReadOptions
+) -> ChannelSource:
+    """Open a TIFF that is not on this machine: tifffile reads ``file``, libvips ``load_page``.
+
+    Both read by ranges, so looking up a pixel of a tiled TIFF reads its header and one tile.
+    """
+    try:
+        with tifffile.TiffFile(file) as tif:
+            return _open(load_page, tif, options)
+    except _TIFF_ERRORS as exc:
+        raise CorruptImage(UNREADABLE) from exc
+
+
+def _open(origin: TiffBytes, tif: tifffile.TiffFile, options: ReadOptions) -> ChannelSource:
     """Plan the pages, check the pixel type and build the channel loader."""
     plan = plan_tiff(tif, options)
     page = tiff_page(tif, plan.pages[0])
     check_size(page.imagewidth, page.imagelength, options)  # before libvips reads the page
     _check_data_in_file(tif, plan.pages)
     direct = needs_direct(page)
-    head = _tiff_header(page) if direct else _vips_header(path, plan.pages[0])
+    if direct and not isinstance(origin, str):
+        raise UnsupportedFormat(
+            "This TIFF stores its samples in separate planes or as 64-bit numbers; its pixels "
+            "are read only from a copy on this machine."
+        )
+    head = _tiff_header(page) if direct else _vips_header(origin, plan.pages[0])
     if page.planarconfig == 2 and page.samplesperpixel > 1:
         plan.notes["planar"] = "separate"
     dtype = check_dtype(VIPS_TO_DTYPE.get(head.format, head.format))
@@ -72,20 +94,24 @@ def _open(path: Path, tif: tifffile.TiffFile, options: ReadOptions) -> ChannelSo
         plan.notes["samples_ignored"] = head.bands - bands
     channels = rgb_channels() if is_rgb else _channel_infos(plan, bands)
     check_pixel_depth(len(channels), np.dtype(dtype).itemsize, options)
+    # Single pixels (value lookups) need random access; whole pages stream top to bottom.
+    access = "random" if options.random_access else "sequential"
     load: Callable[[int], pyvips.Image]
     if direct:
-        load = direct_loader(path, tif, plan.pages, bands, options)
+        assert isinstance(origin, str)
+        load = direct_loader(Path(origin), tif, plan.pages, bands, options)
     else:
-        load = partial(_load_band, str(path), plan.pages, bands, head.interpretation == "cmyk")
-    load_bands = None if direct or is_rgb else partial(_load_bands, str(path), plan.pages, bands)
+        cmyk = head.interpretation == "cmyk"
+        load = partial(_load_band, origin, plan.pages, bands, cmyk, access)
+    load_bands = None if direct or is_rgb else partial(_load_bands, origin, plan.pages, bands)
     picture = None
     if is_rgb and direct:
         picture = partial(_join, load, 3)
     elif is_rgb:
         # dzsave reads a tiled page about 4 % faster with random access (bench/dzsave_options.py);
         # strips stay sequential, so a huge strip is never decoded twice.
-        access = "random" if page.is_tiled else "sequential"
-        picture = partial(_load_page, str(path), plan.pages[0], access)
+        access = "random" if page.is_tiled or options.random_access else "sequential"
+        picture = partial(_load_page, origin, plan.pages[0], access)
     return ChannelSource(
         width=head.width,
         height=head.height,
@@ -120,10 +146,10 @@ def _check_data_in_file(tif: tifffile.TiffFile, pages: list[int]) -> None:
             )
 
 
-def _vips_header(path: Path, page: int) -> _Header:
+def _vips_header(origin: TiffBytes, page: int) -> _Header:
     """The libvips view of one page (header only; pixels stay on disk)."""
     try:
-        image = _load_page(str(path), page)
+        image = _load_page(origin, page)
     except pyvips.Error as exc:
         raise CorruptImage(UNREADABLE) from exc
     return _Header(image.width, image.height, image.bands, image.format, image.interpretation)
@@ -164,17 +190,21 @@ def _channel_infos(plan: TiffPlan, bands: int) -> list[ChannelInfo]:
     return infos
 
 
-def _load_band(path: str, pages: list[int], bands: int, cmyk: bool, i: int) -> pyvips.Image:
-    """Channel ``i``: band ``i % bands`` of page ``pages[i // bands]``, opened for streaming."""
-    image = _load_page(path, pages[i // bands])
+def _load_band(
+    origin: TiffBytes, pages: list[int], bands: int, cmyk: bool, access: str, i: int
+) -> pyvips.Image:
+    """Channel ``i``: band ``i % bands`` of page ``pages[i // bands]``."""
+    image = _load_page(origin, pages[i // bands], access)
     if cmyk:
         image = image.colourspace("srgb")
     return image.extract_band(i % bands) if image.bands > 1 else image
 
 
-def _load_page(path: str, page: int, access: str = "sequential") -> pyvips.Image:
+def _load_page(origin: TiffBytes, page: int, access: str = "sequential") -> pyvips.Image:
     """One whole page as libvips decodes it (colour, alpha and profile kept)."""
-    image: pyvips.Image = pyvips.Image.tiffload(path, page=page, access=access, fail_on="error")
+    if not isinstance(origin, str):
+        return origin(page, access)
+    image: pyvips.Image = pyvips.Image.tiffload(origin, page=page, access=access, fail_on="error")
     return image
 
 
@@ -184,7 +214,9 @@ def _join(load: Callable[[int], pyvips.Image], count: int) -> pyvips.Image:
     return bands[0].bandjoin(bands[1:])
 
 
-def _load_bands(path: str, pages: list[int], bands: int, indices: Sequence[int]) -> pyvips.Image:
+def _load_bands(
+    origin: TiffBytes, pages: list[int], bands: int, indices: Sequence[int]
+) -> pyvips.Image:
     """Channels ``indices`` as bands, each page opened once (interleaved pages decode once).
 
     Runs of neighbouring bands of a page are taken in one ``extract_band`` (a whole page as it
@@ -201,7 +233,7 @@ def _load_bands(path: str, pages: list[int], bands: int, indices: Sequence[int])
     images = []
     for page, first, count in runs:
         if page not in opened:
-            opened[page] = _load_page(path, page)
+            opened[page] = _load_page(origin, page)
         image = opened[page]
         whole = first == 0 and count == image.bands
         images.append(image if whole else image.extract_band(first, n=count))
