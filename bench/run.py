@@ -22,11 +22,12 @@ import multichannel
 import psutil
 import pyvips
 import tiles
+import values
 from images import CONTENTS, ensure_image, ensure_photo
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
-SECTIONS = ("options", "convert", "memory", "tiles", "multichannel", "mixing")
+SECTIONS = ("options", "convert", "memory", "tiles", "multichannel", "mixing", "values")
 
 
 def parse_args() -> argparse.Namespace:
@@ -36,7 +37,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--only", choices=SECTIONS, action="append", help="run only this section")
     parser.add_argument("--runs", type=int, help="runs per variant (default 3, quick 1)")
     parser.add_argument("--backend", choices=convert.BACKENDS, action="append",
-                        help="conversion section: only this storage backend")  # fmt: skip
+                        help="conversion and values sections: only this backend")  # fmt: skip
     return parser.parse_args()
 
 
@@ -130,6 +131,13 @@ def main() -> int:
             results["mixing"] = mixing.run(OUT / "images", size, 20, work)
             summary += mixing.table(results["mixing"])
             timing["mixing"] = round(time.monotonic() - mark, 1)
+        if "values" in sections:
+            mark = time.monotonic()
+            size = 4096 if quick else 8192
+            backends = tuple(args.backend or convert.BACKENDS)
+            results["values"] = values.run(OUT / "images", size, work, backends)
+            summary += values.table(results["values"])
+            timing["values"] = round(time.monotonic() - mark, 1)
     finally:
         logs = OUT / "logs"
         shutil.rmtree(logs, ignore_errors=True)

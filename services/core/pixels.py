@@ -16,11 +16,13 @@ import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyvips
+import tifffile
 
 from plexzoom.core import keys
 from plexzoom.core.errors import BadRequest, Conflict, CorruptImage
@@ -28,6 +30,7 @@ from plexzoom.core.manifest import Manifest
 from plexzoom.core.readers import ChannelSource, ReadOptions, open_source, sniff_source
 from plexzoom.core.readers.base import UNREADABLE
 from plexzoom.core.readers.tiff import open_tiff_ranged
+from plexzoom.core.readers.tiff_layout import tiff_page
 from plexzoom.core.storage import LocalStorage, Storage
 
 BLOCK = 256 * 1024  # one ranged read; a 512 x 512 16-bit tile is 512 KiB uncompressed
@@ -50,6 +53,15 @@ class RangedObject:
         parts = [self._block(n) for n in range(start // BLOCK, (end - 1) // BLOCK + 1)]
         first = start - (start // BLOCK) * BLOCK
         return b"".join(parts)[first : first + max(end - start, 0)]
+
+    def prefetch(self, ranges: Sequence[tuple[int, int]], pool: ThreadPoolExecutor) -> None:
+        """Fetch the blocks of several (start, length) ranges concurrently."""
+        blocks = {
+            n
+            for start, length in ranges
+            for n in range(start // BLOCK, (min(start + length, self.size) - 1) // BLOCK + 1)
+        }
+        list(pool.map(self._block, sorted(blocks)))
 
     def _block(self, n: int) -> bytes:
         with self._lock:
@@ -130,11 +142,46 @@ class RangedFile(io.RawIOBase):
         return data
 
 
+@dataclass(frozen=True)
+class _Segments:
+    """Where one TIFF page keeps the tile or strip of each pixel."""
+
+    width: int  # of a tile, or of the image for strips
+    height: int  # of a tile, or rows per strip
+    across: int  # tiles per row
+    offsets: tuple[int, ...]
+    counts: tuple[int, ...]
+
+    @classmethod
+    def of(cls, page: tifffile.TiffPage) -> _Segments:
+        if page.is_tiled:
+            width, height = page.tilewidth, page.tilelength
+        else:
+            width, height = page.imagewidth, page.rowsperstrip or page.imagelength
+        across = -(-page.imagewidth // width)
+        return cls(width, height, across, page.dataoffsets, page.databytecounts)
+
+    def holding(self, x: int, y: int) -> tuple[int, int]:
+        """(offset, length) of the segment that holds pixel (x, y)."""
+        index = (y // self.height) * self.across + x // self.width  # strips: one across
+        index = min(index, len(self.offsets) - 1)
+        return self.offsets[index], self.counts[index]
+
+
 @dataclass
 class _Opened:
     source: ChannelSource
-    ranged: RangedObject | None
-    copy: Path | None  # a temporary copy of the original, removed on close
+    ranged: RangedObject | None = None
+    segments: dict[int, _Segments] | None = None  # by page, for a ranged TIFF
+    copy: Path | None = None  # a temporary copy of the original, removed on close
+
+    def prefetch(self, x: int, y: int, channels: Sequence[int], pool: ThreadPoolExecutor) -> None:
+        """Fetch the segments that hold (x, y) on each channel's page, all at once."""
+        pages = self.source.channel_pages
+        if self.ranged is None or self.segments is None or pages is None:
+            return
+        wanted = {pages[c] for c in channels}
+        self.ranged.prefetch([self.segments[p].holding(x, y) for p in sorted(wanted)], pool)
 
     def close(self) -> None:
         self.source.close()
@@ -150,6 +197,7 @@ class PixelLookup:
         self.scratch_dir = scratch_dir
         self._open: OrderedDict[tuple[str, str], _Opened] = OrderedDict()
         self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="plexzoom-pixels")
 
     def values(
         self, manifest: Manifest, x: int, y: int, channels: Sequence[int] | None = None
@@ -173,6 +221,7 @@ class PixelLookup:
                 raise Conflict("The original does not match the converted image; convert again.")
             if not wanted:
                 return []
+            opened.prefetch(x, y, wanted, self._pool)
             try:
                 point = source.bands(wanted).crop(x, y, 1, 1)
                 return [float(v) for v in point.getpoint(0, 0)]
@@ -180,11 +229,12 @@ class PixelLookup:
                 raise CorruptImage(UNREADABLE) from exc
 
     def close(self) -> None:
-        """Close every open original."""
+        """Close every open original and stop the fetching threads."""
         with self._lock:
             for opened in self._open.values():
                 opened.close()
             self._open.clear()
+        self._pool.shutdown(wait=False)
 
     @contextmanager
     def _opened(self, manifest: Manifest) -> Iterator[_Opened]:
@@ -206,13 +256,15 @@ class PixelLookup:
         key = keys.original_key(manifest.id)
         options = ReadOptions(random_access=True, variable=manifest.variable)
         if isinstance(self.storage, LocalStorage):
-            return _Opened(open_source(self.storage.path_of(key), options), None, None)
+            return _Opened(open_source(self.storage.path_of(key), options))
         size = self.storage.size(key)
         ranged = RangedObject(self.storage, key, size)
         if sniff_source(ranged.read(0, 520)) == "tiff":
             source = open_tiff_ranged(io.BufferedReader(ranged.file()), RangedTiff(ranged), options)
-            source.notes.setdefault("source_format", "tiff")
-            return _Opened(source, ranged, None)
+            with tifffile.TiffFile(io.BufferedReader(ranged.file())) as tif:
+                pages = sorted(set(source.channel_pages or []))
+                segments = {p: _Segments.of(tiff_page(tif, p)) for p in pages}
+            return _Opened(source, ranged, segments)
         if size > COPY_LIMIT:
             raise Conflict(
                 f"Exact values are looked up in originals up to {COPY_LIMIT // 1024**2} MiB "
@@ -222,7 +274,7 @@ class PixelLookup:
         copy = folder / "original"
         try:
             self.storage.download_file(key, copy)
-            return _Opened(open_source(copy, options), None, copy)
+            return _Opened(open_source(copy, options), copy=copy)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise

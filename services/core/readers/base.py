@@ -82,6 +82,9 @@ class ChannelSource:
     # Each channel is a page of its own: reading a few channels decodes only their pages, so
     # the conversion can bound its memory by reading a few channels per pass.
     pages_apart: bool = False
+    # The TIFF page that holds each channel (TIFFs only), so a pixel lookup can fetch the
+    # tiles of several pages at once.
+    channel_pages: list[int] | None = field(default=None, repr=False)
     # The whole picture as libvips decodes it (colour, alpha, profile, orientation), set where
     # the composite is the image: RGB slides and photographs, grey PNG/JPEG/WebP too.
     load_picture: Callable[[], pyvips.Image] | None = field(default=None, repr=False)

@@ -124,6 +124,7 @@ def _open(origin: TiffBytes, tif: tifffile.TiffFile, options: ReadOptions) -> Ch
         load_bands=load_bands,
         pages_apart=bands == 1 and not is_rgb,
         load_picture=picture,
+        channel_pages=[plan.pages[i // bands] for i in range(len(channels))],
     )
 
 
