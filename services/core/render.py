@@ -1,4 +1,4 @@
-"""The one render model of multi-channel images; viewer/js/render.js is its twin, line for line.
+"""The one render model of multi-channel images; viewer/js/lib/render.js is its line-for-line twin.
 
 A channel pyramid stores an 8-bit code per pixel and the manifest a ``lut``: 256 native values,
 code k standing for ``lut[k]``. For each visible channel:

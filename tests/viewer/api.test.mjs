@@ -1,9 +1,9 @@
-// Unit tests of the gallery's describing helpers in viewer/js/api.js. Run: node --test tests/viewer/
+// Unit tests of the gallery's describing helpers in viewer/js/lib/api.js. Run: node --test tests/viewer/
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { describeContent, formatDate } from "../../viewer/js/api.js";
+import { describeContent, formatDate } from "../../viewer/js/lib/api.js";
 
 const lut = new Array(256).fill(0);
 

@@ -1,4 +1,4 @@
-// Unit tests of viewer/js/presets.js (colour presets of the channel panel) with node's test runner.
+// Unit tests of viewer/js/lib/presets.js (colour presets of the channel panel) with node's test runner.
 // Run: node --test tests/viewer/
 
 import assert from "node:assert/strict";
@@ -21,7 +21,7 @@ import {
   trueColourPreset,
   trueColourRgb,
   xyzToLinearSrgb,
-} from "../../viewer/js/presets.js";
+} from "../../viewer/js/lib/presets.js";
 
 const BANDS = Array.from({ length: 31 }, (_, i) => 400 + 10 * i);
 

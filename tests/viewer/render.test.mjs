@@ -1,4 +1,4 @@
-// Unit tests of viewer/js/render.js (the render model's JS twin) with node's test runner.
+// Unit tests of viewer/js/lib/render.js (the render model's JS twin) with node's test runner.
 // Run: node --test tests/viewer/    (its speed: node bench/render_speed.mjs)
 
 import assert from "node:assert/strict";
@@ -16,7 +16,7 @@ import {
   settingsFromQuery,
   settingsToQuery,
   visibleTables,
-} from "../../viewer/js/render.js";
+} from "../../viewer/js/lib/render.js";
 
 const LINEAR = Array.from({ length: 256 }, (_, k) => k);
 const UINT16 = Array.from({ length: 256 }, (_, k) => k * 257);

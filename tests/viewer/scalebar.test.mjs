@@ -1,9 +1,9 @@
-// Unit tests of viewer/js/scalebar.js with node's test runner. Run: node --test tests/viewer/
+// Unit tests of viewer/js/lib/scalebar.js with node's test runner. Run: node --test tests/viewer/
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { formatLength, roundLength, scaleBar } from "../../viewer/js/scalebar.js";
+import { formatLength, roundLength, scaleBar } from "../../viewer/js/lib/scalebar.js";
 
 test("round lengths are 1, 2 or 5 times a power of ten, never above the limit", () => {
   assert.deepEqual([7.3, 0.0031, 100, 2.5, 19.99].map(roundLength), [5, 0.002, 100, 2, 10]);

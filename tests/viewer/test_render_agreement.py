@@ -52,7 +52,7 @@ def page(context: tuple[BrowserContext, list[str]], viewer_url: str) -> Iterator
     """A page on the viewer's origin, so render.js can be imported."""
     ctx, blocked = context
     page = ctx.new_page()
-    page.goto(f"{viewer_url}/js/render.js")
+    page.goto(f"{viewer_url}/js/lib/render.js")
     yield page
     assert blocked == []
 
@@ -93,7 +93,7 @@ def js_render(
     """Tables, pixels (RGB) and query of render.js, reading codes from RGBA arrays (stride 4)."""
     return page.evaluate(
         """async ({luts, settings, codes, n}) => {
-            const r = await import("/js/render.js");
+            const r = await import("/js/lib/render.js");
             const visible = r.visibleTables(settings, luts);
             const rgba = visible.map(([i]) => {
                 const a = new Uint8ClampedArray(n * 4).fill(255);
@@ -153,7 +153,7 @@ def test_query_encoding_agrees(page: Page) -> None:
     bad += ["c=0:ff00ff:1:2:25.5", "c=0:ff00ff:1:2,0:ff00ff:1:2", "c=a&c=b", "c=0:ff00ff:1e+5:2"]
     got = page.evaluate(
         """async ({settings, query, numbers, bad}) => {
-            const r = await import("/js/render.js");
+            const r = await import("/js/lib/render.js");
             const messages = bad.map((q) => {
                 try { r.settingsFromQuery(q, settings); } catch (e) { return e.message; }
                 return null;

@@ -1,17 +1,12 @@
+// @ts-check
 // One row of the channel panel: visibility, colour, solo, min/max over the histogram, gamma, value.
 
+import { el } from "./dom.js";
 import { GAMMA_MAX, GAMMA_MIN } from "./render.js";
 
 const GAMMA_LOW = 0.1;
 const GAMMA_HIGH = 5;
 const INTEGER = /^u?int/;
-
-function el(tag, { dataset = {}, ...props } = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), props);
-  Object.assign(node.dataset, dataset);
-  node.append(...children);
-  return node;
-}
 
 /** A native value as people read it: integers for integer data, four significant digits else. */
 export function formatValue(value, dtype) {

@@ -1,11 +1,15 @@
-// Viewer of multi-channel images: the live mix in OpenSeadragon, the channel panel, the URL state.
+// @ts-check
+// The viewer page's multi-channel mode: wires the channel panel, the compositor and the channel
+// tile source into one OpenSeadragon viewer, keeps the channel settings in the URL, and lays the
+// PCA layer over the mix. Named for the kind of image it opens; the parts it wires are
+// channelpanel.js, compositor.js and channeltiles.js.
 
 import { getRender, putRender } from "./api.js";
 import { ChannelPanel } from "./channelpanel.js";
-import { Mixer, mixModeOf } from "./mixer.js";
-import { createMixSource, loadDzi, tilesBase } from "./mixsource.js";
+import { createMixSource } from "./channeltiles.js";
+import { Compositor, mixModeOf } from "./compositor.js";
+import { loadDzi, signedDziSource, tilesBase } from "./deepzoom.js";
 import { BadRenderSettings, settingsFromQuery, settingsToQuery } from "./render.js";
-import { signedDziSource } from "./tiletoken.js";
 import { hashParams, setRenderQuery } from "./viewstate.js";
 
 /** True when every channel has an intensity table and a display pyramid (not an RGB photograph). */
@@ -36,7 +40,7 @@ function settingsFromHash(defaults, warn) {
 }
 
 /** Show each visible channel's native value under the pointer in the panel. */
-function trackCursor(viewer, mixer, panel) {
+function trackCursor(viewer, compositor, panel) {
   let pending = null;
   const clear = () => panel.showValues(new Map());
   viewer.element.addEventListener("pointermove", (event) => {
@@ -47,7 +51,7 @@ function trackCursor(viewer, mixer, panel) {
       const at = new window.OpenSeadragon.Point(pending.clientX - box.left, pending.clientY - box.top);
       const point = viewer.viewport.viewerElementToImageCoordinates(at);
       pending = null;
-      panel.showValues(mixer.valuesAt(point.x, point.y));
+      panel.showValues(compositor.valuesAt(point.x, point.y));
     });
   });
   viewer.element.addEventListener("pointerleave", clear);
@@ -55,10 +59,10 @@ function trackCursor(viewer, mixer, panel) {
 
 /**
  * Open `image` mixed live: the panel in `root` edits the settings, then `createViewer()` makes the
- * viewer (not yet opened) that shows the mix source; `token` (tiletoken.js) signs every tile URL.
+ * viewer (not yet opened) that shows the mix source; `token` (deepzoom.TileToken) signs every tile URL.
  * The panel is laid out first so that the viewer measures its final size: a view from the address
  * applied before the panel narrowed the viewer lost zoom by the panel's share of the width.
- * Returns {viewer, mixer, panel, source}; the caller opens the viewer with `source`.
+ * Returns {viewer, compositor, panel, source}; the caller opens the viewer with `source`.
  */
 export async function openMixed(image, root, { warn, token, createViewer }) {
   const [geometry, saved] = await Promise.all([
@@ -69,7 +73,7 @@ export async function openMixed(image, root, { warn, token, createViewer }) {
   // ?mix=browser|server in the address overrides the choice by channel count (comparisons, bench)
   const forcedMode = new URLSearchParams(window.location.search).get("mix");
   let viewer = null;
-  let mixer = null;
+  let compositor = null;
   const showMode = (s) => {
     const mode = mixModeOf(s, forcedMode);
     document.body.dataset.mixMode = mode;
@@ -84,14 +88,14 @@ export async function openMixed(image, root, { warn, token, createViewer }) {
     ),
     save: (s) => putRender(image.id, s),
     onChange: (s) => {
-      mixer.set(s).catch((err) => warn(`The channels could not be drawn again: ${err.message}`));
+      compositor.set(s).catch((err) => warn(`The channels could not be drawn again: ${err.message}`));
       setRenderQuery(settingsToQuery(s), viewer);
       showMode(s);
     },
   });
   viewer = createViewer();
-  mixer = new Mixer(viewer, image, geometry, settings, { onWarn: warn, forcedMode, token });
-  const source = createMixSource(geometry, `plexzoom-mix:${image.id}`, (...args) => mixer.load(...args));
+  compositor = new Compositor(viewer, image, geometry, settings, { onWarn: warn, forcedMode, token });
+  const source = createMixSource(geometry, `plexzoom-mix:${image.id}`, (...args) => compositor.load(...args));
   setRenderQuery(settingsToQuery(settings), viewer);
   viewer.addHandler("open", () => showMode(panel.settings));
   window.addEventListener("hashchange", () => {
@@ -99,8 +103,8 @@ export async function openMixed(image, root, { warn, token, createViewer }) {
     const wanted = settingsFromHash(panel.defaults, warn);
     if (settingsToQuery(wanted) !== settingsToQuery(panel.settings)) panel.apply(wanted);
   });
-  trackCursor(viewer, mixer, panel);
-  return { viewer, mixer, panel, source };
+  trackCursor(viewer, compositor, panel);
+  return { viewer, compositor, panel, source };
 }
 
 /** Lay the server-rendered PCA pyramid over the mix (on), or take it away (off). */

@@ -1,15 +1,16 @@
-// Viewer page: follow one image until it is ready, open it in OpenSeadragon (multi-channel images mixed
-// live, with the channel panel: mixview.js), keep the view and the channel settings in the URL hash.
+// @ts-check
+// The page script of view.html: follow one image until it is ready, open it in OpenSeadragon
+// (multi-channel images mixed live, with the channel panel: lib/multichannel.js), keep the view and
+// the channel settings in the URL hash.
 
-import { describeStatus, formatBytes, formatDimensions, getImage, isPending, pollImage } from "./api.js";
-import { isMultiChannel, openMixed } from "./mixview.js";
-import { loadDzi, tilesBase } from "./mixsource.js";
-import { openRangeTileSource } from "./rangetiles.js";
-import { attachScaleBar } from "./scalebar.js";
-import { TileToken, signedDziSource } from "./tiletoken.js";
-import { applyView, writeHash } from "./viewstate.js";
+import { describeStatus, formatBytes, formatDimensions, getImage, isPending, pollImage } from "../lib/api.js";
+import { TileToken, loadDzi, openRangeTileSource, signedDziSource, tilesBase } from "../lib/deepzoom.js";
+import { el } from "../lib/dom.js";
+import { isMultiChannel, openMixed } from "../lib/multichannel.js";
+import { addFullPageButton, createViewer, makeButtonsFocusable } from "../lib/osdviewer.js";
+import { attachScaleBar } from "../lib/scalebar.js";
+import { applyView, writeHash } from "../lib/viewstate.js";
 
-const OSD = window.OpenSeadragon;
 const $ = (id) => document.getElementById(id);
 const ui = {
   title: $("view-title"),
@@ -18,11 +19,13 @@ const ui = {
   status: $("view-status"),
   progressPanel: $("view-progress-panel"),
   progressLabel: $("view-progress-label"),
-  progress: $("view-progress"),
+  progress: /** @type {HTMLProgressElement} */ ($("view-progress")),
   error: $("view-error"),
   warning: $("view-warning"),
   panel: $("channel-panel"),
   scaleBar: $("scalebar"),
+  viewer: $("viewer"),
+  workspace: /** @type {HTMLElement} */ (document.querySelector(".workspace")),
 };
 
 // For tests and the console: `await plexzoom.ready` resolves (with the viewer) once the first view
@@ -32,8 +35,10 @@ window.plexzoom = {
   viewer: null,
   image: null,
   mode: null, // "proxy" (links.dzi), "range" (links.pyramid) or "mix" (channels mixed live)
-  mixer: null, // in "mix" mode: `await plexzoom.mixer.idle()` waits for a settings change to be drawn
-  token: null, // the tile token of a private image, renewed before it expires (tiletoken.js)
+  // in "mix" mode, the compositor (lib/compositor.js): `await plexzoom.mixer.idle()` waits for a
+  // settings change to be drawn
+  mixer: null,
+  token: null, // the tile token of a private image, renewed before it expires (lib/deepzoom.js)
   panel: null,
   ready: new Promise((resolve, reject) => Object.assign(readiness, { resolve, reject })),
 };
@@ -69,13 +74,9 @@ function showInfo(image) {
 }
 
 function channelItem(channel) {
-  const item = document.createElement("li");
-  const swatch = document.createElement("span");
-  swatch.className = "swatch";
+  const swatch = el("span", { className: "swatch" });
   swatch.style.backgroundColor = channel.color; // an invalid colour is simply ignored
-  item.append(swatch, channel.name || `Channel ${channel.index}`);
-  item.title = `Channel ${channel.index}`;
-  return item;
+  return el("li", { title: `Channel ${channel.index}` }, swatch, channel.name || `Channel ${channel.index}`);
 }
 
 const PENDING_LABELS = {
@@ -99,8 +100,6 @@ function showStatus(image) {
   if (image.status === "failed") fail(image.error || "The conversion of this image failed.");
 }
 
-// --- OpenSeadragon ---
-
 /**
  * The tileSources value: the standard DZI (proxy mode; with the current token in every tile URL
  * for a private image) or the Range tile source (presigned mode).
@@ -120,45 +119,6 @@ async function tileSourceOf(image, token) {
   throw new Error("The image is ready but the server gave no pyramid link for it.");
 }
 
-/*
- * Drawer: mixed tiles are made on the CPU as 2D canvases, which OpenSeadragon's canvas drawer
- * composites as they are; the WebGL drawer uploads every tile as a texture again after each
- * settings change, which without a GPU (software WebGL) made a re-mix 5x slower (bench/mixing.py:
- * ~330 ms against ~45 ms for 4 channels at 1920x1080). Plain images keep OpenSeadragon's choice.
- * `?drawer=webgl|canvas` in the address overrides it, for comparisons.
- */
-const DRAWERS = new Set(["auto", "webgl", "canvas"]);
-
-function createViewer(drawer, token) {
-  const wanted = new URLSearchParams(window.location.search).get("drawer");
-  if (typeof OSD !== "function") {
-    throw new Error("OpenSeadragon could not be loaded from /vendor/openseadragon/; the server must serve it.");
-  }
-  return OSD({
-    element: $("viewer"),
-    prefixUrl: "/vendor/openseadragon/images/",
-    showNavigator: true,
-    navigatorPosition: "BOTTOM_RIGHT",
-    navigatorAutoFade: false,
-    showRotationControl: false,
-    showFullPageControl: false, // OpenSeadragon's full page hides the channel panel: see addFullPageButton()
-    crossOriginPolicy: "Anonymous",
-    ajaxWithCredentials: false,
-    maxZoomPixelRatio: 2,
-    visibilityRatio: 0.5,
-    // Folding the channel panel or resizing the window keeps the image's scale (screen px per
-    // image px, the z of a shared link) and centre, rather than the share of the image in view.
-    preserveImageSizeOnResize: true,
-    tileRetryMax: 2,
-    tileRetryDelay: 500,
-    drawer: DRAWERS.has(wanted) ? wanted : drawer,
-    // Private tiles: downloads wait in OpenSeadragon's queue, where they are signed when they
-    // start, not in the browser's (6 connections a host), where a queued token could expire;
-    // and a connection stays free for the token's renewal.
-    imageLoaderLimit: token.value ? 4 : 0,
-  });
-}
-
 /** Mirror the fully-loaded flag into the page and resolve `plexzoom.ready` the first time. */
 function watchLoading(viewer) {
   const item = viewer.world.getItemAt(0);
@@ -168,49 +128,6 @@ function watchLoading(viewer) {
   };
   item.addHandler("fully-loaded-change", (event) => update(event.fullyLoaded));
   update(item.getFullyLoaded());
-}
-
-/**
- * Full page that keeps the channel panel and the scale bar: the workspace (viewer, overlays,
- * panel) goes full screen, where OpenSeadragon's own full page would move the viewer alone.
- */
-function addFullPageButton(viewer) {
-  const workspace = document.querySelector(".workspace");
-  const button = document.createElement("button");
-  Object.assign(button, { type: "button", className: "viewer-button fullpage-button", textContent: "⛶" });
-  button.dataset.testid = "fullpage";
-  const label = () => (document.fullscreenElement ? "Leave full page" : "Full page");
-  const update = () => {
-    button.title = label();
-    button.setAttribute("aria-label", label());
-    button.setAttribute("aria-pressed", String(Boolean(document.fullscreenElement)));
-  };
-  button.addEventListener("click", () => {
-    const done = document.fullscreenElement ? document.exitFullscreen() : workspace.requestFullscreen();
-    done.catch((err) => warn(`Full page is not available here: ${err.message}`));
-  });
-  document.addEventListener("fullscreenchange", update);
-  update();
-  viewer.addControl(button, { anchor: OSD.ControlAnchor.TOP_RIGHT });
-}
-
-/**
- * OpenSeadragon's zoom and home buttons are plain elements that answer Enter but cannot be
- * reached with Tab: give them a place in the tab order, a role and a name, and Space too.
- */
-function makeButtonsFocusable(viewer) {
-  for (const button of viewer.buttonGroup?.buttons || []) {
-    const { element } = button;
-    element.tabIndex = 0;
-    element.setAttribute("role", "button");
-    element.setAttribute("aria-label", element.title);
-    element.addEventListener("keydown", (event) => {
-      if (event.key !== " ") return;
-      event.preventDefault();
-      button.raiseEvent("click", { originalEvent: event }); // zoom in and out act on click,
-      button.raiseEvent("release", { originalEvent: event }); // Home on release (as Enter does)
-    });
-  }
 }
 
 function attach(viewer) {
@@ -253,17 +170,17 @@ async function openImage(image) {
     // channels instead of the header, and is built before the viewer (see openMixed).
     ui.channels.hidden = true;
     const mixed = await openMixed(image, ui.panel, {
-      warn, token, createViewer: () => createViewer("canvas", token),
+      warn, token, createViewer: () => createViewer(ui.viewer, "canvas", token),
     });
-    Object.assign(window.plexzoom, { mixer: mixed.mixer, panel: mixed.panel });
+    Object.assign(window.plexzoom, { mixer: mixed.compositor, panel: mixed.panel });
     ({ viewer, source: tileSource } = mixed);
   } else {
-    viewer = createViewer("auto", token);
+    viewer = createViewer(ui.viewer, "auto", token);
     tileSource = await tileSourceOf(image, token);
   }
   window.plexzoom.viewer = viewer;
   makeButtonsFocusable(viewer);
-  addFullPageButton(viewer);
+  addFullPageButton(viewer, ui.workspace, warn);
   attach(viewer); // before open(), so that no event is missed
   attachScaleBar(viewer, ui.scaleBar, image.physical_size);
   viewer.open(tileSource);

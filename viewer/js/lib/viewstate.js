@@ -1,3 +1,4 @@
+// @ts-check
 // The shareable state in the URL hash: #x=<image px>&y=<image px>&z=<screen px per image px>&c=<render>.
 
 /*

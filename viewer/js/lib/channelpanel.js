@@ -1,14 +1,17 @@
+// @ts-check
 // The channel panel: a row per channel, "All on", "Reset", "Save as default", presets, mix mode.
 
 import { createChannelRow } from "./channelrow.js";
-import { BROWSER_MAX_VISIBLE } from "./mixer.js";
+import { BROWSER_MAX_VISIBLE } from "./compositor.js";
+import { el } from "./dom.js";
 import { bandGroupPreset, presetsFor, rgbPreset, trueColourPreset } from "./presets.js";
 import { MAX_VISIBLE } from "./render.js";
 
 const $ = (root, testid) => root.querySelector(`[data-testid="${testid}"]`);
 
+/** An <option> of a preset or channel picker. */
 function option(value, text) {
-  return Object.assign(document.createElement("option"), { value, textContent: text });
+  return el("option", { value, textContent: text });
 }
 
 export class ChannelPanel {
@@ -21,7 +24,13 @@ export class ChannelPanel {
    *   converter's own settings ("Converter's")
    */
   constructor(root, image, settings, { onChange, save, defaults, converterDefaults, showPca = () => {} }) {
-    Object.assign(this, { root, image, settings, onChange, save, defaults, showPca });
+    this.root = root;
+    this.image = image;
+    this.settings = settings;
+    this.onChange = onChange;
+    this.save = save;
+    this.defaults = defaults;
+    this.showPca = showPca;
     this.soloed = null; // {index, before: visibility of every channel before solo}
     this.rows = new Map();
     const list = $(root, "channel-rows");

@@ -1,4 +1,8 @@
-// The live channel mix: render settings -> tables -> every loaded tile re-drawn from its codes.
+// @ts-check
+// The per-tile compositor of the live channel mix: render settings -> tables -> every loaded tile
+// drawn again from its channel codes (or the server's rendering), and who mixes: the browser or the
+// server. The name says what it does to a tile; the tiles it draws come from channeltiles.js, and
+// multichannel.js wires it to the page (where it is `window.plexzoom.mixer`).
 
 /*
  * Browser mode mixes the visible channels' code tiles with render.js (renderInto), on load and on
@@ -15,9 +19,9 @@
  * codes per channel per tile, where the server sends one tile.
  */
 
-import { RECORD_TYPE, TileRecord, fetchCodes, fetchRendered, tileAt, tilesBase } from "./mixsource.js";
+import { RECORD_TYPE, TileRecord, fetchCodes, fetchRendered } from "./channeltiles.js";
+import { NO_TOKEN, tileAt, tilesBase } from "./deepzoom.js";
 import { renderInto, settingsToQuery, visibleTables } from "./render.js";
-import { NO_TOKEN } from "./tiletoken.js";
 
 export const BROWSER_MAX_VISIBLE = 8;
 
@@ -28,17 +32,23 @@ export function mixModeOf(settings, forced = null) {
   return visible > BROWSER_MAX_VISIBLE ? "server" : "browser";
 }
 
-export class Mixer {
+/** Draws every tile of the mix source under the current settings. */
+export class Compositor {
   /**
-   * @param {object} viewer OpenSeadragon viewer (tiles of the mix source drawn by this mixer)
+   * @param {any} viewer OpenSeadragon viewer (tiles of the mix source drawn by this compositor)
    * @param {object} image GET /v1/images/{id} of a multi-channel image (channels with lut and dzi)
-   * @param {object} geometry the channels' common DZI geometry (mixsource.loadDzi)
+   * @param {object} geometry the channels' common DZI geometry (deepzoom.loadDzi)
    * @param {object} settings the render settings to start with
    * @param {object} options onWarn(message); forcedMode "browser" or "server" for comparisons;
-   *   token: the tile token of a private image (tiletoken.js)
+   *   token: the tile token of a private image (deepzoom.TileToken)
    */
   constructor(viewer, image, geometry, settings, { onWarn = () => {}, forcedMode = null, token = NO_TOKEN } = {}) {
-    Object.assign(this, { viewer, geometry, settings, onWarn, forcedMode, token });
+    this.viewer = viewer;
+    this.geometry = geometry;
+    this.settings = settings;
+    this.onWarn = onWarn;
+    this.forcedMode = forcedMode;
+    this.token = token;
     this.luts = [];
     this.bases = new Map();
     for (const c of image.channels) {

@@ -1,8 +1,11 @@
-// Gallery: newest-first cards of all images, paged with "More images", refreshed while they convert.
+// @ts-check
+// Gallery, the page script of index.html's lower half: newest-first cards of all images, paged
+// with "More images", refreshed while they convert.
 
 import {
   deleteImage, describeContent, describeStatus, formatBytes, formatDate, formatDimensions, getImage, isPending, listImages,
-} from "./api.js";
+} from "../lib/api.js";
+import { el } from "../lib/dom.js";
 
 const PAGE_SIZE = 24;
 const REFRESH_MS = 1000;
@@ -10,7 +13,7 @@ const REFRESH_MAX_MS = 10000;
 const $ = (id) => document.getElementById(id);
 const ui = {
   list: $("gallery"),
-  more: $("gallery-more"),
+  more: /** @type {HTMLButtonElement} */ ($("gallery-more")),
   empty: $("gallery-empty"),
   error: $("gallery-error"),
   reload: $("gallery-reload"),
@@ -19,17 +22,6 @@ const cards = new Map(); // image id -> <li>
 let nextCursor = null;
 let refreshTimer = null;
 let refreshDelay = REFRESH_MS;
-
-/** Make an element; props named aria-* or data-* become attributes. */
-function el(tag, props = {}, children = []) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (/^(aria|data)-/.test(key)) node.setAttribute(key, value);
-    else node[key] = value;
-  }
-  node.append(...children);
-  return node;
-}
 
 function viewerUrl(image) {
   return image.links?.viewer || `/view.html?id=${encodeURIComponent(image.id)}`;
@@ -44,48 +36,44 @@ function thumbnail(image) {
   const url = image.links?.thumbnail;
   if (!url) {
     const text = image.status === "failed" ? "No preview" : "Preview when ready";
-    return el("span", { className: "thumb thumb-empty" }, [text]);
+    return el("span", { className: "thumb thumb-empty" }, text);
   }
   return el("img", { className: "thumb", src: url, alt: "", loading: "lazy", decoding: "async" });
 }
 
 function badge(image) {
   return el("span", { className: `badge badge-${image.status}`, "data-testid": `status-${image.id}` },
-    [describeStatus(image)]);
+    describeStatus(image));
 }
 
 function cardBody(image) {
   const title = image.filename || image.id;
   const details = [formatDimensions(image), formatBytes(image.size)].filter(Boolean).join(" · ");
+  /** @type {HTMLElement[]} */
   const body = [
-    el("a", { className: "thumb-link", href: viewerUrl(image), tabIndex: -1, "aria-hidden": "true" }, [thumbnail(image)]),
-    el("div", { className: "card-info" }, [
-      el("h3", { className: "card-title" }, [el("a", { href: viewerUrl(image), title }, [title])]),
+    el("a", { className: "thumb-link", href: viewerUrl(image), tabIndex: -1, "aria-hidden": "true" }, thumbnail(image)),
+    el("div", { className: "card-info" },
+      el("h3", { className: "card-title" }, el("a", { href: viewerUrl(image), title }, title)),
       badge(image),
-      el("p", { className: "card-details" }, [details]),
+      el("p", { className: "card-details" }, details),
       // When and what: two uploads of the same file differ by their time and id.
-      el("p", { className: "card-details card-meta", "data-testid": `meta-${image.id}` }, [
+      el("p", { className: "card-details card-meta", "data-testid": `meta-${image.id}` },
         [describeContent(image), formatDate(image.created)].filter(Boolean).join(" · "),
         " · ",
-        el("span", { className: "card-id", title: `Image id ${image.id}` }, [`#${image.id.slice(-6)}`]),
-      ]),
-    ]),
+        el("span", { className: "card-id", title: `Image id ${image.id}` }, `#${image.id.slice(-6)}`))),
   ];
   if (isPending(image)) {
     body.push(el("progress", { max: 1, value: image.progress || 0, "aria-label": `Conversion of ${title}` }));
   }
   if (image.status === "failed") {
-    body.push(el("p", { className: "error card-error", role: "alert" }, [image.error || "The conversion failed."]));
+    body.push(el("p", { className: "error card-error", role: "alert" }, image.error || "The conversion failed."));
   }
   const remove = el("button", {
     type: "button", className: "button button-danger card-delete",
     "aria-label": `Delete ${title}`, "data-testid": `delete-${image.id}`,
-  }, ["Delete"]);
+  }, "Delete");
   remove.addEventListener("click", () => onDelete(image, remove));
-  body.push(el("div", { className: "card-actions" }, [
-    el("a", { className: "button", href: viewerUrl(image) }, ["Open"]),
-    remove,
-  ]));
+  body.push(el("div", { className: "card-actions" }, el("a", { className: "button", href: viewerUrl(image) }, "Open"), remove));
   return body;
 }
 
@@ -190,7 +178,7 @@ function init() {
   ui.more.addEventListener("click", () => loadPage(nextCursor));
   ui.reload.addEventListener("click", reload);
   // upload.js announces each new or changed image.
-  document.addEventListener("plexzoom:image", (e) => renderCard(e.detail));
+  document.addEventListener("plexzoom:image", (e) => renderCard(/** @type {CustomEvent} */ (e).detail));
   loadPage();
 }
 

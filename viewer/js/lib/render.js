@@ -1,3 +1,4 @@
+// @ts-check
 // The one render model of multi-channel images; services/core/render.py is its twin, line for line.
 
 /*

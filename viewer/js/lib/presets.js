@@ -1,3 +1,4 @@
+// @ts-check
 // Colour presets of the channel panel: pure functions from the image's channels and the current
 // render settings to new render settings (the render model of render.js does the drawing).
 

@@ -1,6 +1,8 @@
+// @ts-check
 // Scale bar overlay: a round physical length (1, 2 or 5 x 10^n) from the image's pixel size.
 
 const METRES = { nm: 1e-9, "µm": 1e-6, um: 1e-6, "μm": 1e-6, micron: 1e-6, mm: 1e-3, cm: 1e-2, m: 1 };
+/** @type {[string, number][]} */
 const NAMES = [["nm", 1e-9], ["µm", 1e-6], ["mm", 1e-3], ["m", 1]];
 
 /** The largest 1, 2 or 5 x 10^n that is not above `limit` (> 0). */

@@ -1,28 +1,32 @@
-// Tiles of the live channel mix: the OpenSeadragon tile source, and the tile records it loads
-// (each channel's 8-bit codes, or the server's rendered tile), fetched from standard DZI URLs.
+// @ts-check
+// Channel tiles of the live mix: a TileRecord per tile with each channel's 8-bit codes (or, in
+// server mode, the server's rendered tile), their downloads from the channels' DZI URLs, and the
+// OpenSeadragon tile source that hands the records on. The name says what it holds: mixing the
+// records is compositor.js, wiring the multi-channel page is multichannel.js.
 
 /*
- * DZI facts used here: {name}.dzi is <Image TileSize Overlap Format><Size Width Height/></Image>;
- * tile (col, row) of level L is {name}_files/L/col_row.{format}; level L is the image scaled by
- * 2^(L - maxLevel), maxLevel = ceil(log2(max(width, height))); a tile covers TileSize pixels plus
- * Overlap pixels on each side that has a neighbour. Channel pyramids are 8-bit grey PNGs whose
- * value is the channel's code; every channel of an image has the same geometry as c0.
+ * Channel pyramids are 8-bit grey PNGs whose value is the channel's code; every channel of an
+ * image has the same geometry as c0 (deepzoom.js: loadDzi, and the DZI naming of tiles).
  *
  * OpenSeadragon 6 API used: a subclass of OpenSeadragon.TileSource whose downloadTileStart hands
  * a TileRecord to job.finish(record, null, RECORD_TYPE). That custom data type is never drawn as
- * is: the viewer's 'tile-invalidated' handler (mixer.js) turns it into a "context2d" with
+ * is: the viewer's 'tile-invalidated' handler (compositor.js) turns it into a "context2d" with
  * event.setData, on load and after every settings change (viewer.requestInvalidate()). The
  * record stays the tile's original cache data, so a re-mix needs no download.
  */
 
-import { NO_TOKEN, tileSourceOptions } from "./tiletoken.js";
+import { NO_TOKEN, tileSourceOptions } from "./deepzoom.js";
 
 export const RECORD_TYPE = "plexzoom-tile";
 
 /** One tile: the codes of the channels fetched so far and, in server mode, the rendered tile. */
 export class TileRecord {
   constructor(level, x, y) {
-    Object.assign(this, { level, x, y, width: 0, height: 0 });
+    this.level = level;
+    this.x = x;
+    this.y = y;
+    this.width = 0;
+    this.height = 0;
     this.codes = new Map(); // channel index -> Uint8Array(width * height)
     this.pending = new Map(); // channel index -> Promise of a download in flight
     this.rendered = null; // {query, bitmap} of the server-rendered tile
@@ -31,48 +35,6 @@ export class TileRecord {
   getType() {
     return RECORD_TYPE;
   }
-}
-
-/** Geometry of a Deep Zoom descriptor: {width, height, tileSize, overlap, format, maxLevel}. */
-export async function loadDzi(url) {
-  const response = await fetch(url, { credentials: "same-origin" });
-  if (!response.ok) throw new Error(`The channel pyramid ${url} answered HTTP ${response.status}.`);
-  const xml = new DOMParser().parseFromString(await response.text(), "application/xml");
-  const image = xml.getElementsByTagName("Image")[0];
-  const size = xml.getElementsByTagName("Size")[0];
-  const geometry = {
-    width: Number(size?.getAttribute("Width")),
-    height: Number(size?.getAttribute("Height")),
-    tileSize: Number(image?.getAttribute("TileSize")),
-    overlap: Number(image?.getAttribute("Overlap")),
-    format: image?.getAttribute("Format"),
-  };
-  if (!(geometry.width > 0 && geometry.height > 0 && geometry.tileSize > 0 && geometry.overlap >= 0)) {
-    throw new Error(`The channel pyramid ${url} has no usable size.`);
-  }
-  geometry.maxLevel = Math.ceil(Math.log2(Math.max(geometry.width, geometry.height)));
-  return geometry;
-}
-
-/** "https://h/tiles/id/gen/c3.dzi" -> "https://h/tiles/id/gen/c3_files/". */
-export function tilesBase(dziUrl) {
-  return dziUrl.replace(/\.dzi(\?.*)?$/, "_files/");
-}
-
-/** Where pixel (x, y) of the full image lies at `level`: {col, row, offset} or null (off the image). */
-export function tileAt(geometry, level, x, y) {
-  const scale = 2 ** (level - geometry.maxLevel);
-  const px = Math.floor(x * scale);
-  const py = Math.floor(y * scale);
-  const width = Math.ceil(geometry.width * scale);
-  const height = Math.ceil(geometry.height * scale);
-  if (px < 0 || py < 0 || px >= width || py >= height) return null;
-  const { tileSize, overlap } = geometry;
-  const col = Math.floor(px / tileSize);
-  const row = Math.floor(py / tileSize);
-  const left = px - col * tileSize + (col > 0 ? overlap : 0);
-  const top = py - row * tileSize + (row > 0 ? overlap : 0);
-  return { col, row, left, top };
 }
 
 let scratch = null; // one canvas to read decoded pixels back; decoding is synchronous after the bitmap
@@ -109,7 +71,7 @@ async function fetchBlob(url, signal, token) {
 
 /**
  * Download the codes of `indexes` that `record` lacks (bases: channel index -> tilesBase);
- * `token` (tiletoken.js) signs the URLs of a private image.
+ * `token` (deepzoom.TileToken) signs the URLs of a private image.
  */
 export function fetchCodes(record, indexes, bases, signal, token = NO_TOKEN) {
   const { level, x, y } = record;

@@ -1,3 +1,4 @@
+// @ts-check
 // Fetch helpers for the plexzoom HTTP API (/v1/images) and small shared formatting helpers.
 
 export const POLL_MS = 500;
@@ -124,6 +125,8 @@ export function deleteImage(id) {
 /**
  * POST /v1/images with the file as multipart field `file`, through XMLHttpRequest so that
  * bytes sent can be reported. Returns `{promise, abort}`; the promise gives the status object.
+ * @param {File} file
+ * @param {(loaded: number, total: number) => void} [onProgress]
  */
 export function uploadImage(file, onProgress = () => {}) {
   const xhr = new XMLHttpRequest();
@@ -154,6 +157,9 @@ export function uploadImage(file, onProgress = () => {}) {
 /**
  * Poll GET /v1/images/{id} every `interval` ms, calling `onUpdate(image)` each time, until the
  * image is ready or failed (the promise then gives its last status) or `signal` aborts.
+ * @param {string} id
+ * @param {(image: any) => void} onUpdate
+ * @param {{interval?: number, signal?: AbortSignal}} [options]
  */
 export async function pollImage(id, onUpdate, { interval = POLL_MS, signal } = {}) {
   for (;;) {

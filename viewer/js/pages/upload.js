@@ -1,17 +1,19 @@
-// Upload page: drag-and-drop or pick files, send them with a byte progress bar, then follow the conversion.
+// @ts-check
+// Upload, the page script of index.html's upper half: drag-and-drop or pick files, send them with a
+// byte progress bar, then follow the conversion.
 
-import { describeStatus, formatBytes, isPending, listFormats, pollImage, uploadImage } from "./api.js";
+import { describeStatus, formatBytes, isPending, listFormats, pollImage, uploadImage } from "../lib/api.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
   zone: $("drop-zone"),
-  input: $("file-input"),
+  input: /** @type {HTMLInputElement} */ ($("file-input")),
   state: $("upload-state"),
   label: $("upload-label"),
-  progress: $("upload-progress"),
+  progress: /** @type {HTMLProgressElement} */ ($("upload-progress")),
   status: $("upload-status"),
   error: $("upload-error"),
-  open: $("upload-open"),
+  open: /** @type {HTMLAnchorElement} */ ($("upload-open")),
   cancel: $("upload-cancel"),
   formats: $("formats-hint"),
 };
