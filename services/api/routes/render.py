@@ -1,13 +1,17 @@
-"""/v1/images/{id}/render: the image's saved default render settings."""
+"""/v1/images/{id}/render: saved default render settings; /snapshot: a view as a PNG figure."""
+
+from typing import Annotated
+from urllib.parse import urlencode
 
 from anyio import to_thread
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query, Response
 
 from plexzoom.api.deps import StorageDep
 from plexzoom.api.security import KEY_RESPONSES, require_key
 from plexzoom.core.images import render_defaults, save_render
 from plexzoom.core.manifest import read_manifest
-from plexzoom.core.render import RenderSettings
+from plexzoom.core.render import RenderSettings, settings_from_query
+from plexzoom.core.snapshot import Region, snapshot
 
 router = APIRouter(
     prefix="/v1/images",
@@ -29,3 +33,36 @@ async def put_render(
 ) -> RenderSettings:
     """Save render settings as the image's defaults (list every channel once)."""
     return await to_thread.run_sync(save_render, storage, image_id, settings)
+
+
+@router.get(
+    "/{image_id}/snapshot",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "The snapshot as PNG."}},
+)
+def get_snapshot(
+    image_id: str,
+    storage: StorageDep,
+    x: Annotated[int, Query(ge=0)],
+    y: Annotated[int, Query(ge=0)],
+    w: Annotated[int, Query(ge=1)],
+    h: Annotated[int, Query(ge=1)],
+    width: Annotated[int, Query(ge=1)],
+    c: Annotated[str | None, Query(max_length=8192)] = None,
+    scalebar: bool = True,
+    legend: bool = True,
+) -> Response:
+    """The region `x`, `y`, `w`, `h` (full-resolution pixels) as a PNG `width` pixels wide,
+    mixed with render settings `c` (as for `render.dzi`; default: the saved ones), with the
+    scale bar (when the pixel size is known) and the channel legend burned in."""
+    manifest = read_manifest(storage, image_id)
+    settings = None
+    if "c0" in manifest.pyramids:
+        query = urlencode({"c": c}) if c is not None else ""
+        settings = settings_from_query(query, render_defaults(manifest))
+    png = snapshot(storage, manifest, Region(x, y, w, h), width, settings, scalebar, legend)
+    headers = {
+        "content-disposition": f'attachment; filename="plexzoom-{manifest.id}.png"',
+        "cache-control": "private, no-store",
+    }
+    return Response(png, media_type="image/png", headers=headers)
