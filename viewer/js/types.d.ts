@@ -1,0 +1,19 @@
+// Globals of the viewer pages that TypeScript's DOM library does not know (checked by `make lint-js`).
+
+/** OpenSeadragon 6, loaded by view.html as a classic script from /vendor/openseadragon/. */
+declare var OpenSeadragon: any;
+
+/** What view.html's script exposes for tests and the console (pages/view.js). */
+interface PlexzoomViewerPage {
+  viewer: any;
+  image: any;
+  mode: "proxy" | "range" | "mix" | null;
+  mixer: import("./lib/compositor.js").Compositor | null;
+  panel: import("./lib/channelpanel.js").ChannelPanel | null;
+  token: import("./lib/deepzoom.js").TileToken | null;
+  ready: Promise<any>;
+}
+
+interface Window {
+  plexzoom: PlexzoomViewerPage;
+}
