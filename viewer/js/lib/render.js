@@ -1,5 +1,6 @@
 // @ts-check
-// The one render model of multi-channel images; services/core/render.py is its twin, line for line.
+// The one render model of multi-channel images; services/core/render.py is its twin, line for line
+// (their constants: tests/viewer/test_render_constants.py; what they compute: test_render_agreement.py).
 
 /*
  * A channel pyramid stores an 8-bit code per pixel and the manifest a `lut`: 256 native values,
@@ -38,11 +39,14 @@ export const GAMMA_MAX = 20;
 // Blue, green, red, magenta, cyan, yellow, orange, white: the usual fluorophore order (DAPI first).
 export const PALETTE = ["#0000ff", "#00ff00", "#ff0000", "#ff00ff", "#00ffff", "#ffff00", "#ff8000", "#ffffff"];
 
-const HEX = /^#[0-9a-fA-F]{6}$/;
-const QUERY_HEX = /^[0-9a-fA-F]{6}$/;
-const INDEX = /^[0-9]{1,4}$/;
-const NUMBER = /^-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$/;
-const FORMAT_HELP = "index:colour:min:max:gamma, e.g. 0:ff00ff:120:3400:1";
+// The grammar of colours and render queries, the same as render.py's (exported for
+// tests/viewer/test_render_constants.py, which compares every exported constant with its twin).
+export const HEX = /^#[0-9a-fA-F]{6}$/;
+export const QUERY_HEX = /^[0-9a-fA-F]{6}$/;
+export const INDEX = /^[0-9]{1,4}$/;
+export const NUMBER = /^-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$/;
+export const FORMAT_HELP = "index:colour:min:max:gamma, e.g. 0:ff00ff:120:3400:1";
+
 const CHUNK = 2048; // pixels mixed per pass: the sums (48 KiB) stay in the L1/L2 cache
 const SUMS = new Float64Array(CHUNK * 3);
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
