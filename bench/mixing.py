@@ -17,7 +17,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 VIEWPORT = {"width": 1920, "height": 1080}
 GOAL_MS = 100
 # (channels in the image, channels visible, drawer, mix mode): the goal is for 4 visible; 8 is the
-# most the browser mixes, 16 are drawn by the server (viewer/js/mixer.js: BROWSER_MAX_VISIBLE).
+# most the browser mixes, 16 are drawn by the server (BROWSER_MAX_VISIBLE in
+# viewer/js/lib/compositor.js).
 # The viewer draws mixed tiles with OpenSeadragon's canvas drawer. For comparison: the WebGL
 # drawer, and 16 channels forced to browser mixing (?mix=browser).
 CASES = [

@@ -1,6 +1,6 @@
 // The browser's mixing loop (viewer/js/render.js renderInto) on a 1920 x 1080 viewport, in node:
 // median of 12 renders for 1 to 16 channels. Run: node bench/render_speed.mjs
-import { channelTable, defaultColor, renderInto } from "../viewer/js/render.js";
+import { channelTable, defaultColor, renderInto } from "../viewer/js/lib/render.js";
 
 const UINT16 = Array.from({ length: 256 }, (_, k) => k * 257);
 const n = 1920 * 1080;

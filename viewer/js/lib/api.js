@@ -96,6 +96,18 @@ async function request(url, options = {}) {
   }
 }
 
+/** GET `url` as a Blob (an image the API renders), with the session's key. */
+async function requestBlob(url, options = {}) {
+  let response;
+  try {
+    response = await fetch(url, { ...options, headers: apiHeaders({ Accept: "image/png" }) });
+  } catch {
+    throw new ApiError(0, errorMessage(0, ""));
+  }
+  if (!response.ok) throw new ApiError(response.status, errorMessage(response.status, await response.text()));
+  return response.blob();
+}
+
 function discard(response) {
   response.body?.cancel().catch(() => {});
 }
@@ -242,4 +254,35 @@ export function putRender(id, settings) {
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify(settings),
   });
+}
+
+/**
+ * GET /v1/images/{id}/values: the exact native value of `channels` at full-resolution pixel (x, y),
+ * read from the original: `{x, y, values: [{index, name, value}]}`.
+ * @param {string} id
+ * @param {number} x
+ * @param {number} y
+ * @param {number[]} channels
+ * @param {AbortSignal} [signal]
+ */
+export function getValues(id, x, y, channels, signal) {
+  const query = new URLSearchParams({ x: String(x), y: String(y) });
+  for (const c of channels) query.append("c", String(c));
+  return request(`/v1/images/${encodeURIComponent(id)}/values?${query}`, { signal });
+}
+
+/**
+ * GET /v1/images/{id}/snapshot: the region {x, y, w, h} (full-resolution pixels) as a PNG Blob
+ * `width` pixels wide, mixed with the render query `c` (null: the saved defaults).
+ * @param {string} id
+ * @param {{x: number, y: number, w: number, h: number, width: number, c?: string | null,
+ *   scalebar?: boolean, legend?: boolean}} request
+ */
+export function getSnapshot(id, { x, y, w, h, width, c = null, scalebar = true, legend = true }) {
+  const query = new URLSearchParams({
+    x: String(x), y: String(y), w: String(w), h: String(h), width: String(width),
+    scalebar: String(scalebar), legend: String(legend),
+  });
+  if (c) query.set("c", c);
+  return requestBlob(`/v1/images/${encodeURIComponent(id)}/snapshot?${query}`);
 }
