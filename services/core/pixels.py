@@ -25,7 +25,7 @@ import pyvips
 import tifffile
 
 from plexzoom.core import keys
-from plexzoom.core.errors import BadRequest, Conflict, CorruptImage
+from plexzoom.core.errors import BadRequest, Conflict, CorruptImage, UnsupportedFormat
 from plexzoom.core.manifest import Manifest
 from plexzoom.core.readers import ChannelSource, ReadOptions, open_source, sniff_source
 from plexzoom.core.readers.base import UNREADABLE
@@ -260,7 +260,11 @@ class PixelLookup:
         size = self.storage.size(key)
         ranged = RangedObject(self.storage, key, size)
         if sniff_source(ranged.read(0, 520)) == "tiff":
-            source = open_tiff_ranged(io.BufferedReader(ranged.file()), RangedTiff(ranged), options)
+            try:
+                file = io.BufferedReader(ranged.file())
+                source = open_tiff_ranged(file, RangedTiff(ranged), options)
+            except UnsupportedFormat as exc:  # a layout read only from a local copy
+                raise Conflict(exc.message) from exc
             with tifffile.TiffFile(io.BufferedReader(ranged.file())) as tif:
                 pages = sorted(set(source.channel_pages or []))
                 segments = {p: _Segments.of(tiff_page(tif, p)) for p in pages}

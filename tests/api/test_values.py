@@ -145,3 +145,20 @@ async def test_values_need_a_key_when_keys_are_set(
     keyed = await api.client.get(url, headers={"authorization": "Bearer values-key-123456"})
     assert keyed.status_code == 200
     assert [v["value"] for v in keyed.json()["values"]] == [float(v) for v in planes[:, 4, 3]]
+
+
+async def test_separate_planes_exact_locally_refused_with_a_reason_in_s3(
+    make_api: MakeApi, local_storage: Storage, mock_s3_storage: Storage, tmp_path: Path
+) -> None:
+    """Samples in separate planes bypass libvips (readers/tiff_direct.py): read from the file
+    on the local backend, a 409 that says why from S3, never a wrong number."""
+    data = RNG.integers(0, 65535, (3, 40, 50), dtype=np.uint16)
+    path = tmp_path / "planar.tif"
+    tifffile.imwrite(path, data, photometric="minisblack", planarconfig="separate")
+    local = await make_api(local_storage)
+    image_id = store(local, tmp_path, path.read_bytes(), "planar.tif")
+    assert await values(local, image_id, 49, 39) == [float(v) for v in data[:, 39, 49]]
+    remote = await make_api(mock_s3_storage)
+    image_id = store(remote, tmp_path, path.read_bytes(), "planar.tif")
+    answer = await remote.client.get(f"/v1/images/{image_id}/values", params={"x": 1, "y": 1})
+    assert answer.status_code == 409 and "separate planes" in answer.json()["detail"]
