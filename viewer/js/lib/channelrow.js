@@ -1,5 +1,6 @@
 // @ts-check
-// One row of the channel panel: visibility, colour, solo, min/max over the histogram, gamma, value.
+// One row of the channel panel: visibility, colour, solo, min/max over the histogram (full range or
+// zoomed onto the populated values, with round value ticks), gamma, value.
 
 import { el } from "./dom.js";
 import { GAMMA_MAX, GAMMA_MIN } from "./render.js";
@@ -25,6 +26,58 @@ function rangeOf(channel) {
   return { low, high, step, integer };
 }
 
+/**
+ * The populated part of a channel's range (`full`, from rangeOf): its 0.1th to 99.9th percentile,
+ * widened to hold `window` ({min, max}) and by a twentieth on each side, but not beyond `full`
+ * unless the window is. Whole numbers for integer data (the slider steps from its min).
+ */
+export function zoomedRange(percentiles, window, full) {
+  const low = Math.min(percentiles?.["0.1"] ?? full.low, window.min);
+  const high = Math.max(percentiles?.["99.9"] ?? full.high, window.max);
+  const pad = (high - low) / 20;
+  const zoomed = {
+    low: Math.min(window.min, Math.max(full.low, low - pad)),
+    high: Math.max(window.max, Math.min(full.high, high + pad)),
+  };
+  if (full.integer) [zoomed.low, zoomed.high] = [Math.floor(zoomed.low), Math.ceil(zoomed.high)];
+  return zoomed.high > zoomed.low ? zoomed : { low: full.low, high: full.high };
+}
+
+/**
+ * Round values to label a histogram over [low, high]: the multiples in range of the finest step of
+ * 1, 2 or 5 x 10^n that gives at most `most` of them, so 3 to 6 by default; 7 on the spans of 12 to
+ * 15 steps of 2 x 10^n, where 5 x 10^n would leave 2.
+ */
+export function valueTicks(low, high, most = 6) {
+  if (!(high > low) || !Number.isFinite(high - low)) return [];
+  let previous = [];
+  for (let power = 10 ** Math.floor(Math.log10((high - low) / most)); ; power *= 10) {
+    for (const factor of [1, 2, 5]) {
+      const ticks = multiples(low, high, factor * power);
+      if (ticks.length <= most) return ticks.length >= 3 || !previous.length ? ticks : previous;
+      previous = ticks;
+    }
+  }
+}
+
+/** A tick's label, short enough for six under a histogram: 20k for 20000, 1.5M for 1500000. */
+export function tickLabel(value) {
+  const size = Math.abs(value);
+  if (size >= 1e9) return value.toExponential();
+  if (size >= 1e6) return `${Number((value / 1e6).toPrecision(12))}M`;
+  if (size >= 1e4) return `${Number((value / 1e3).toPrecision(12))}k`;
+  return String(value);
+}
+
+/** The multiples of `step` in [low, high], free of binary rounding (0.6, not 0.6000000000000001). */
+function multiples(low, high, step) {
+  const values = [];
+  for (let k = Math.ceil(low / step - 1e-9); k * step <= high + step * 1e-9; k++) {
+    values.push(Number((k * step).toPrecision(15)));
+  }
+  return values;
+}
+
 function snap(value, range) {
   return range.integer ? Math.round(value) : Number((Math.round(value / range.step) * range.step).toPrecision(12));
 }
@@ -41,28 +94,46 @@ function brightest(color) {
   return top ? `rgb(${rgb.map((v) => Math.round((255 * v) / top)).join(" ")})` : "#9aa3b2";
 }
 
-/** Draw the 256-bin histogram (log counts), bins inside the window in the channel's hue. */
-function drawHistogram(canvas, channel, range, setting) {
+/**
+ * Draw the 256-bin histogram (log counts; bins span the channel's stats min..max) over `view`, the
+ * slider's range, bins inside the window in the channel's hue, the window's edges and `ticks`.
+ */
+function drawHistogram(canvas, channel, view, setting, ticks) {
   const context = canvas.getContext("2d");
   const { width, height } = canvas;
   context.clearRect(0, 0, width, height);
   const counts = channel.stats?.histogram || [];
   const top = Math.log1p(Math.max(1, ...counts));
-  const lo = channel.stats?.min ?? range.low;
-  const span = (channel.stats?.max ?? range.high) - lo || 1;
-  const bin = width / Math.max(1, counts.length);
+  const lo = channel.stats?.min ?? view.low;
+  const span = (channel.stats?.max ?? view.high) - lo || 1;
+  const x = (value) => ((value - view.low) / (view.high - view.low)) * width;
   const hue = brightest(setting.color);
   counts.forEach((count, i) => {
+    const [left, right] = [x(lo + (i / counts.length) * span), x(lo + ((i + 1) / counts.length) * span)];
+    if (right < 0 || left > width) return;
     const value = lo + ((i + 0.5) / counts.length) * span;
     context.fillStyle = value >= setting.min && value <= setting.max ? hue : "#4a5262";
     const h = (Math.log1p(count) / top) * (height - 2);
-    context.fillRect(i * bin, height - h, Math.max(1, bin - 0.2), h);
+    context.fillRect(left, height - h, Math.max(1, right - left - 0.2), h);
   });
+  context.fillStyle = "rgb(232 235 240 / 0.45)";
+  for (const tick of ticks) context.fillRect(Math.min(width - 1, Math.round(x(tick))), height - 4, 1, 4);
   context.fillStyle = "#e8ebf0";
   for (const mark of [setting.min, setting.max]) {
-    const x = ((mark - range.low) / (range.high - range.low)) * width;
-    if (x >= 0 && x <= width) context.fillRect(Math.min(width - 1, Math.round(x)), 0, 1, height);
+    if (x(mark) >= 0 && x(mark) <= width) context.fillRect(Math.min(width - 1, Math.round(x(mark))), 0, 1, height);
   }
+}
+
+/** Labels of `ticks` under the histogram, each where its value lies on the slider (5 px insets). */
+function labelTicks(box, ticks, view) {
+  box.replaceChildren(...ticks.map((tick) => {
+    const at = (tick - view.low) / (view.high - view.low);
+    const label = el("span", { textContent: tickLabel(tick) });
+    // Shifted by its own width times its place: flush left at the left end, right at the right.
+    label.style.left = `calc(5px + ${at} * (100% - 10px))`;
+    label.style.transform = `translateX(${-100 * at}%)`;
+    return label;
+  }));
 }
 
 /**
@@ -86,6 +157,12 @@ export function createChannelRow(channel, { update, solo }) {
     title: `Auto contrast of ${name}: from just above its background to its 99.9th percentile`,
     ariaLabel: `Auto contrast ${name}`,
   });
+  const zoomButton = control("button", "zoom", {
+    type: "button", className: "solo", textContent: "Z", disabled: !channel.stats?.percentiles,
+    title: `Zoom the histogram and sliders of ${name} to its data (0.1th to 99.9th percentile and the ` +
+      "window), for finer steps; again for the full range",
+    ariaLabel: `Zoom histogram to data of ${name}`,
+  });
   const windowSlider = (what) => control("input", `${what}-range`, {
     type: "range", min: range.low, max: range.high, step: range.integer ? 1 : "any",
     className: `range-${what}`, title: `${what} of ${name} (native units)`,
@@ -103,13 +180,18 @@ export function createChannelRow(channel, { update, solo }) {
   });
   const gammaText = control("output", "gamma-value", { className: "gamma-value" });
   const histogram = el("canvas", { width: 256, height: 36, className: "histogram" });
+  const tickLabels = control("div", "ticks", { className: "histogram-ticks", "aria-hidden": "true" });
+  const windowBox = el("div", { className: "window" }, histogram, lowSlider, highSlider);
   const element = el("li", { className: "channel-row", dataset: { index: String(i), testid: `channel-row-${i}` } },
     el("div", { className: "row-head" }, visible, colour, el("span", { className: "channel-name", textContent: name,
-      title: name }), value, autoButton, soloButton),
-    el("div", { className: "window" }, histogram, lowSlider, highSlider),
+      title: name }), value, autoButton, soloButton, zoomButton),
+    windowBox, tickLabels,
     el("div", { className: "row-numbers" }, el("label", {}, "min ", lowNumber), el("label", {}, "max ", highNumber),
       el("label", { className: "gamma-label" }, "gamma ", gamma, gammaText)));
   let current = null;
+  let soloed = false;
+  let zoomed = false;
+  let view = null; // the sliders' range now
 
   visible.addEventListener("change", () => update(i, { visible: visible.checked }));
   colour.addEventListener("input", () => update(i, { color: colour.value }));
@@ -125,12 +207,13 @@ export function createChannelRow(channel, { update, solo }) {
     input.addEventListener("change", () => {
       const v = Number(input.value);
       if (input.value !== "" && Number.isFinite(v)) update(i, { [key]: v });
-      else show(current, soloButton.getAttribute("aria-pressed") === "true");
+      else show(current, soloed);
     });
   }
   // Arrow keys move a window edge by one native unit (Shift: ten), on the slider and in the box,
   // where a slider pixel is several units wide on a 16-bit channel.
   const unit = range.integer ? 1 : range.step;
+  const edges = [lowSlider, highSlider, lowNumber, highNumber];
   for (const [input, key] of [[lowSlider, "min"], [highSlider, "max"], [lowNumber, "min"], [highNumber, "max"]]) {
     // In a number box, left and right move the text cursor.
     const steps = input.type === "number" ? { ArrowUp: 1, ArrowDown: -1 }
@@ -147,12 +230,35 @@ export function createChannelRow(channel, { update, solo }) {
     update(i, { gamma: Math.min(GAMMA_MAX, Math.max(GAMMA_MIN, gammaAt(Number(gamma.value)))) });
   });
 
-  function show(setting, soloed) {
+  zoomButton.addEventListener("click", () => {
+    zoomed = !zoomed;
+    show(current, soloed);
+  });
+
+  /**
+   * The sliders' range for `setting`: full or zoomed, always holding the window (never clipped).
+   * While one of this row's edges has the focus it only widens, so a dragged thumb stays put.
+   */
+  function rangeFor(setting) {
+    const base = zoomed ? zoomedRange(channel.stats.percentiles, setting, range) : range;
+    const from = edges.includes(/** @type {HTMLInputElement} */ (document.activeElement)) ? view ?? base : base;
+    return { low: Math.min(from.low, setting.min), high: Math.max(from.high, setting.max) };
+  }
+
+  function show(setting, isSoloed) {
     current = setting;
+    soloed = isSoloed;
     element.classList.toggle("is-hidden", setting.visible === false);
     visible.checked = setting.visible !== false;
     colour.value = setting.color;
     soloButton.setAttribute("aria-pressed", String(soloed));
+    const next = rangeFor(setting);
+    const ticks = valueTicks(next.low, next.high);
+    if (next.low !== view?.low || next.high !== view?.high) labelTicks(tickLabels, ticks, next);
+    view = next;
+    for (const slider of [lowSlider, highSlider]) [slider.min, slider.max] = [String(view.low), String(view.high)];
+    zoomButton.setAttribute("aria-pressed", String(zoomed));
+    windowBox.classList.toggle("is-zoomed", zoomed);
     lowSlider.value = String(setting.min);
     highSlider.value = String(setting.max);
     for (const [input, v] of [[lowNumber, setting.min], [highNumber, setting.max]]) {
@@ -160,7 +266,7 @@ export function createChannelRow(channel, { update, solo }) {
     }
     gamma.value = String(Math.log10(setting.gamma ?? 1));
     gammaText.value = (setting.gamma ?? 1).toFixed(2);
-    drawHistogram(histogram, channel, range, setting);
+    drawHistogram(histogram, channel, view, setting, ticks);
   }
 
   function showValue(native) {
