@@ -6,9 +6,11 @@
 import { describeStatus, formatBytes, formatDimensions, getImage, isPending, pollImage } from "../lib/api.js";
 import { TileToken, loadDzi, openRangeTileSource, signedDziSource, tilesBase } from "../lib/deepzoom.js";
 import { el } from "../lib/dom.js";
+import { showMetadata } from "../lib/metadata.js";
 import { isMultiChannel, openMixed } from "../lib/multichannel.js";
 import { addFullPageButton, createViewer, makeButtonsFocusable } from "../lib/osdviewer.js";
 import { attachScaleBar } from "../lib/scalebar.js";
+import { attachSnapshot } from "../lib/snapshot.js";
 import { applyView, writeHash } from "../lib/viewstate.js";
 
 const $ = (id) => document.getElementById(id);
@@ -184,6 +186,10 @@ async function openImage(image) {
   attach(viewer); // before open(), so that no event is missed
   attachScaleBar(viewer, ui.scaleBar, image.physical_size);
   viewer.open(tileSource);
+  // The infobar's Info panel and Snapshot dialog; `plexzoom.snapshotRequest()` gives what it would send.
+  showMetadata($("metadata"), image);
+  const snapshotRequest = attachSnapshot($("snapshot-open"), $("snapshot-dialog"), viewer, image);
+  Object.assign(window.plexzoom, { snapshotRequest });
 }
 
 async function main() {
