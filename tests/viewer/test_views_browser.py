@@ -142,6 +142,22 @@ def test_the_viewer_reports_ready_with_either_drawer(
     assert page.evaluate("() => window.plexzoom.viewer.world.getItemAt(0).getFullyLoaded()")
 
 
+def test_software_webgl_gets_the_canvas_drawer(
+    stack: Stack, context: tuple[BrowserContext, list[str]], images: dict[str, Any]
+) -> None:
+    """Headless chromium's WebGL is SwiftShader, on the CPU: each WebGL frame there cost 170-500 ms
+    and a first view took 10-40 s to be fully drawn, so plain images get the canvas drawer."""
+    ctx, _blocked = context
+    page = open_view(ctx, images["rgb"]["links"]["viewer"])
+    renderer = page.evaluate("""() => {
+        const gl = document.createElement('canvas').getContext('webgl');
+        const info = gl.getExtension('WEBGL_debug_renderer_info');
+        return gl.getParameter(info.UNMASKED_RENDERER_WEBGL);
+    }""")
+    assert "SwiftShader" in renderer
+    assert page.evaluate("() => window.plexzoom.viewer.drawer.getType()") == "canvas"
+
+
 def test_the_upload_page_lists_the_formats_the_server_takes(
     stack: Stack, context: tuple[BrowserContext, list[str]]
 ) -> None:

@@ -9,11 +9,28 @@ import { el } from "./dom.js";
  * Drawer: mixed tiles are made on the CPU as 2D canvases, which OpenSeadragon's canvas drawer
  * composites as they are; the WebGL drawer uploads every tile as a texture again after each
  * settings change, which without a GPU (software WebGL) made a re-mix 5x slower (bench/mixing.py:
- * ~330 ms against ~45 ms for 4 channels at 1920x1080). Plain images keep OpenSeadragon's choice.
+ * ~330 ms against ~45 ms for 4 channels at 1920x1080). Plain images keep OpenSeadragon's choice,
+ * except where WebGL itself runs on the CPU (SwiftShader in headless chromium, llvmpipe, a blocked
+ * GPU): there every WebGL frame costs 170-500 ms at 1400x900, nearly all of it in the copy of the
+ * WebGL canvas into OpenSeadragon's 2D output canvas (the canvas drawer: under 1 ms a frame).
  * `?drawer=webgl|canvas` in the address overrides it, for comparisons.
  */
 
 const DRAWERS = new Set(["auto", "webgl", "canvas"]);
+
+/** True when WebGL is rendered in software (the renderer string names a CPU rasterizer). */
+export function softwareWebGL(doc = document) {
+  try {
+    const gl = doc.createElement("canvas").getContext("webgl");
+    if (!gl) return false; // no WebGL at all: OpenSeadragon falls back to canvas by itself
+    const info = gl.getExtension("WEBGL_debug_renderer_info");
+    const renderer = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+    gl.getExtension("WEBGL_lose_context")?.loseContext(); // give the context back at once
+    return /swiftshader|llvmpipe|softpipe|software|basic render driver/i.test(renderer);
+  } catch {
+    return false;
+  }
+}
 
 /**
  * A new viewer in `element`, not yet opened; `drawer` is "auto" or "canvas" (see above) and
@@ -45,7 +62,11 @@ export function createViewer(element, drawer, token) {
     preserveImageSizeOnResize: true,
     tileRetryMax: 2,
     tileRetryDelay: 500,
-    drawer: DRAWERS.has(wanted) ? wanted : drawer,
+    // OpenSeadragon starts at most this many tile downloads per animation frame (its default: 1):
+    // with one, a view of 80 tiles takes 80 frames whatever the network does, which with slow
+    // frames (software WebGL above) kept a first view from being fully drawn for 20-40 s.
+    maxTilesPerFrame: 8,
+    drawer: DRAWERS.has(wanted) ? wanted : (drawer === "auto" && softwareWebGL() ? "canvas" : drawer),
     // Private tiles: downloads wait in OpenSeadragon's queue, where they are signed when they
     // start, not in the browser's (6 connections a host), where a queued token could expire;
     // and a connection stays free for the token's renewal.
