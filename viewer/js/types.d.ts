@@ -11,6 +11,7 @@ interface PlexzoomViewerPage {
   mixer: import("./lib/compositor.js").Compositor | null;
   panel: import("./lib/channelpanel.js").ChannelPanel | null;
   token: import("./lib/deepzoom.js").TileToken | null;
+  cursor: import("./lib/cursorvalues.js").CursorValues | null;
   ready: Promise<any>;
 }
 

@@ -4,11 +4,9 @@
 // rests on a pixel: the exact native values read from the original (GET /v1/images/{id}/values).
 
 import { getValues } from "./api.js";
-import { formatLength } from "./scalebar.js";
 
 export const REST_MS = 120; // a cursor that stays this long on one pixel asks for exact values
 const CACHE_SIZE = 256; // exact answers kept, so moving back and forth asks once
-const METRES = { nm: 1e-9, "µm": 1e-6, um: 1e-6, "μm": 1e-6, micron: 1e-6, mm: 1e-3, cm: 1e-2, m: 1 };
 
 /**
  * @typedef {{x: number, y: number}} Pixel
@@ -29,8 +27,8 @@ export function pixelAt(point, width, height) {
 }
 
 /**
- * "x 1234 · y 567", plus the pixel centre's physical position when the pixel size is known:
- * "x 1234 · y 567 (617 µm, 283.8 µm)".
+ * "x 1234 · y 567", plus the pixel's calibrated position (its corner, as ImageJ gives it) in the
+ * file's unit when the pixel size is known: "x 1234 · y 567 (308.5, 141.75 µm)".
  * @param {Pixel} pixel
  * @param {any} [physicalSize] [sizeX, sizeY, unit] as in the image's status
  */
@@ -38,10 +36,8 @@ export function describePosition(pixel, physicalSize) {
   const text = `x ${pixel.x} · y ${pixel.y}`;
   const [sizeX, sizeY, unit] = physicalSize || [];
   if (!(sizeX > 0) || !(sizeY > 0) || typeof unit !== "string") return text;
-  const metres = METRES[unit];
-  const length = (/** @type {number} */ n) =>
-    metres ? formatLength(n * metres) : `${Number(n.toPrecision(4))} ${unit}`;
-  return `${text} (${length((pixel.x + 0.5) * sizeX)}, ${length((pixel.y + 0.5) * sizeY)})`;
+  const length = (/** @type {number} */ n) => String(Number(n.toPrecision(6)));
+  return `${text} (${length(pixel.x * sizeX)}, ${length(pixel.y * sizeY)} ${unit})`;
 }
 
 /** Follows the cursor over one image and reports readings to `show`. */
@@ -142,4 +138,56 @@ export class CursorValues {
  */
 function cacheKey(pixel, channels) {
   return `${pixel.x},${pixel.y}:${channels.join(",")}`;
+}
+
+/**
+ * Follow the pointer over `viewer` and show readings: the position (and, for RGB images, the
+ * three values) in `readout`; `showChannels(reading)` shows a multi-channel image's values in its
+ * panel. `readout.dataset` carries x, y and exact ("1" or "0") for tests and scripts.
+ * @param {any} viewer OpenSeadragon viewer
+ * @param {any} image the image's status
+ * @param {HTMLElement} readout
+ * @param {object} options
+ * @param {() => number[]} options.channels
+ * @param {(x: number, y: number) => Map<number, number>} [options.approximate]
+ * @param {(reading: Reading | null) => void} [options.showChannels]
+ */
+export function attachCursorValues(viewer, image, readout, { channels, approximate, showChannels }) {
+  const position = /** @type {HTMLElement} */ (readout.querySelector(".readout-position"));
+  const values = /** @type {HTMLElement} */ (readout.querySelector(".readout-values"));
+  const kind = /** @type {HTMLElement} */ (readout.querySelector(".readout-kind"));
+  const rgb = !showChannels;
+  const show = (/** @type {Reading | null} */ reading) => {
+    showChannels?.(reading);
+    readout.hidden = !reading;
+    if (!reading) return;
+    Object.assign(readout.dataset, { x: reading.pixel.x, y: reading.pixel.y, exact: reading.exact ? "1" : "0" });
+    position.textContent = describePosition(reading.pixel, image.physical_size);
+    if (rgb) {
+      values.textContent = reading.exact
+        ? ["R", "G", "B"].map((name, i) => `${name} ${reading.values.get(i) ?? "–"}`).join(" ")
+        : "…";
+    }
+    kind.textContent = reading.error ? "approximate: exact values unavailable" : reading.exact ? "exact" : "≈ approximate";
+    kind.title = reading.error || (reading.exact ? "Read from the original file" : "From the display tiles; the exact value follows when the cursor rests");
+  };
+  const cursor = new CursorValues({ image, channels, approximate, show });
+  let pending = /** @type {PointerEvent | null} */ (null);
+  viewer.element.addEventListener("pointermove", (/** @type {PointerEvent} */ event) => {
+    if (!pending) {
+      requestAnimationFrame(() => {
+        if (!pending || !viewer.world.getItemCount()) return;
+        const box = viewer.element.getBoundingClientRect();
+        const at = new window.OpenSeadragon.Point(pending.clientX - box.left, pending.clientY - box.top);
+        pending = null;
+        cursor.move(viewer.viewport.viewerElementToImageCoordinates(at));
+      });
+    }
+    pending = event;
+  });
+  viewer.element.addEventListener("pointerleave", () => {
+    pending = null;
+    cursor.leave();
+  });
+  return cursor;
 }

@@ -39,24 +39,6 @@ function settingsFromHash(defaults, warn) {
   }
 }
 
-/** Show each visible channel's native value under the pointer in the panel. */
-function trackCursor(viewer, compositor, panel) {
-  let pending = null;
-  const clear = () => panel.showValues(new Map());
-  viewer.element.addEventListener("pointermove", (event) => {
-    pending = event;
-    requestAnimationFrame(() => {
-      if (!pending || !viewer.world.getItemCount()) return;
-      const box = viewer.element.getBoundingClientRect();
-      const at = new window.OpenSeadragon.Point(pending.clientX - box.left, pending.clientY - box.top);
-      const point = viewer.viewport.viewerElementToImageCoordinates(at);
-      pending = null;
-      panel.showValues(compositor.valuesAt(point.x, point.y));
-    });
-  });
-  viewer.element.addEventListener("pointerleave", clear);
-}
-
 /**
  * Open `image` mixed live: the panel in `root` edits the settings, then `createViewer()` makes the
  * viewer (not yet opened) that shows the mix source; `token` (deepzoom.TileToken) signs every tile URL.
@@ -103,7 +85,6 @@ export async function openMixed(image, root, { warn, token, createViewer }) {
     const wanted = settingsFromHash(panel.defaults, warn);
     if (settingsToQuery(wanted) !== settingsToQuery(panel.settings)) panel.apply(wanted);
   });
-  trackCursor(viewer, compositor, panel);
   return { viewer, compositor, panel, source };
 }
 

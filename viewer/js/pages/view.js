@@ -9,6 +9,7 @@ import { el } from "../lib/dom.js";
 import { showMetadata } from "../lib/metadata.js";
 import { isMultiChannel, openMixed } from "../lib/multichannel.js";
 import { addFullPageButton, createViewer, makeButtonsFocusable } from "../lib/osdviewer.js";
+import { attachCursorValues } from "../lib/cursorvalues.js";
 import { attachScaleBar } from "../lib/scalebar.js";
 import { attachSnapshot } from "../lib/snapshot.js";
 import { applyView, writeHash } from "../lib/viewstate.js";
@@ -26,6 +27,7 @@ const ui = {
   warning: $("view-warning"),
   panel: $("channel-panel"),
   scaleBar: $("scalebar"),
+  readout: $("pixel-readout"),
   viewer: $("viewer"),
   workspace: /** @type {HTMLElement} */ (document.querySelector(".workspace")),
 };
@@ -42,6 +44,7 @@ window.plexzoom = {
   mixer: null,
   token: null, // the tile token of a private image, renewed before it expires (lib/deepzoom.js)
   panel: null,
+  cursor: null, // the values under the cursor (lib/cursorvalues.js)
   ready: new Promise((resolve, reject) => Object.assign(readiness, { resolve, reject })),
 };
 window.plexzoom.ready.catch(() => {}); // a failure is shown on the page; not an unhandled rejection
@@ -185,11 +188,29 @@ async function openImage(image) {
   addFullPageButton(viewer, ui.workspace, warn);
   attach(viewer); // before open(), so that no event is missed
   attachScaleBar(viewer, ui.scaleBar, image.physical_size);
+  window.plexzoom.cursor = trackValues(viewer, image);
   viewer.open(tileSource);
   // The infobar's Info panel and Snapshot dialog; `plexzoom.snapshotRequest()` gives what it would send.
   showMetadata($("metadata"), image);
   const snapshotRequest = attachSnapshot($("snapshot-open"), $("snapshot-dialog"), viewer, image);
   Object.assign(window.plexzoom, { snapshotRequest });
+}
+
+/** The values under the cursor: in the channel panel (multi-channel) or the readout (RGB). */
+function trackValues(viewer, image) {
+  const { mixer, panel } = window.plexzoom;
+  if (!mixer || !panel) {
+    return attachCursorValues(viewer, image, ui.readout, { channels: () => [0, 1, 2] });
+  }
+  return attachCursorValues(viewer, image, ui.readout, {
+    channels: () => panel.settings.channels.filter((c) => c.visible !== false).map((c) => c.index),
+    approximate: (x, y) => new Map([...mixer.valuesAt(x, y)].map(([index, v]) => [index, v.value])),
+    showChannels: (reading) => {
+      const values = new Map([...(reading?.values || [])].map(([index, value]) => [index, { value }]));
+      panel.showValues(values);
+      ui.panel.dataset.valuesExact = reading && !reading.exact ? "0" : "1";
+    },
+  });
 }
 
 async function main() {
