@@ -12,6 +12,8 @@ interface PlexzoomViewerPage {
   panel: import("./lib/channelpanel.js").ChannelPanel | null;
   token: import("./lib/deepzoom.js").TileToken | null;
   cursor: import("./lib/cursorvalues.js").CursorValues | null;
+  /** The request the Snapshot dialog's Download would send now (lib/snapshot.js). */
+  snapshotRequest?: () => any;
   ready: Promise<any>;
 }
 

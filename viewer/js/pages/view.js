@@ -192,8 +192,7 @@ async function openImage(image) {
   viewer.open(tileSource);
   // The infobar's Info panel and Snapshot dialog; `plexzoom.snapshotRequest()` gives what it would send.
   showMetadata($("metadata"), image);
-  const snapshotRequest = attachSnapshot($("snapshot-open"), $("snapshot-dialog"), viewer, image);
-  Object.assign(window.plexzoom, { snapshotRequest });
+  window.plexzoom.snapshotRequest = attachSnapshot($("snapshot-open"), $("snapshot-dialog"), viewer, image);
 }
 
 /** The values under the cursor: in the channel panel (multi-channel) or the readout (RGB). */
