@@ -3,18 +3,26 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { describeContent, formatDate } from "../../viewer/js/lib/api.js";
+import { describeContent, formatDate, isMultiChannel } from "../../viewer/js/lib/api.js";
 
 const lut = new Array(256).fill(0);
+const channel = (index) => ({ index, lut, dzi: `/tiles/x/g/c${index}.dzi` }); // as the API lists them
 
 test("a card says what an image holds: channels, type and pixel size", () => {
   const image = {
-    channels: [{ lut }, { lut }, { lut }], dtype: "uint16", physical_size: [0.325, 0.325, "µm"],
+    channels: [channel(0), channel(1), channel(2)], dtype: "uint16", physical_size: [0.325, 0.325, "µm"],
   };
   assert.equal(describeContent(image), "3 channels · uint16 · 0.325 µm/px");
   assert.equal(describeContent({ channels: [{}, {}, {}], dtype: "uint8", physical_size: null }), "RGB · uint8");
   assert.equal(describeContent({ channels: [{}], dtype: "uint8" }), "greyscale · uint8");
   assert.equal(describeContent({ channels: [], dtype: null, physical_size: null }), ""); // still converting
+});
+
+test("multi-channel means every channel has a code table of 256 and a pyramid", () => {
+  assert.equal(isMultiChannel({ channels: [channel(0)] }), true);
+  assert.equal(isMultiChannel({ channels: [channel(0), { ...channel(1), dzi: undefined }] }), false);
+  assert.equal(isMultiChannel({ channels: [{ ...channel(0), lut: [1, 2] }] }), false);
+  assert.equal(isMultiChannel({ channels: [] }), false);
 });
 
 test("upload times are written to the minute, in local time; nonsense gives nothing", () => {

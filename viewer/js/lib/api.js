@@ -222,14 +222,19 @@ export function formatDate(iso) {
 /** What an image holds: "3 channels · uint16 · 0.5 µm/px" (RGB images: "RGB · uint8"). */
 export function describeContent(image) {
   const channels = image.channels || [];
-  const multi = channels.length > 0 && channels.every((c) => c.lut);
   let kind = "";
-  if (multi) kind = channels.length === 1 ? "1 channel" : `${channels.length} channels`;
+  if (isMultiChannel(image)) kind = channels.length === 1 ? "1 channel" : `${channels.length} channels`;
   else if (channels.length === 3) kind = "RGB";
   else if (channels.length === 1) kind = "greyscale";
   const [sizeX, , unit] = image.physical_size || [];
   const pixel = Number.isFinite(sizeX) ? `${Number(sizeX.toPrecision(3))} ${unit}/px` : "";
   return [kind, image.dtype, pixel].filter(Boolean).join(" · ");
+}
+
+/** True when every channel has an intensity table and a display pyramid (not an RGB photograph). */
+export function isMultiChannel(image) {
+  const channels = image.channels || [];
+  return channels.length > 0 && channels.every((c) => c.lut?.length === 256 && c.dzi);
 }
 
 /** "processing: tiling 42%" (status word, stage, percentage) for progress lines. */

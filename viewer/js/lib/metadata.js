@@ -2,7 +2,7 @@
 // The Info panel of the viewer: what the image is, from GET /v1/images/{id} (dimensions, data
 // type, pixel size, channels, file, the plane shown, upload date).
 
-import { formatBytes, formatDate, formatDimensions } from "./api.js";
+import { formatBytes, formatDate, formatDimensions, isMultiChannel } from "./api.js";
 import { el } from "./dom.js";
 
 const DTYPE = /^(u?int|float|complex|bool)(\d*)$/;
@@ -26,9 +26,9 @@ export function formatPixelSize(physicalSize) {
 }
 
 /** "3 (DAPI, FITC, Cy5)", "RGB" or "greyscale". */
-function describeChannels(channels) {
-  const multi = channels.length > 0 && channels.every((c) => c.lut);
-  if (!multi) return channels.length === 3 ? "RGB" : channels.length === 1 ? "greyscale" : String(channels.length);
+function describeChannels(image) {
+  const channels = image.channels || [];
+  if (!isMultiChannel(image)) return channels.length === 3 ? "RGB" : channels.length === 1 ? "greyscale" : String(channels.length);
   const names = channels.slice(0, 6).map((c) => c.name || `Channel ${c.index}`).join(", ");
   return `${channels.length} (${names}${channels.length > 6 ? ", …" : ""})`;
 }
@@ -65,7 +65,7 @@ export function metadataRows(image) {
     ["Data type", image.dtype || ""],
     ["Bit depth", bitDepth(image.dtype)],
     ["Pixel size", formatPixelSize(image.physical_size)],
-    ["Channels", describeChannels(image.channels || [])],
+    ["Channels", describeChannels(image)],
     ["File format", image.format ? image.format.toUpperCase() : ""],
     ["File size", formatBytes(image.size)],
     ["Plane shown", describePlane(notes)],

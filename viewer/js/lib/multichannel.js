@@ -12,12 +12,6 @@ import { loadDzi, signedDziSource, tilesBase } from "./deepzoom.js";
 import { BadRenderSettings, settingsFromQuery, settingsToQuery } from "./render.js";
 import { hashParams, setRenderQuery } from "./viewstate.js";
 
-/** True when every channel has an intensity table and a display pyramid (not an RGB photograph). */
-export function isMultiChannel(image) {
-  const channels = image.channels || [];
-  return channels.length > 0 && channels.every((c) => c.lut?.length === 256 && c.dzi);
-}
-
 /** The converter's own settings (and the fallback should GET /render fail): its windows and
  * colours, every channel shown, as the server's defaults before any were saved. */
 function manifestDefaults(image) {

@@ -3,9 +3,8 @@
 // (GET /v1/images/{id}/snapshot), at screen size, full resolution or a chosen width, with the
 // scale bar and the channel legend burned in.
 
-import { getSnapshot } from "./api.js";
+import { getSnapshot, isMultiChannel } from "./api.js";
 import { el } from "./dom.js";
-import { isMultiChannel } from "./multichannel.js";
 import { settingsToQuery } from "./render.js";
 
 /**

@@ -3,11 +3,11 @@
 // (multi-channel images mixed live, with the channel panel: lib/multichannel.js), keep the view and
 // the channel settings in the URL hash.
 
-import { describeStatus, formatBytes, formatDimensions, getImage, isPending, pollImage } from "../lib/api.js";
+import { describeStatus, formatBytes, formatDimensions, getImage, isMultiChannel, isPending, pollImage } from "../lib/api.js";
 import { TileToken, loadDzi, openRangeTileSource, signedDziSource, tilesBase } from "../lib/deepzoom.js";
 import { el } from "../lib/dom.js";
 import { showMetadata } from "../lib/metadata.js";
-import { isMultiChannel, openMixed } from "../lib/multichannel.js";
+import { openMixed } from "../lib/multichannel.js";
 import { addFullPageButton, createViewer, makeButtonsFocusable } from "../lib/osdviewer.js";
 import { attachCursorValues } from "../lib/cursorvalues.js";
 import { attachScaleBar } from "../lib/scalebar.js";
