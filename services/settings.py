@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from plexzoom.core.inbox import CLAIMS
@@ -23,6 +23,8 @@ class CommonSettings(BaseSettings):
     s3_connect_timeout_s: float = 5
     s3_read_timeout_s: float = 30
     redis_url: str | None = None
+    # Image events kept in Redis for streams that resume (Last-Event-ID) and for webhooks.
+    events_history: int = Field(default=10_000, ge=100, le=10_000_000)
     # Comma-separated; when set, every /v1 call needs `Authorization: Bearer <one of them>`.
     api_keys: SecretStr = SecretStr("")
     # The inbox (README, "Storage-triggered processing"): a prefix of the bucket, or the

@@ -4,10 +4,12 @@ Run with: uvicorn --factory plexzoom.api.main:create_app_from_env
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import redis
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
@@ -16,8 +18,11 @@ from fastapi.staticfiles import StaticFiles
 from plexzoom.api.accesslog import log_requests_to_stderr
 from plexzoom.api.config import ApiSettings
 from plexzoom.api.errors import install_error_handlers
+from plexzoom.api.routes import events as event_routes
 from plexzoom.api.routes import formats, health, hooks, images, render
+from plexzoom.api.routes.events import EventHub
 from plexzoom.api.security import build_access, wrap_app
+from plexzoom.core.eventlog import EventingStorage, EventLog
 from plexzoom.core.images import Enqueue
 from plexzoom.core.libvips import restrict_loaders
 from plexzoom.core.pixels import PixelLookup
@@ -58,19 +63,31 @@ def create_api(
     enqueue: Enqueue,
     ping_broker: Callable[[], None],
     enqueue_hint: Callable[[str], None] | None = None,
+    events: EventLog | None = None,
 ) -> FastAPI:
     """The FastAPI app with its routes, error table, docs and static viewer.
 
-    ``enqueue_hint`` queues an inbox key an S3 event named (the hook's work for the worker).
+    ``enqueue_hint`` queues an inbox key an S3 event named (the hook's work for the worker);
+    ``events``: the Redis stream image events go to (record writes publish, /v1/events reads).
     """
+    hub = EventHub(settings.redis_url, events) if events and settings.redis_url else None
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if hub is not None:
+            await hub.close()
+
     api = FastAPI(
         title="plexzoom",
         version="0.1.0",
         docs_url=None,
         redoc_url=None,
         description="Upload huge images; get Deep Zoom pyramids and a browser viewer.",
+        lifespan=lifespan,
     )
-    api.state.settings, api.state.storage = settings, storage
+    api.state.settings, api.state.events = settings, hub
+    api.state.storage = EventingStorage(storage, events) if events is not None else storage
     api.state.access = build_access(settings)
     api.state.enqueue, api.state.ping_broker = enqueue, ping_broker
     api.state.enqueue_hint = enqueue_hint
@@ -80,6 +97,7 @@ def create_api(
     api.include_router(images.router)
     api.include_router(render.router)
     api.include_router(formats.router)
+    api.include_router(event_routes.router)
     api.include_router(health.router)
     if settings.s3_hook_token is not None and enqueue_hint is not None:
         api.include_router(hooks.router)
@@ -116,9 +134,10 @@ def create_app(
     enqueue: Enqueue,
     ping_broker: Callable[[], None],
     enqueue_hint: Callable[[str], None] | None = None,
+    events: EventLog | None = None,
 ) -> OneOrigin:
-    """API, tiles and viewer behind one ASGI callable."""
-    api = create_api(settings, storage, enqueue, ping_broker, enqueue_hint)
+    """API, tiles and viewer behind one ASGI callable (tiles read ``storage`` as it is)."""
+    api = create_api(settings, storage, enqueue, ping_broker, enqueue_hint, events)
     tiles = TileService(storage, settings.tile_cache_bytes, access=api.state.access)
     api.state.forget_image = tiles.forget
     return OneOrigin(api, tiles, settings)
@@ -144,11 +163,15 @@ def create_app_from_env() -> OneOrigin:
         cors = list(settings.s3_cors_origins) if settings.tile_mode == "presigned" else None
         storage.ensure_bucket(cors)
     broker = connect_broker(settings.redis_url)
-
+    events = None
+    if settings.redis_url:
+        client = redis.Redis.from_url(settings.redis_url)
+        events = EventLog(client, history=settings.events_history)
     return create_app(
         settings,
         storage,
         lambda i: enqueue_conversion(broker, i),
         lambda: ping(broker),
         lambda key: enqueue_inbox_object(broker, key),
+        events,
     )

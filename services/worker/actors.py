@@ -8,9 +8,11 @@ import logging
 
 import dramatiq
 import pyvips
+import redis
 
 from plexzoom.core.convert import convert_image
 from plexzoom.core.errors import NotFound
+from plexzoom.core.eventlog import EventingStorage, EventLog
 from plexzoom.core.inbox import key_digest, take_object
 from plexzoom.core.storage import Storage
 from plexzoom.settings import build_storage
@@ -27,7 +29,11 @@ def storage() -> Storage:
     pyvips.cache_set_max(0)  # each pyramid is written once; libvips' op cache only holds memory
     if settings.vips_concurrency:
         pyvips.concurrency_set(settings.vips_concurrency)
-    return build_storage(settings, agent="plexzoom-worker")
+    storage = build_storage(settings, agent="plexzoom-worker")
+    if not settings.redis_url:
+        return storage
+    events = EventLog(redis.Redis.from_url(settings.redis_url), history=settings.events_history)
+    return EventingStorage(storage, events)  # record writes become image events
 
 
 @dramatiq.actor(
