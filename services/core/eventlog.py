@@ -17,6 +17,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,8 +127,10 @@ class EventingStorage:
     are news, the record in storage is the truth.
     """
 
-    def __init__(self, inner: Storage, events: EventLog) -> None:
-        self.inner, self.events = inner, events
+    def __init__(
+        self, inner: Storage, events: EventLog, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.inner, self.events, self.clock = inner, events, clock
         self._last: dict[str, tuple[float, tuple[Any, ...]]] = {}
         self._lock = threading.Lock()
 
@@ -169,7 +172,7 @@ class EventingStorage:
         except ValueError:
             return
         state = (manifest.status, manifest.stage, manifest.error, manifest.generation)
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             last = self._last.get(manifest.id)
             if (
