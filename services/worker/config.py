@@ -1,10 +1,14 @@
 """Worker settings."""
 
+import base64
+import binascii
 import functools
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from plexzoom.core.child import ChildLimits
 from plexzoom.core.convert import ConvertOptions
@@ -14,10 +18,14 @@ from plexzoom.core.readers import ReadOptions
 from plexzoom.core.reconcile import QUEUED_GRACE_S, UPLOAD_STALE_S
 from plexzoom.settings import CommonSettings
 from plexzoom.worker.process import prepare_decoding_process
+from plexzoom.worker.webhooks import WebhookOptions
 
 
 class WorkerSettings(CommonSettings):
     """PLEXZOOM_* variables read by the worker."""
+
+    # A start-up error must not print the variables it was given: they hold secrets.
+    model_config = SettingsConfigDict(hide_input_in_errors=True)
 
     tile_size: int = 254
     tile_overlap: int = 1
@@ -64,6 +72,14 @@ class WorkerSettings(CommonSettings):
     max_channels: int = ReadOptions.max_channels
     max_bytes_per_pixel: int = ReadOptions.max_bytes_per_pixel
     max_in_memory_bytes: int = ReadOptions.max_in_memory_bytes
+    # Outbound webhooks (README, "Webhooks"): JSON list of http(s) URLs (empty: none), signed
+    # with a secret in the Standard Webhooks form "whsec_<base64>".
+    webhook_urls: tuple[str, ...] = ()
+    webhook_secret: SecretStr = SecretStr("")
+    webhook_retry_s: float = Field(3600, ge=0)
+    webhook_timeout_s: float = Field(10, gt=0)
+    webhook_backoff_s: float = Field(1, gt=0)
+    webhook_concurrency: int = Field(4, ge=1, le=64)
 
     def convert_options(self) -> ConvertOptions:
         """Conversion options for core."""
@@ -96,6 +112,47 @@ class WorkerSettings(CommonSettings):
                     "than PLEXZOOM_S3_BUCKET (plexzoom never writes a watched bucket)."
                 )
         return self
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _webhook_urls_http(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+        """Each URL is http:// or https:// with a host (never echoed: it may carry a token)."""
+        for number, url in enumerate(urls, 1):
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(
+                    f"PLEXZOOM_WEBHOOK_URLS: entry {number} is not an http:// or https:// URL."
+                )
+        return urls
+
+    @model_validator(mode="after")
+    def _webhook_secret_usable(self) -> "WorkerSettings":
+        """URLs need a secret; a secret is "whsec_" and base64 (it is never echoed)."""
+        secret = self.webhook_secret.get_secret_value()
+        if self.webhook_urls and not secret:
+            raise ValueError(
+                "PLEXZOOM_WEBHOOK_SECRET is required when PLEXZOOM_WEBHOOK_URLS is set: "
+                "'whsec_' and base64, e.g. \"whsec_$(openssl rand -base64 32)\"."
+            )
+        if secret and not _whsec_key(secret):
+            raise ValueError(
+                "PLEXZOOM_WEBHOOK_SECRET must be 'whsec_' followed by base64 "
+                '(the Standard Webhooks form), e.g. "whsec_$(openssl rand -base64 32)".'
+            )
+        return self
+
+    def webhook_options(self) -> WebhookOptions | None:
+        """The webhook sender's options; None when no URL is set."""
+        if not self.webhook_urls:
+            return None
+        return WebhookOptions(
+            urls=self.webhook_urls,
+            secret=self.webhook_secret.get_secret_value(),
+            retry_s=self.webhook_retry_s,
+            timeout_s=self.webhook_timeout_s,
+            backoff_s=self.webhook_backoff_s,
+            concurrency=self.webhook_concurrency,
+        )
 
     def watches(self) -> list[Inbox]:
         """The watched sources: read, copied from, never moved or written."""
@@ -137,3 +194,14 @@ def _split_watch(url: str) -> tuple[str, str]:
         raise ValueError(f"PLEXZOOM_WATCH: {url!r} is not an s3://bucket/prefix/ URL.")
     bucket, _, prefix = url[5:].partition("/")
     return bucket, prefix
+
+
+def _whsec_key(secret: str) -> bytes:
+    """The key in "whsec_<base64>" (empty when the secret is not of that form)."""
+    if not secret.startswith("whsec_"):
+        return b""
+    body = secret.removeprefix("whsec_")
+    try:
+        return base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return b""

@@ -4,6 +4,7 @@ import functools
 from functools import partial
 
 import dramatiq
+import redis
 
 from plexzoom.core.convert import start_spare_child
 from plexzoom.core.sqs import SqsQueue
@@ -14,6 +15,7 @@ from plexzoom.worker.passes import inbox_pass, reconcile_pass, sqs_pass
 from plexzoom.worker.periodic import Periodic
 from plexzoom.worker.process import prepare_decoding_process
 from plexzoom.worker.watcher import FolderWatcher
+from plexzoom.worker.webhooks import WebhookSender
 
 settings = WorkerSettings()
 prepare_decoding_process(settings.malloc_arenas)  # before Dramatiq starts its threads
@@ -43,6 +45,28 @@ if settings.sqs_queue_url:
     queue = SqsQueue(settings.sqs_queue_url, wait_s=settings.sqs_wait_s)
     polling = sqs_pass(actors.storage, enqueue, settings.inbox(), queue, settings.s3_region)
     broker.add_middleware(Periodic("sqs", polling, interval_s=0))  # each poll waits itself
+
+
+class Webhooks(dramatiq.Middleware):
+    """Runs the webhook sender (threads and an HTTP client of its own) while this process
+    consumes: a slow receiver never holds up a conversion."""
+
+    def __init__(self, sender: WebhookSender) -> None:
+        self.sender = sender
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        """Start the sender."""
+        self.sender.start()
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        """Stop it; what it had not delivered stays pending for the next sender."""
+        self.sender.stop()
+
+
+webhooks = settings.webhook_options()
+if webhooks is not None:
+    events = redis.Redis.from_url(settings.redis_url or "", health_check_interval=30)
+    broker.add_middleware(Webhooks(WebhookSender(events, webhooks)))
 
 
 class SpareChild(dramatiq.Middleware):
