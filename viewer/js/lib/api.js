@@ -77,6 +77,12 @@ function apiHeaders(extra = {}) {
 }
 
 async function request(url, options = {}) {
+  const response = await send(url, options);
+  return response.status === 204 ? null : response.json();
+}
+
+/** Fetch `url` with the session's key (asked for on 401); the Response when it is ok, else ApiError. */
+async function send(url, options = {}) {
   for (let attempt = 1; ; attempt += 1) {
     const sentKey = storedKey();
     let response;
@@ -92,7 +98,7 @@ async function request(url, options = {}) {
       throw new ApiError(401, "This server needs an API key; reload the page to enter one.");
     }
     if (!response.ok) throw new ApiError(response.status, errorMessage(response.status, await response.text()));
-    return response.status === 204 ? null : response.json();
+    return response;
   }
 }
 
@@ -115,6 +121,17 @@ function discard(response) {
 /** GET /v1/images/{id}: the status object of one image. */
 export function getImage(id, options = {}) {
   return request(`/v1/images/${encodeURIComponent(id)}`, options);
+}
+
+/**
+ * GET /v1/events as a streaming Response (Server-Sent Events; lib/events.js reads it): every
+ * image's events, or only those of `images`; `lastEventId` resumes after that event.
+ * @param {{images?: string[], lastEventId?: string, signal?: AbortSignal}} [options]
+ */
+export function openEvents({ images = [], lastEventId, signal } = {}) {
+  const query = new URLSearchParams(images.map((id) => ["image", id]));
+  const headers = { Accept: "text/event-stream", ...(lastEventId ? { "Last-Event-ID": lastEventId } : {}) };
+  return send(`/v1/events${images.length ? `?${query}` : ""}`, { headers, signal, cache: "no-store" });
 }
 
 /** GET /v1/images: one newest-first page, `{images, next_cursor}`. */
