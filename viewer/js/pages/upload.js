@@ -1,8 +1,9 @@
 // @ts-check
 // Upload, the page script of index.html's upper half: drag-and-drop or pick files, send them with a
-// byte progress bar, then follow the conversion.
+// byte progress bar, then follow the conversion through the event stream (polling without one).
 
-import { describeStatus, formatBytes, isPending, listFormats, pollImage, uploadImage } from "../lib/api.js";
+import { describeStatus, formatBytes, isPending, listFormats, uploadImage } from "../lib/api.js";
+import { followImage } from "../lib/events.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -82,10 +83,12 @@ async function followConversion(image, filename) {
   if (!isPending(image)) return;
   pollAbort = new AbortController();
   try {
-    const last = await pollImage(image.id, (update) => {
+    const last = await followImage(image.id, (update) => {
       showImage(update);
-      announce(update);
-    }, { signal: pollAbort.signal });
+      // Polled updates are whole status objects the gallery can show; with the stream, the
+      // gallery follows the stream itself.
+      if (update.links) announce(update);
+    }, { signal: pollAbort.signal, onState: (state) => { ui.state.dataset.updates = state; } });
     if (last.status === "ready") ui.label.textContent = `${filename} is ready`;
   } catch (err) {
     if (err?.name !== "AbortError") showError(err.message);

@@ -3,9 +3,10 @@
 // (multi-channel images mixed live, with the channel panel: lib/multichannel.js), keep the view and
 // the channel settings in the URL hash.
 
-import { describeStatus, formatBytes, formatDimensions, getImage, isMultiChannel, isPending, pollImage } from "../lib/api.js";
+import { describeStatus, formatBytes, formatDimensions, getImage, isMultiChannel, isPending } from "../lib/api.js";
 import { TileToken, loadDzi, openRangeTileSource, signedDziSource, tilesBase } from "../lib/deepzoom.js";
 import { el } from "../lib/dom.js";
+import { followImage } from "../lib/events.js";
 import { showMetadata } from "../lib/metadata.js";
 import { openMixed } from "../lib/multichannel.js";
 import { addFullPageButton, createViewer, makeButtonsFocusable } from "../lib/osdviewer.js";
@@ -224,10 +225,12 @@ async function main() {
     showInfo(image);
     showStatus(image);
     if (isPending(image)) {
-      image = await pollImage(id, (update) => {
-        showInfo(update);
-        showStatus(update);
-      });
+      // Events carry the state, not the whole status object: merged, then fetched once when ready.
+      const last = await followImage(id, (update) => showStatus({ ...image, ...update }),
+        { onState: (state) => { document.body.dataset.updates = state; } });
+      image = last.status === "ready" ? await getImage(id) : { ...image, ...last };
+      showInfo(image);
+      showStatus(image);
     }
     if (image.status === "ready") await openImage(image);
   } catch (err) {
