@@ -16,6 +16,7 @@ from typing import Any
 
 import convert
 import dzsave_options
+import events
 import memory
 import mixing
 import multichannel
@@ -27,7 +28,7 @@ from images import CONTENTS, ensure_image, ensure_photo
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
-SECTIONS = ("options", "convert", "memory", "tiles", "multichannel", "mixing", "values")
+SECTIONS = ("options", "convert", "memory", "tiles", "multichannel", "mixing", "values", "events")
 
 
 def parse_args() -> argparse.Namespace:
@@ -131,6 +132,11 @@ def main() -> int:
             results["mixing"] = mixing.run(OUT / "images", size, 20, work)
             summary += mixing.table(results["mixing"])
             timing["mixing"] = round(time.monotonic() - mark, 1)
+        if "events" in sections:
+            mark = time.monotonic()
+            results["events"] = events.run(OUT / "images", work)
+            summary += events.table(results["events"])
+            timing["events"] = round(time.monotonic() - mark, 1)
         if "values" in sections:
             mark = time.monotonic()
             size = 4096 if quick else 8192

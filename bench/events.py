@@ -1,0 +1,173 @@
+"""Live events under load: 500 open /v1/events streams on one `make run` stack (local folder, two
+web processes) while 20 images convert.
+
+Latency of a delivery: from the record write that made the event (its ``updated`` time, this
+machine's clock) to the moment a client read it, for every event of the 20 images on every
+stream. Goal: p99 <= 1 s. Also the api processes' memory and CPU meanwhile (psutil, summed over
+uvicorn and its web workers).
+"""
+
+import asyncio
+import contextlib
+import json
+import statistics
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pyvips
+from stack import Stack
+
+STREAMS = 500
+IMAGES = 20
+GOAL_S = 1.0
+
+
+def photo(path: Path, seed: int) -> Path:
+    """A 2000 x 1500 PNG with some content (each a little different)."""
+    image = pyvips.Image.gaussnoise(2000, 1500, sigma=40, mean=128 + seed).cast("uchar")
+    image.write_to_file(str(path))
+    return path
+
+
+async def follow(url: str, ids: set[str], complete: asyncio.Event, got: list[tuple[str, float]],
+                 opened: Any) -> None:  # fmt: skip
+    """One stream: the delay of every event, until every image of ``ids`` was seen ready (the
+    ids are known only once every upload has answered, after the first may be ready)."""
+    async with (
+        httpx.AsyncClient(timeout=httpx.Timeout(10, read=600)) as client,
+        client.stream("GET", url) as answer,
+    ):
+        opened()
+        finished: set[str] = set()
+        async for line in answer.aiter_lines():  # heartbeats wake it up too
+            if line.startswith("data: "):
+                now = time.time()
+                data = json.loads(line[6:])
+                if "updated" in data:
+                    delay = now - datetime.fromisoformat(data["updated"]).timestamp()
+                    got.append((data["id"], delay))
+                    if data.get("status") in ("ready", "failed"):
+                        finished.add(data["id"])
+            if complete.is_set() and finished >= ids:
+                return
+
+
+class Sampler:
+    """Samples RSS and CPU time of a process tree every 0.2 s."""
+
+    def __init__(self, root: psutil.Process) -> None:
+        self.root, self.peak_rss, self.stop = root, 0, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def procs(self) -> list[psutil.Process]:
+        try:
+            return [self.root, *self.root.children(recursive=True)]
+        except psutil.NoSuchProcess:  # a child ended while being listed
+            return [self.root]
+
+    def cpu_s(self) -> float:
+        total = 0.0
+        for proc in self.procs():
+            try:
+                times = proc.cpu_times()
+                total += times.user + times.system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            rss = 0
+            for proc in self.procs():
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    rss += proc.memory_info().rss
+            self.peak_rss = max(self.peak_rss, rss)
+            self.stop.wait(0.2)
+
+
+def web(stack: Stack) -> psutil.Process:
+    for child in psutil.Process(stack.proc.pid).children():
+        if any("uvicorn" in part for part in child.cmdline()):
+            return child
+    raise RuntimeError("the stack has no uvicorn process")
+
+
+async def measure(stack: Stack, files: list[Path]) -> dict[str, Any]:
+    """Open the streams, upload the images, wait until every stream saw every image ready."""
+    ids: set[str] = set()
+    complete = asyncio.Event()
+    seen: list[tuple[str, float]] = []
+    opened = asyncio.Event()
+    count = 0
+
+    def one_opened() -> None:
+        nonlocal count
+        count += 1
+        if count == STREAMS:
+            opened.set()
+
+    # The ids are known only after the uploads: streams filter on a set filled in place.
+    tasks = [
+        asyncio.create_task(follow(f"{stack.url}/v1/events", ids, complete, seen, one_opened))
+        for _ in range(STREAMS)
+    ]
+    await asyncio.wait_for(opened.wait(), 120)
+    sampler = Sampler(web(stack))
+    cpu_before, started = sampler.cpu_s(), time.monotonic()
+    sampler.thread.start()
+    async with httpx.AsyncClient(base_url=stack.url, timeout=120) as client:
+
+        async def upload(path: Path) -> str:
+            with path.open("rb") as f:
+                answer = await client.post("/v1/images", files={"file": (path.name, f.read())})
+            answer.raise_for_status()
+            return str(answer.json()["id"])
+
+        ids.update(await asyncio.gather(*(upload(p) for p in files)))
+        complete.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), 600)
+    seconds = time.monotonic() - started
+    sampler.stop.set()
+    cpu = sampler.cpu_s() - cpu_before
+    delays = sorted(delay for image_id, delay in seen if image_id in ids)
+    return {
+        "streams": STREAMS,
+        "images": len(ids),
+        "deliveries": len(delays),
+        "p50_s": statistics.median(delays),
+        "p99_s": delays[int(0.99 * (len(delays) - 1))],
+        "max_s": delays[-1],
+        "seconds": seconds,
+        "api_peak_rss": sampler.peak_rss,
+        "api_cpu_cores": cpu / seconds,
+    }
+
+
+def run(images: Path, work: Path) -> dict[str, Any]:
+    print(f"\n== live events: {STREAMS} streams, {IMAGES} conversions ==", flush=True)
+    images.mkdir(parents=True, exist_ok=True)
+    files = [photo(images / f"events-{i}.png", i) for i in range(IMAGES)]
+    stack = Stack(work / "events", {}, work / "stack-events.log")
+    try:
+        result = asyncio.run(measure(stack, files))
+    finally:
+        stack.stop()
+    result["goal_s"] = GOAL_S
+    return result
+
+
+def table(result: dict[str, Any]) -> list[str]:
+    ok = "OK" if result["p99_s"] <= result["goal_s"] else "MISSED"
+    return [
+        f"Live events: {result['streams']} open /v1/events streams, {result['images']} images "
+        f"converting, {result['deliveries']} deliveries in {result['seconds']:.1f} s",
+        f"  record write -> client: p50 {result['p50_s'] * 1000:.0f} ms, p99 "
+        f"{result['p99_s'] * 1000:.0f} ms, max {result['max_s'] * 1000:.0f} ms "
+        f"(goal p99 <= {result['goal_s']:.0f} s: {ok}); api processes: peak RSS "
+        f"{result['api_peak_rss'] / 2**20:.0f} MiB, CPU {result['api_cpu_cores']:.2f} cores",
+    ]
