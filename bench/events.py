@@ -4,16 +4,18 @@ web processes) while 20 images convert.
 Latency of a delivery: from the record write that made the event (its ``updated`` time, this
 machine's clock) to the moment a client read it, for every event of the 20 images on every
 stream. Goal: p99 <= 1 s. Also the api processes' memory and CPU meanwhile (psutil, summed over
-uvicorn and its web workers).
+uvicorn and its web workers), and the webhook sender's latency to a receiver on loopback.
 """
 
 import asyncio
+import base64
 import contextlib
 import json
 import statistics
 import threading
 import time
 from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -148,21 +150,68 @@ async def measure(stack: Stack, files: list[Path]) -> dict[str, Any]:
     }
 
 
+class Receiver:
+    """A webhook receiver on loopback: when each delivery arrived, and its body."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[float, dict[str, Any]]] = []
+        received = self.received
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                received.append((time.time(), json.loads(body)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def delays(self) -> list[float]:
+        """Seconds from each ready image's record write to its delivery."""
+        return sorted(
+            when - datetime.fromisoformat(body["data"]["updated"]).timestamp()
+            for when, body in self.received
+            if body.get("type") == "image.ready"
+        )
+
+
 def run(images: Path, work: Path) -> dict[str, Any]:
     print(f"\n== live events: {STREAMS} streams, {IMAGES} conversions ==", flush=True)
     images.mkdir(parents=True, exist_ok=True)
     files = [photo(images / f"events-{i}.png", i) for i in range(IMAGES)]
-    stack = Stack(work / "events", {}, work / "stack-events.log")
+    receiver = Receiver()
+    secret = "whsec_" + base64.b64encode(b"plexzoom-bench-webhook-secret-32").decode()
+    env = {"PLEXZOOM_WEBHOOK_URLS": json.dumps([receiver.url]), "PLEXZOOM_WEBHOOK_SECRET": secret}
+    stack = Stack(work / "events", env, work / "stack-events.log")
     try:
         result = asyncio.run(measure(stack, files))
+        deadline = time.monotonic() + 60
+        while len(receiver.delays()) < result["images"] and time.monotonic() < deadline:
+            time.sleep(0.1)
     finally:
         stack.stop()
-    result["goal_s"] = GOAL_S
+        receiver.server.shutdown()
+    hooks = receiver.delays()
+    result |= {"goal_s": GOAL_S, "webhooks": len(hooks)}
+    if hooks:
+        result |= {"webhook_p50_s": statistics.median(hooks), "webhook_max_s": hooks[-1]}
     return result
 
 
 def table(result: dict[str, Any]) -> list[str]:
     ok = "OK" if result["p99_s"] <= result["goal_s"] else "MISSED"
+    hooks = (
+        f"  webhooks: {result['webhooks']} image.ready deliveries to a loopback receiver, record "
+        f"write -> received p50 {result['webhook_p50_s'] * 1000:.0f} ms, max "
+        f"{result['webhook_max_s'] * 1000:.0f} ms"
+        if result.get("webhooks")
+        else "  webhooks: none received"
+    )
     return [
         f"Live events: {result['streams']} open /v1/events streams, {result['images']} images "
         f"converting, {result['deliveries']} deliveries in {result['seconds']:.1f} s",
@@ -170,4 +219,5 @@ def table(result: dict[str, Any]) -> list[str]:
         f"{result['p99_s'] * 1000:.0f} ms, max {result['max_s'] * 1000:.0f} ms "
         f"(goal p99 <= {result['goal_s']:.0f} s: {ok}); api processes: peak RSS "
         f"{result['api_peak_rss'] / 2**20:.0f} MiB, CPU {result['api_cpu_cores']:.2f} cores",
+        hooks,
     ]
