@@ -13,7 +13,10 @@ from plexzoom.core.storage import LocalStorage, S3Config, S3Storage, Storage
 class CommonSettings(BaseSettings):
     """Storage and broker: PLEXZOOM_* environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="PLEXZOOM_", extra="ignore")
+    # A refused setting is named, never echoed: keys and secrets are settings too.
+    model_config = SettingsConfigDict(
+        env_prefix="PLEXZOOM_", extra="ignore", hide_input_in_errors=True
+    )
 
     data_dir: Path = Path("./data")
     s3_endpoint_url: str | None = None
