@@ -146,6 +146,7 @@ def test_the_viewer_opens_an_image_when_its_conversion_ends(
     page.goto(f"{stack.url}/view.html?id={new}")
     page.wait_for_function("() => document.body.dataset.updates === 'live'", timeout=20_000)
     assert page.is_visible("#view-progress-panel")
+    assert page.text_content("[data-testid=view-updates]") == "Live updates"
     time.sleep(2)
     stack.hold.disarm()
     wait_drawn(page)

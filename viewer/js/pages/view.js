@@ -6,7 +6,7 @@
 import { describeStatus, formatBytes, formatDimensions, getImage, isMultiChannel, isPending } from "../lib/api.js";
 import { TileToken, loadDzi, openRangeTileSource, signedDziSource, tilesBase } from "../lib/deepzoom.js";
 import { el } from "../lib/dom.js";
-import { followImage } from "../lib/events.js";
+import { STATE_TEXT, followImage } from "../lib/events.js";
 import { showMetadata } from "../lib/metadata.js";
 import { openMixed } from "../lib/multichannel.js";
 import { addFullPageButton, createViewer, makeButtonsFocusable } from "../lib/osdviewer.js";
@@ -227,7 +227,12 @@ async function main() {
     if (isPending(image)) {
       // Events carry the state, not the whole status object: merged, then fetched once when ready.
       const last = await followImage(id, (update) => showStatus({ ...image, ...update }),
-        { onState: (state) => { document.body.dataset.updates = state; } });
+        {
+          onState: (state) => {
+            document.body.dataset.updates = state;
+            $("view-updates").textContent = STATE_TEXT[state] ?? "";
+          },
+        });
       image = last.status === "ready" ? await getImage(id) : { ...image, ...last };
       showInfo(image);
       showStatus(image);
