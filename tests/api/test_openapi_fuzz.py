@@ -24,6 +24,9 @@ KEY = "schemathesis-key-41f0"
 EXAMPLES = 30  # per operation and credential; a few seconds in all
 # Not sent to the real image: deletion, and a conversion that no worker would run.
 SPOILERS = {"DELETE /v1/images/{image_id}", "POST /v1/images/{image_id}/reconvert"}
+# An endless stream (with Redis) or a 503 that says Redis is needed (without, as here): checked
+# over HTTP with keys, resumes and filters in tests/integration/test_events.py instead.
+STREAMS = {"GET /v1/events"}
 
 
 @dataclass
@@ -58,6 +61,7 @@ def test_no_request_is_a_server_error(target: Target) -> None:
     that would spoil it), so bodies reach the checks behind the id. (Schemathesis' own pytest
     plugin does not run under pytest 9 yet, so the operations' strategies are driven here.)"""
     operations = [result.ok() for result in target.schema.get_all_operations()]
+    operations = [op for op in operations if op.label not in STREAMS]
     assert {op.label for op in operations} >= {
         "GET /v1/images",
         "POST /v1/images",
