@@ -9,7 +9,6 @@ uvicorn and its web workers), and the webhook sender's latency to a receiver on 
 
 import asyncio
 import base64
-import contextlib
 import json
 import statistics
 import threading
@@ -22,7 +21,7 @@ from typing import Any
 import httpx
 import psutil
 import pyvips
-from stack import Stack
+from stack import Stack, TreeSampler, cpu_seconds
 
 STREAMS = 500
 IMAGES = 20
@@ -59,44 +58,25 @@ async def follow(url: str, ids: set[str], complete: asyncio.Event, got: list[tup
                 return
 
 
-class Sampler:
-    """Samples RSS and CPU time of a process tree every 0.2 s."""
-
-    def __init__(self, root: psutil.Process) -> None:
-        self.root, self.peak_rss, self.stop = root, 0, threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def procs(self) -> list[psutil.Process]:
-        try:
-            return [self.root, *self.root.children(recursive=True)]
-        except psutil.NoSuchProcess:  # a child ended while being listed
-            return [self.root]
-
-    def cpu_s(self) -> float:
-        total = 0.0
-        for proc in self.procs():
-            try:
-                times = proc.cpu_times()
-                total += times.user + times.system
-            except psutil.NoSuchProcess:
-                pass
-        return total
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            rss = 0
-            for proc in self.procs():
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    rss += proc.memory_info().rss
-            self.peak_rss = max(self.peak_rss, rss)
-            self.stop.wait(0.2)
-
-
 def web(stack: Stack) -> psutil.Process:
     for child in psutil.Process(stack.proc.pid).children():
         if any("uvicorn" in part for part in child.cmdline()):
             return child
     raise RuntimeError("the stack has no uvicorn process")
+
+
+async def uploaded(stack: Stack, files: list[Path], ids: set[str], complete: asyncio.Event) -> None:
+    """Upload every file at once; their ids go into ``ids``, then ``complete`` is set."""
+    async with httpx.AsyncClient(base_url=stack.url, timeout=120) as client:
+
+        async def upload(path: Path) -> str:
+            with path.open("rb") as f:
+                answer = await client.post("/v1/images", files={"file": (path.name, f.read())})
+            answer.raise_for_status()
+            return str(answer.json()["id"])
+
+        ids.update(await asyncio.gather(*(upload(p) for p in files)))
+        complete.set()
 
 
 async def measure(stack: Stack, files: list[Path]) -> dict[str, Any]:
@@ -119,23 +99,12 @@ async def measure(stack: Stack, files: list[Path]) -> dict[str, Any]:
         for _ in range(STREAMS)
     ]
     await asyncio.wait_for(opened.wait(), 120)
-    sampler = Sampler(web(stack))
-    cpu_before, started = sampler.cpu_s(), time.monotonic()
-    sampler.thread.start()
-    async with httpx.AsyncClient(base_url=stack.url, timeout=120) as client:
-
-        async def upload(path: Path) -> str:
-            with path.open("rb") as f:
-                answer = await client.post("/v1/images", files={"file": (path.name, f.read())})
-            answer.raise_for_status()
-            return str(answer.json()["id"])
-
-        ids.update(await asyncio.gather(*(upload(p) for p in files)))
-        complete.set()
-    await asyncio.wait_for(asyncio.gather(*tasks), 600)
-    seconds = time.monotonic() - started
-    sampler.stop.set()
-    cpu = sampler.cpu_s() - cpu_before
+    with TreeSampler(web(stack), [], interval_s=0.2) as sampler:
+        cpu_before, started = cpu_seconds(sampler.tree()), time.monotonic()
+        await uploaded(stack, files, ids, complete)
+        await asyncio.wait_for(asyncio.gather(*tasks), 600)
+        seconds = time.monotonic() - started
+        cpu = cpu_seconds(sampler.tree()) - cpu_before
     delays = sorted(delay for image_id, delay in seen if image_id in ids)
     return {
         "streams": STREAMS,

@@ -220,6 +220,18 @@ class Stack:
         self.log.close()
 
 
+def cpu_seconds(procs: list[psutil.Process]) -> float:
+    """User+system CPU seconds used so far by these processes."""
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 class TreeSampler:
     """Samples, every ``interval_s``, the summed RSS of a process tree and the bytes under dirs."""
 
@@ -231,14 +243,17 @@ class TreeSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
 
+    def tree(self) -> list[psutil.Process]:
+        """The root and all its descendants right now (empty once the root is gone)."""
+        try:
+            return [self.root, *self.root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
     def tree_rss(self) -> tuple[int, int]:
         """(summed RSS, process count) of the root and all its descendants right now."""
         total, count = 0, 0
-        try:
-            procs = [self.root, *self.root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return 0, 0
-        for proc in procs:
+        for proc in self.tree():
             try:
                 total += proc.memory_info().rss
                 count += 1

@@ -24,7 +24,7 @@ import boto3
 import httpx
 import psutil
 from botocore.config import Config
-from stack import S3_ENV, MotoServer, Stack, free_port, stop_process, wait_http
+from stack import S3_ENV, MotoServer, Stack, cpu_seconds, free_port, stop_process, wait_http
 
 HERE = Path(__file__).resolve().parent
 CONNECTIONS, THREADS = 64, 2
@@ -179,18 +179,6 @@ def write_script(path: Path, pyramid: Pyramid, mode: str, passes: int = 1) -> Pa
         }
     )
     return path
-
-
-def cpu_seconds(procs: list[psutil.Process]) -> float:
-    """User+system CPU seconds used so far by these processes."""
-    total = 0.0
-    for proc in procs:
-        try:
-            times = proc.cpu_times()
-            total += times.user + times.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
 
 
 def machine_busy_seconds() -> float:
