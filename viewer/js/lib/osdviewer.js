@@ -84,8 +84,11 @@ export function createViewer(element, drawer, token) {
  */
 export function addFullPageButton(viewer, workspace, warn) {
   const button = el("button", {
-    type: "button", className: "viewer-button fullpage-button", textContent: "⛶", dataset: { testid: "fullpage" },
+    type: "button", className: "viewer-button fullpage-button", dataset: { testid: "fullpage" },
   });
+  // Four corners, drawn: the "⛶" character is missing from common fonts and showed as a box.
+  button.innerHTML = '<svg viewBox="0 0 16 16" width="16" height="16" aria-hidden="true" fill="none"'
+    + ' stroke="currentColor" stroke-width="1.8"><path d="M1 5V1h4M11 1h4v4M15 11v4h-4M5 15H1v-4"/></svg>';
   const label = () => (document.fullscreenElement ? "Leave full page" : "Full page");
   const update = () => {
     button.title = label();
