@@ -1,0 +1,191 @@
+"""Writers for generated whole-slide images that OpenSlide opens as their vendor's format."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyvips
+import tifffile
+
+APERIO_LIBRARY = "Aperio Image Library v12.0.15"
+TILE = 240
+MPP = 0.499
+YCBCR_SUBSAMPLING = 530
+APP_MAG = 20
+
+
+@dataclass(frozen=True)
+class Planted:
+    """Identifying strings a slide carries, for privacy tests to search for."""
+
+    patient: str = "DOE^JANE"
+    barcode: str = "S26-04711 A1"
+    filename: str = "DOE_JANE_S26-04711"
+    user: str = "j.smith"
+
+
+def slide_pixels(width: int, height: int) -> np.ndarray:
+    """Smooth RGB tissue-like pixels (height x width x 3), gentle enough to survive JPEG."""
+    y, x = np.ogrid[0:height, 0:width]
+    red = np.broadcast_to(x * 255 // max(width - 1, 1), (height, width))
+    green = np.broadcast_to(y * 255 // max(height - 1, 1), (height, width))
+    blue = 128 + 100 * np.sin(x / 90.0) * np.cos(y / 70.0)
+    return np.stack([red, green, blue], axis=-1).astype(np.uint8)
+
+
+def jpeg_tiles(pixels: np.ndarray, tile: int, quality: int = 90) -> Iterator[bytes]:
+    """Each tile, row by row, as a complete 4:4:4 YCbCr JPEG; edge tiles are padded by
+    repeating their last row and column, as TIFF tiles are always whole."""
+    height, width = pixels.shape[:2]
+    for top in range(0, height, tile):
+        for left in range(0, width, tile):
+            part = pixels[top : top + tile, left : left + tile]
+            pad = ((0, tile - part.shape[0]), (0, tile - part.shape[1]), (0, 0))
+            image = pyvips.Image.new_from_array(np.pad(part, pad, mode="edge"))
+            image = image.copy(interpretation="srgb")
+            yield image.jpegsave_buffer(Q=quality, subsample_mode="off", keep="none")
+
+
+def write_jpeg_tiled(
+    tif: tifffile.TiffWriter, pixels: np.ndarray, description: bytes, subfiletype: int = 0
+) -> None:
+    """Append one tiled page of JPEG tiles that pyvips compressed; mark_jpeg_pages must
+    then relabel it, as tifffile would want imagecodecs to write the JPEG tags itself."""
+    tif.write(
+        jpeg_tiles(pixels, TILE),
+        shape=pixels.shape,
+        dtype=np.uint8,
+        tile=(TILE, TILE),
+        photometric="rgb",
+        description=description,
+        subfiletype=subfiletype,
+        metadata=None,
+        # YCbCrSubSampling 1, 1: the tiles are 4:4:4.
+        extratags=[(YCBCR_SUBSAMPLING, "H", 2, (1, 1), True)],
+    )
+
+
+def mark_jpeg_pages(path: Path) -> None:
+    """Relabel the tiled pages as JPEG (Compression 7) in YCbCr (Photometric 6), which is
+    what their tiles hold; libtiff and OpenSlide read the colour space from Photometric."""
+    with tifffile.TiffFile(path, mode="r+b") as tif:
+        for page in tif.pages:
+            if page.is_tiled:
+                page.tags["Compression"].overwrite(7)
+                page.tags["PhotometricInterpretation"].overwrite(6)
+
+
+def write_stripped(
+    tif: tifffile.TiffWriter, pixels: np.ndarray, description: bytes, subfiletype: int = 0
+) -> None:
+    """Append one stripped, deflated RGB page."""
+    tif.write(
+        pixels,
+        photometric="rgb",
+        compression="zlib",
+        rowsperstrip=16,
+        description=description,
+        subfiletype=subfiletype,
+        metadata=None,
+    )
+
+
+def vips_pixels(image: pyvips.Image) -> np.ndarray:
+    """An 8-bit pyvips image as a height x width x bands array."""
+    shape = (image.height, image.width, image.bands)
+    return np.ndarray(buffer=image.cast("uchar").write_to_memory(), dtype=np.uint8, shape=shape)
+
+
+def text_card(lines: list[str], size: tuple[int, int], paper: int = 255) -> np.ndarray:
+    """Black rendered text on a plain card of size (width, height), as RGB pixels."""
+    width, height = size
+    ink = pyvips.Image.text("\n".join(lines), width=width - 20, dpi=140, font="sans")
+    card = np.full((height, width, 3), paper, dtype=np.uint8)
+    mask = vips_pixels(ink)[: height - 10, : width - 10, 0]
+    region = card[10 : 10 + mask.shape[0], 10 : 10 + mask.shape[1]]
+    region[...] = (region * (1 - mask[..., None] / 255.0)).astype(np.uint8)
+    return card
+
+
+def label_pixels(planted: Planted) -> np.ndarray:
+    """The slide label, with every planted string written on it."""
+    lines = [planted.patient, planted.barcode, planted.filename, planted.user]
+    return text_card(lines, (360, 300))
+
+
+def macro_pixels(planted: Planted, tissue: np.ndarray) -> np.ndarray:
+    """The overview camera's picture of the whole glass: label on the left, tissue right."""
+    macro = np.full((300, 900, 3), 235, dtype=np.uint8)
+    macro[:, :360] = label_pixels(planted)
+    small = pyvips.Image.new_from_array(tissue).resize(480 / tissue.shape[1])
+    shrunk = vips_pixels(small)[:280]
+    macro[10 : 10 + shrunk.shape[0], 400 : 400 + shrunk.shape[1]] = shrunk
+    return macro
+
+
+def aperio_description(size: tuple[int, int], planted: Planted, first_line: str) -> bytes:
+    """An SVS ImageDescription: library line, then |key = value properties as Aperio writes."""
+    width, height = size
+    properties = {
+        "AppMag": str(APP_MAG),
+        "StripeWidth": "2040",
+        "ScanScope ID": "SS1234",
+        "Filename": planted.filename,
+        "Barcode": planted.barcode,
+        "Patient": planted.patient,
+        "Date": "03/14/26",
+        "Time": "09:26:53",
+        "Time Zone": "GMT+0100",
+        "User": planted.user,
+        "MPP": f"{MPP:.4f}",
+        "Left": "25.691574",
+        "Top": "23.449873",
+        "ImageID": "1004486",
+        "OriginalWidth": str(width),
+        "OriginalHeight": str(height),
+    }
+    text = f"{APERIO_LIBRARY} \r\n{first_line}|" + "|".join(
+        f"{key} = {value}" for key, value in properties.items()
+    )
+    return text.encode()
+
+
+def write_aperio_svs(
+    path: Path, size: tuple[int, int] = (4000, 3000), planted: Planted = Planted()
+) -> np.ndarray:
+    """An Aperio SVS: tiled JPEG base, stripped thumbnail, tiled /4 and /16 levels, then a
+    label and a macro page; returns the base pixels for comparison."""
+    # OpenSlide's aperio driver: page 0 must be tiled with a description starting
+    # "Aperio"; tiled pages are levels, page 1 (stripped) is the thumbnail, and other
+    # stripped pages are the label (NewSubfileType 1) and macro (NewSubfileType 9).
+    width, height = size
+    base = slide_pixels(width, height)
+    header = f"{width}x{height} [0,0 {width}x{height}] ({TILE}x{TILE}) JPEG/RGB Q=90"
+    with tifffile.TiffWriter(path, bigtiff=False) as tif:
+        write_jpeg_tiled(tif, base, aperio_description(size, planted, header))
+        thumb = base[::8, ::8]
+        line = f"{width}x{height} -> {thumb.shape[1]}x{thumb.shape[0]} - "
+        write_stripped(tif, thumb, aperio_description(size, planted, line))
+        for factor in (4, 16):
+            level = base[::factor, ::factor]
+            line = f"{width}x{height} -> {level.shape[1]}x{level.shape[0]} - " + header
+            write_jpeg_tiled(tif, level, aperio_description(size, planted, line), 1)
+        label = label_pixels(planted)
+        write_stripped(tif, label, f"{APERIO_LIBRARY}\r\nlabel 360x300".encode(), 1)
+        macro = macro_pixels(planted, base)
+        write_stripped(tif, macro, f"{APERIO_LIBRARY}\r\nmacro 900x300".encode(), 9)
+    mark_jpeg_pages(path)
+    return base
+
+
+def write_generic_tiff(path: Path, size: tuple[int, int] = (2000, 1500)) -> np.ndarray:
+    """A plain pyramidal TIFF (tiled JPEG levels, full, /2, /4) that OpenSlide reads with its
+    generic-tiff driver; returns the base pixels."""
+    width, height = size
+    base = slide_pixels(width, height)
+    with tifffile.TiffWriter(path) as tif:
+        for factor in (1, 2, 4):
+            write_jpeg_tiled(tif, base[::factor, ::factor], b"", 0 if factor == 1 else 1)
+    mark_jpeg_pages(path)
+    return base
