@@ -25,7 +25,7 @@ from plexzoom.core.readers.base import (
     check_size,
     rgb_channels,
 )
-from plexzoom.core.readers.tiff_direct import direct_loader, needs_direct
+from plexzoom.core.readers.tiff_direct import check_decodable, direct_loader, needs_direct
 from plexzoom.core.readers.tiff_layout import TiffPlan, plan_tiff, tiff_page
 
 _COLOUR_INTERPRETATIONS = ("srgb", "rgb16", "cmyk")
@@ -76,10 +76,13 @@ def _open(origin: TiffBytes, tif: tifffile.TiffFile, options: ReadOptions) -> Ch
     check_size(page.imagewidth, page.imagelength, options)  # before libvips reads the page
     _check_data_in_file(tif, plan.pages)
     direct = needs_direct(page)
+    if direct:
+        check_decodable(page)
     if direct and not isinstance(origin, str):
         raise UnsupportedFormat(
-            "This TIFF stores its samples in separate planes or as 64-bit numbers; its pixels "
-            "are read only from a copy on this machine."
+            "This TIFF stores its samples in separate planes, as 64-bit numbers or with a "
+            "compression libvips cannot decode; its pixels are read only from a copy on this "
+            "machine."
         )
     head = _tiff_header(page) if direct else _vips_header(origin, plan.pages[0])
     if page.planarconfig == 2 and page.samplesperpixel > 1:
@@ -90,8 +93,11 @@ def _open(origin: TiffBytes, tif: tifffile.TiffFile, options: ReadOptions) -> Ch
         plan.notes["pages_ignored"] = sorted(plan.notes.get("pages_ignored", []) + plan.pages[1:])
         plan.pages = plan.pages[:1]
     bands = 3 if is_rgb else _bands(head, plan)
-    if head.bands > bands and head.interpretation != "cmyk":
-        plan.notes["samples_ignored"] = head.bands - bands
+    if plan.alpha and head.bands > bands:
+        plan.notes["alpha"] = "ignored"
+    extra = head.bands - bands - (1 if plan.alpha else 0)
+    if extra > 0 and head.interpretation != "cmyk":
+        plan.notes["samples_ignored"] = extra
     channels = rgb_channels() if is_rgb else _channel_infos(plan, bands)
     check_pixel_depth(len(channels), np.dtype(dtype).itemsize, options)
     # Single pixels (value lookups) need random access; whole pages stream top to bottom.
@@ -106,7 +112,7 @@ def _open(origin: TiffBytes, tif: tifffile.TiffFile, options: ReadOptions) -> Ch
     load_bands = None if direct or is_rgb else partial(_load_bands, origin, plan.pages, bands)
     picture = None
     if is_rgb and direct:
-        picture = partial(_join, load, 3)
+        picture = partial(_join_rgb, load)
     elif is_rgb:
         # dzsave reads a tiled page about 4 % faster with random access (bench/dzsave_options.py);
         # strips stay sequential, so a huge strip is never decoded twice.
@@ -209,10 +215,11 @@ def _load_page(origin: TiffBytes, page: int, access: str = "sequential") -> pyvi
     return image
 
 
-def _join(load: Callable[[int], pyvips.Image], count: int) -> pyvips.Image:
-    """Channels 0 .. count-1 as the bands of one image."""
-    bands = [load(i) for i in range(count)]
-    return bands[0].bandjoin(bands[1:])
+def _join_rgb(load: Callable[[int], pyvips.Image]) -> pyvips.Image:
+    """Channels 0, 1, 2 as one sRGB picture (as multiband, libvips takes band 3 for alpha)."""
+    bands = [load(i) for i in range(3)]
+    image = bands[0].bandjoin(bands[1:])
+    return image.copy(interpretation="srgb" if image.format == "uchar" else "rgb16")
 
 
 def _load_bands(

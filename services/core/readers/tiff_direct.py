@@ -1,9 +1,10 @@
-"""Pages libvips' TIFF loader cannot read: separate sample planes and 64-bit floats.
+"""Pages libvips' TIFF loader cannot read: separate planes, 64-bit floats, some compressions.
 
 libvips 8.18 cannot load tiled separate planes, misplaces rows of stripped ones with more than one
-row per strip, and refuses 64-bit samples. These pages bypass tiffload: uncompressed data is
-mapped straight from the file (``rawload``), compressed data is decoded by tifffile one page at a
-time, within the configured memory limit.
+row per strip, and refuses 64-bit samples. The libtiff in pyvips-binary has no old-style JPEG
+decoder and draws JPEG 2000 and JPEG XL tiles black without an error. These pages bypass tiffload:
+uncompressed data is mapped straight from the file (``rawload``), compressed data is decoded by
+tifffile (codecs from imagecodecs) one page at a time, within the configured memory limit.
 """
 
 from __future__ import annotations
@@ -17,15 +18,39 @@ import numpy as np
 import pyvips
 import tifffile
 
-from plexzoom.core.errors import CorruptImage
+from plexzoom.core.errors import CorruptImage, UnsupportedFormat
 from plexzoom.core.readers.base import DTYPE_TO_VIPS, UNREADABLE, ReadOptions, check_memory
 from plexzoom.core.readers.tiff_layout import tiff_page
+
+# TIFF Compression codes libvips decodes: none, CCITT RLE/G3/G4, LZW, JPEG, Deflate (both
+# codes), PackBits, Zstandard, WebP. Others go to tifffile, or are refused (check_decodable).
+VIPS_COMPRESSIONS = frozenset({1, 2, 3, 4, 5, 7, 8, 32773, 32946, 50000, 50001})
+_OLD_JPEG = 6
+_RESAVE = "Re-save it as a TIFF with LZW, Deflate or (new-style) JPEG compression and upload that."
 
 
 def needs_direct(page: tifffile.TiffPage) -> bool:
     """Whether the page must bypass libvips' TIFF loader."""
     separate = page.planarconfig == 2 and page.samplesperpixel > 1
-    return separate or np.dtype(page.dtype).itemsize == 8
+    wide = page.dtype is not None and np.dtype(page.dtype).itemsize == 8
+    return separate or wide or int(page.compression) not in VIPS_COMPRESSIONS
+
+
+def check_decodable(page: tifffile.TiffPage) -> None:
+    """Refuse a page whose compression neither libvips nor tifffile can decode."""
+    code = int(page.compression)
+    if code in VIPS_COMPRESSIONS:
+        return
+    if code == _OLD_JPEG and "JPEGInterchangeFormat" not in page.tags:
+        raise UnsupportedFormat(
+            "This TIFF uses old-style JPEG compression (6) without the embedded JPEG stream "
+            f"that plexzoom can decode. {_RESAVE}"
+        )
+    if code not in tifffile.TIFF.DECOMPRESSORS:
+        raise UnsupportedFormat(
+            f"This TIFF's pixels are compressed with a method plexzoom cannot decode "
+            f"(TIFF compression {code}). {_RESAVE}"
+        )
 
 
 def direct_loader(

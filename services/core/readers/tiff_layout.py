@@ -155,6 +155,10 @@ def _page_plan(tif: tifffile.TiffFile, pages: list[int]) -> TiffPlan:
     """A plan for ``pages``; refuses pixel types libvips cannot hold."""
     page = tiff_page(tif, pages[0])
     dtype = page.dtype
+    if page.bitspersample == 1 and int(page.photometric) in (0, 1):
+        # Bilevel (fax, scanned documents): libvips reads it as 0/255, white where the file
+        # means white (MINISWHITE or MINISBLACK).
+        return TiffPlan(pages=pages, photometric=int(page.photometric), notes={"bilevel": True})
     if dtype is None or dtype.kind not in "uif" or dtype.itemsize > (8 if dtype.kind == "f" else 4):
         raise UnsupportedFormat(
             f"This TIFF stores {page.bitspersample}-bit samples of a kind plexzoom cannot read; "
