@@ -1,8 +1,10 @@
 """Writers for generated whole-slide images that OpenSlide opens as their vendor's format."""
 
+import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import numpy as np
 import pyvips
@@ -48,15 +50,21 @@ def jpeg_tiles(pixels: np.ndarray, tile: int, quality: int = 90) -> Iterator[byt
 
 
 def write_jpeg_tiled(
-    tif: tifffile.TiffWriter, pixels: np.ndarray, description: bytes, subfiletype: int = 0
+    tif: tifffile.TiffWriter,
+    pixels: np.ndarray,
+    description: bytes,
+    subfiletype: int = 0,
+    tile: int = TILE,
+    software: str = "",
 ) -> None:
     """Append one tiled page of JPEG tiles that pyvips compressed; mark_jpeg_pages must
     then relabel it, as tifffile would want imagecodecs to write the JPEG tags itself."""
     tif.write(
-        jpeg_tiles(pixels, TILE),
+        jpeg_tiles(pixels, tile),
         shape=pixels.shape,
         dtype=np.uint8,
-        tile=(TILE, TILE),
+        tile=(tile, tile),
+        software=software or None,
         photometric="rgb",
         description=description,
         subfiletype=subfiletype,
@@ -187,5 +195,84 @@ def write_generic_tiff(path: Path, size: tuple[int, int] = (2000, 1500)) -> np.n
     with tifffile.TiffWriter(path) as tif:
         for factor in (1, 2, 4):
             write_jpeg_tiled(tif, base[::factor, ::factor], b"", 0 if factor == 1 else 1)
+    mark_jpeg_pages(path)
+    return base
+
+
+def philips_attribute(name: str, value: str) -> str:
+    """One Philips DataObject attribute (the Group/Element/PMSVR details are left out)."""
+    return f'<Attribute Name="{name}">{escape(value)}</Attribute>'
+
+
+def philips_scanned_image(kind: str, attributes: str) -> str:
+    """One DPScannedImage of the PIM_DP_SCANNED_IMAGES array: WSI, LABELIMAGE or MACROIMAGE."""
+    return (
+        '<DataObject ObjectType="DPScannedImage">'
+        f"{philips_attribute('PIM_DP_IMAGE_TYPE', kind)}{attributes}</DataObject>"
+    )
+
+
+def philips_xml(levels: int, planted: Planted, label: bytes, macro: bytes) -> bytes:
+    """The DPUfsImport XML a Philips scanner writes as the first page's ImageDescription."""
+    # DICOM_PIXEL_SPACING is in mm, row then column; OpenSlide takes each level's
+    # downsample from it and the objective power from "levels=" in the derivation.
+    spacing = [f'"{MPP * 2**i / 1000:.9g}" "{MPP * 2**i / 1000:.9g}"' for i in range(levels)]
+    representations = "".join(
+        '<DataObject ObjectType="PixelDataRepresentation">'
+        f"{philips_attribute('DICOM_PIXEL_SPACING', value)}</DataObject>"
+        for value in spacing
+    )
+    wsi = philips_scanned_image(
+        "WSI",
+        philips_attribute("DICOM_DERIVATION_DESCRIPTION", f"tiff-levels={APP_MAG},10,5-q80=98")
+        + philips_attribute("DICOM_PIXEL_SPACING", spacing[0])
+        + '<Attribute Name="PIIM_PIXEL_DATA_REPRESENTATION_SEQUENCE"><Array>'
+        + f"{representations}</Array></Attribute>",
+    )
+    images = [("LABELIMAGE", label), ("MACROIMAGE", macro)]
+    associated = "".join(
+        philips_scanned_image(kind, philips_attribute("PIM_DP_IMAGE_DATA", b64(jpeg)))
+        for kind, jpeg in images
+    )
+    text = (
+        '<?xml version="1.0" encoding="UTF-8" ?><DataObject ObjectType="DPUfsImport">'
+        + philips_attribute("DICOM_MANUFACTURER", "PHILIPS")
+        + philips_attribute("PIM_DP_UFS_BARCODE", b64(planted.barcode.encode()))
+        + philips_attribute("DICOM_PATIENT_NAME", planted.patient)
+        + philips_attribute("PIM_DP_SOURCE_FILE", planted.filename)
+        + philips_attribute("DICOM_OPERATOR_NAME", planted.user)
+        + '<Attribute Name="PIM_DP_SCANNED_IMAGES"><Array>'
+        + f"{wsi}{associated}</Array></Attribute></DataObject>"
+    )
+    return text.encode()
+
+
+def b64(data: bytes) -> str:
+    """Base64 text, as Philips stores the barcode and the associated JPEGs."""
+    return base64.b64encode(data).decode()
+
+
+def jpeg_bytes(pixels: np.ndarray) -> bytes:
+    """An RGB array as one JPEG file."""
+    return pyvips.Image.new_from_array(pixels).copy(interpretation="srgb").jpegsave_buffer(Q=90)
+
+
+def write_philips_tiff(
+    path: Path, size: tuple[int, int] = (2048, 1536), planted: Planted = Planted()
+) -> np.ndarray:
+    """A Philips TIFF: tiled JPEG levels (full, /2, /4) under a DPUfsImport XML description
+    that holds the label and macro as base64 JPEGs; returns the base pixels."""
+    # OpenSlide's philips driver wants Software starting "Philips" and the XML on page 0.
+    width, height = size
+    base = slide_pixels(width, height)
+    label = jpeg_bytes(label_pixels(planted))
+    macro = jpeg_bytes(macro_pixels(planted, base))
+    description = philips_xml(3, planted, label, macro)
+    with tifffile.TiffWriter(path) as tif:
+        for i in range(3):
+            factor = 2**i
+            page = base[::factor, ::factor]
+            text = description if i == 0 else f"level={i}".encode()
+            write_jpeg_tiled(tif, page, text, min(i, 1), 256, "Philips DP v1.0")
     mark_jpeg_pages(path)
     return base

@@ -6,7 +6,14 @@ import numpy as np
 import openslide
 import pytest
 
-from tests.slides import APP_MAG, MPP, Planted, write_aperio_svs, write_generic_tiff
+from tests.slides import (
+    APP_MAG,
+    MPP,
+    Planted,
+    write_aperio_svs,
+    write_generic_tiff,
+    write_philips_tiff,
+)
 
 
 def region(slide: openslide.OpenSlide, at: tuple[int, int], level: int, size: int) -> np.ndarray:
@@ -72,3 +79,22 @@ def test_generic_tiff(tmp_path: Path) -> None:
         assert slide.properties[openslide.PROPERTY_NAME_VENDOR] == "generic-tiff"
         assert slide.level_dimensions == ((2000, 1500), (1000, 750), (500, 375))
         assert_close(region(slide, (500, 700), 0, 100), base[700:800, 500:600])
+
+
+def test_philips_tiff(tmp_path: Path) -> None:
+    path = tmp_path / "slide.tiff"
+    base = write_philips_tiff(path)
+    planted = Planted()
+    with openslide.OpenSlide(path) as slide:
+        assert slide.properties[openslide.PROPERTY_NAME_VENDOR] == "philips"
+        assert slide.level_dimensions == ((2048, 1536), (1024, 768), (512, 384))
+        assert float(slide.properties[openslide.PROPERTY_NAME_MPP_X]) == pytest.approx(MPP)
+        assert slide.properties[openslide.PROPERTY_NAME_OBJECTIVE_POWER] == str(APP_MAG)
+        assert slide.properties[openslide.PROPERTY_NAME_BARCODE] == planted.barcode
+        assert slide.properties["philips.DICOM_PATIENT_NAME"] == planted.patient
+        assert {name: image.size for name, image in slide.associated_images.items()} == {
+            "label": (360, 300),
+            "macro": (900, 300),
+        }
+        assert_close(region(slide, (1234, 567), 0, 100), base[567:667, 1234:1334])
+        assert_close(region(slide, (800, 400), 2, 100), base[400:800:4, 800:1200:4])
