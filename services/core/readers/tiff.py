@@ -25,6 +25,7 @@ from plexzoom.core.readers.base import (
     check_size,
     rgb_channels,
 )
+from plexzoom.core.readers.slide import slide_info
 from plexzoom.core.readers.tiff_direct import check_decodable, direct_loader, needs_direct
 from plexzoom.core.readers.tiff_layout import TiffPlan, plan_tiff, tiff_page
 
@@ -50,9 +51,15 @@ def open_tiff(path: Path, options: ReadOptions) -> ChannelSource:
     """Open a TIFF, BigTIFF or OME-TIFF as channels (OME metadata where present)."""
     try:
         with tifffile.TiffFile(path) as tif:
-            return _open(str(path), tif, options)
+            source = _open(str(path), tif, options)
     except _TIFF_ERRORS as exc:
         raise CorruptImage(UNREADABLE) from exc
+    slide = slide_info(path)
+    if slide is not None:  # a whole-slide scan: its driver's pixel size and objective
+        source.notes.update(slide.notes())
+        if source.physical_size is None and slide.mpp is not None:
+            source.physical_size = (slide.mpp[0], slide.mpp[1], "µm")
+    return source
 
 
 def open_tiff_ranged(
