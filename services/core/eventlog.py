@@ -73,7 +73,7 @@ class EventLog:
         """Append an event; its id."""
         fields = {"kind": kind, "data": json.dumps(data, separators=(",", ":"))}
         added = self.client.xadd(self.stream, fields, maxlen=self.history, approximate=True)
-        return _text(added)
+        return text(added)
 
     def after(self, last_id: str, count: int = 1000) -> list[Event]:
         """Events after ``last_id`` ("0-0": from the oldest kept), oldest first."""
@@ -83,17 +83,17 @@ class EventLog:
     def oldest_id(self) -> str | None:
         """The id of the oldest event kept, None when there is none."""
         first = self.client.xrange(self.stream, count=1)
-        return _text(first[0][0]) if first else None
+        return text(first[0][0]) if first else None
 
     def latest_id(self) -> str:
         """The id of the newest event ("0-0" when there is none)."""
         last = self.client.xrevrange(self.stream, count=1)
-        return _text(last[0][0]) if last else "0-0"
+        return text(last[0][0]) if last else "0-0"
 
     def trimmed_after(self, last_id: str) -> bool:
         """Whether events after ``last_id`` may have been dropped from the history."""
         oldest = self.oldest_id()
-        return oldest is not None and _key(last_id) < _key(oldest) and last_id != "0-0"
+        return oldest is not None and order(last_id) < order(oldest) and last_id != "0-0"
 
 
 def _same(storage: Storage) -> Storage:
@@ -105,19 +105,21 @@ def parse_id(value: str) -> str | None:
     return value if re.fullmatch(r"\d{1,20}-\d{1,20}", value) else None
 
 
-def _key(stream_id: str) -> tuple[int, int]:
+def order(stream_id: str) -> tuple[int, int]:
+    """A stream id as a sortable pair (milliseconds, sequence)."""
     ms, seq = stream_id.split("-")
     return int(ms), int(seq)
 
 
-def _text(value: Any) -> str:
+def text(value: Any) -> str:
+    """A Redis reply (bytes, or str from a decoding client) as text."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def parse_event(entry_id: Any, fields: dict[Any, Any]) -> Event:
     """An event as XRANGE or XREAD gives it."""
-    plain = {_text(k): _text(v) for k, v in fields.items()}
-    return Event(_text(entry_id), plain.get("kind", "image"), json.loads(plain.get("data", "{}")))
+    plain = {text(k): text(v) for k, v in fields.items()}
+    return Event(text(entry_id), plain.get("kind", "image"), json.loads(plain.get("data", "{}")))
 
 
 class EventingStorage:

@@ -31,7 +31,7 @@ import httpx
 import redis
 import standardwebhooks
 
-from plexzoom.core.eventlog import STREAM, Event, parse_event
+from plexzoom.core.eventlog import STREAM, Event, parse_event, text
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +108,6 @@ def redacted(url: str) -> str:
     """A URL as logs show it: no credentials, query or fragment (they may carry tokens)."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class _Lane:
@@ -242,7 +238,7 @@ class WebhookSender:
                 )
                 for _, entries in read or []:
                     for entry_id, fields in entries:
-                        self._dispatch(_text(entry_id), fields)
+                        self._dispatch(text(entry_id), fields)
             except redis.RedisError as exc:
                 log.warning("webhooks: reading the event stream failed: %s", exc)
                 if str(exc).startswith(("NOGROUP", "UNBLOCKED")):  # Redis lost the stream
@@ -281,16 +277,16 @@ class WebhookSender:
             answer = self.client.xautoclaim(
                 self.stream, self.group, self.consumer, idle_ms, start_id=start, count=BATCH
             )
-            start, entries = _text(answer[0]), answer[1]
+            start, entries = text(answer[0]), answer[1]
             for entry_id, fields in entries:
-                if _text(entry_id) not in self._open:
-                    self._dispatch(_text(entry_id), fields)
+                if text(entry_id) not in self._open:
+                    self._dispatch(text(entry_id), fields)
             if start == "0-0":
                 break
         consumers = self.client.xinfo_consumers(self.stream, self.group)  # type: ignore[no-untyped-call]
         for consumer in consumers:
             gone = consumer["idle"] > GONE_CONSUMER_S * 1000 and consumer["pending"] == 0
-            if gone and _text(consumer["name"]) != self.consumer:
+            if gone and text(consumer["name"]) != self.consumer:
                 self.client.xgroup_delconsumer(  # type: ignore[no-untyped-call]
                     self.stream, self.group, consumer["name"]
                 )
@@ -328,7 +324,7 @@ class WebhookSender:
         if self.client.set(key, event.id, nx=True, ex=SENT_TTL_S):
             return True
         owner = self.client.get(key)
-        return owner is None or _text(owner) == event.id  # the same event, delivered again
+        return owner is None or text(owner) == event.id  # the same event, delivered again
 
     def _ack(self, entry_id: str) -> None:
         try:

@@ -25,7 +25,14 @@ from fastapi.responses import StreamingResponse
 from plexzoom.api.deps import StorageDep
 from plexzoom.api.security import KEY_RESPONSES, require_key
 from plexzoom.core.errors import BrokerError
-from plexzoom.core.eventlog import Event, EventLog, current_state, parse_event, parse_id
+from plexzoom.core.eventlog import (
+    Event,
+    EventLog,
+    current_state,
+    order,
+    parse_event,
+    parse_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +55,7 @@ class EventHub:
         """A queue that receives every event from now on (None: fell behind, reload)."""
         queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE_EVENTS)
         self.subscribers.add(queue)
-        if self._task is None or self._task.done():
+        if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._follow())
         return queue
 
@@ -65,7 +72,7 @@ class EventHub:
         client = redis.asyncio.Redis.from_url(self.redis_url)
         try:
             self._cursor = await to_thread.run_sync(self.events.latest_id)
-            while self.subscribers:
+            while True:  # until close(): one blocked read per process, even with no stream open
                 try:
                     got = await client.xread({self.events.stream: self._cursor},
                                              block=self.block_ms, count=1000)  # fmt: skip
@@ -150,15 +157,12 @@ async def events(
                 if item is None:
                     yield reset("This stream fell behind; reload the state.")
                     return
-                if _newer(item.id, seen) and (wanted is None or item.data.get("id") in wanted):
+                if order(item.id) > order(seen) and (
+                    wanted is None or item.data.get("id") in wanted
+                ):
                     yield sse(item)
         finally:
             hub.unsubscribe(queue)
 
     headers = {"cache-control": "no-store", "x-accel-buffering": "no"}
     return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
-
-
-def _newer(event_id: str, seen: str) -> bool:
-    a, b = event_id.split("-"), seen.split("-")
-    return (int(a[0]), int(a[1])) > (int(b[0]), int(b[1]))

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+# tifffile's flags of the TIFF-based formats OpenSlide has a vendor driver for.
+SLIDE_KINDS = ("svs", "philips", "ndpi", "scn", "bif")
 
 
 @dataclass(frozen=True)

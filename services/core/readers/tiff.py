@@ -25,7 +25,7 @@ from plexzoom.core.readers.base import (
     check_size,
     rgb_channels,
 )
-from plexzoom.core.readers.slide import slide_info
+from plexzoom.core.readers.slide import SLIDE_KINDS, slide_info
 from plexzoom.core.readers.tiff_direct import check_decodable, direct_loader, needs_direct
 from plexzoom.core.readers.tiff_layout import TiffPlan, plan_tiff, tiff_page
 
@@ -52,9 +52,11 @@ def open_tiff(path: Path, options: ReadOptions) -> ChannelSource:
     try:
         with tifffile.TiffFile(path) as tif:
             source = _open(str(path), tif, options)
+            vendor_tags = any(getattr(tif, f"is_{kind}") for kind in SLIDE_KINDS)
     except _TIFF_ERRORS as exc:
         raise CorruptImage(UNREADABLE) from exc
-    slide = slide_info(path)
+    # OpenSlide (a native library) is loaded only for TIFFs tifffile sees a vendor's tags in.
+    slide = slide_info(path) if vendor_tags else None
     if slide is not None:  # a whole-slide scan: its driver's pixel size and objective
         source.notes.update(slide.notes())
         if source.physical_size is None and slide.mpp is not None:
