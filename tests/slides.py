@@ -4,6 +4,7 @@ import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, overload
 from xml.sax.saxutils import escape
 
 import numpy as np
@@ -15,6 +16,9 @@ TILE = 240
 MPP = 0.499
 YCBCR_SUBSAMPLING = 530
 APP_MAG = 20
+# The label card's paper: slide_pixels' tissue never has it (its blue stays <= 228), so privacy
+# tests can look for this colour in whatever a conversion stores.
+LABEL_PAPER = (255, 0, 255)
 
 
 @dataclass(frozen=True)
@@ -30,10 +34,36 @@ class Planted:
 def slide_pixels(width: int, height: int) -> np.ndarray:
     """Smooth RGB tissue-like pixels (height x width x 3), gentle enough to survive JPEG."""
     y, x = np.ogrid[0:height, 0:width]
-    red = np.broadcast_to(x * 255 // max(width - 1, 1), (height, width))
-    green = np.broadcast_to(y * 255 // max(height - 1, 1), (height, width))
+    return _tissue(x, y, width, height)
+
+
+def _tissue(x: np.ndarray, y: np.ndarray, width: int, height: int) -> np.ndarray:
+    """slide_pixels of a width x height slide at the level-0 columns ``x`` (a 1 x n array) and
+    rows ``y`` (an m x 1 array)."""
+    shape = (y.shape[0], x.shape[1])
+    red = np.broadcast_to(x * 255 // max(width - 1, 1), shape)
+    green = np.broadcast_to(y * 255 // max(height - 1, 1), shape)
     blue = 128 + 100 * np.sin(x / 90.0) * np.cos(y / 70.0)
     return np.stack([red, green, blue], axis=-1).astype(np.uint8)
+
+
+def level_tile_pixels(
+    size: tuple[int, int], factor: int, left: int, top: int, tile: int
+) -> np.ndarray:
+    """One whole tile of ``slide_pixels(*size)[::factor, ::factor]`` at (left, top) of that
+    level, computed alone; past the level's edge its last row and column repeat, as jpeg_tiles
+    pads."""
+    width, height = size
+    level_width, level_height = -(-width // factor), -(-height // factor)
+    cols = np.minimum(np.arange(left, left + tile), level_width - 1) * factor
+    rows = np.minimum(np.arange(top, top + tile), level_height - 1) * factor
+    return _tissue(cols[None, :], rows[:, None], width, height)
+
+
+def jpeg_tile(pixels: np.ndarray, quality: int = 90) -> bytes:
+    """One whole tile's RGB pixels as a complete 4:4:4 YCbCr JPEG."""
+    image = pyvips.Image.new_from_array(pixels).copy(interpretation="srgb")
+    return bytes(image.jpegsave_buffer(Q=quality, subsample_mode="off", keep="none"))
 
 
 def jpeg_tiles(pixels: np.ndarray, tile: int, quality: int = 90) -> Iterator[bytes]:
@@ -44,9 +74,23 @@ def jpeg_tiles(pixels: np.ndarray, tile: int, quality: int = 90) -> Iterator[byt
         for left in range(0, width, tile):
             part = pixels[top : top + tile, left : left + tile]
             pad = ((0, tile - part.shape[0]), (0, tile - part.shape[1]), (0, 0))
-            image = pyvips.Image.new_from_array(np.pad(part, pad, mode="edge"))
-            image = image.copy(interpretation="srgb")
-            yield image.jpegsave_buffer(Q=quality, subsample_mode="off", keep="none")
+            yield jpeg_tile(np.pad(part, pad, mode="edge"), quality)
+
+
+def level_jpeg_tiles(
+    size: tuple[int, int], factor: int, tile: int, quality: int = 90
+) -> Iterator[bytes]:
+    """jpeg_tiles of ``slide_pixels(*size)[::factor, ::factor]``, each tile's pixels computed
+    when it is written: the level is never held whole."""
+    width, height = level_shape(size, factor)
+    for top in range(0, height, tile):
+        for left in range(0, width, tile):
+            yield jpeg_tile(level_tile_pixels(size, factor, left, top, tile), quality)
+
+
+def level_shape(size: tuple[int, int], factor: int) -> tuple[int, int]:
+    """(width, height) of ``slide_pixels(*size)[::factor, ::factor]``."""
+    return -(-size[0] // factor), -(-size[1] // factor)
 
 
 def write_jpeg_tiled(
@@ -59,9 +103,24 @@ def write_jpeg_tiled(
 ) -> None:
     """Append one tiled page of JPEG tiles that pyvips compressed; mark_jpeg_pages must
     then relabel it, as tifffile would want imagecodecs to write the JPEG tags itself."""
+    write_jpeg_tile_page(
+        tif, jpeg_tiles(pixels, tile), pixels.shape[:2], description, subfiletype, tile, software
+    )
+
+
+def write_jpeg_tile_page(
+    tif: tifffile.TiffWriter,
+    tiles: Iterator[bytes],
+    shape: tuple[int, int],
+    description: bytes,
+    subfiletype: int = 0,
+    tile: int = TILE,
+    software: str = "",
+) -> None:
+    """write_jpeg_tiled of a page (height, width) whose JPEG tiles come from ``tiles``."""
     tif.write(
-        jpeg_tiles(pixels, tile),
-        shape=pixels.shape,
+        tiles,
+        shape=(*shape, 3),
         dtype=np.uint8,
         tile=(tile, tile),
         software=software or None,
@@ -105,8 +164,11 @@ def vips_pixels(image: pyvips.Image) -> np.ndarray:
     return np.ndarray(buffer=image.cast("uchar").write_to_memory(), dtype=np.uint8, shape=shape)
 
 
-def text_card(lines: list[str], size: tuple[int, int], paper: int = 255) -> np.ndarray:
-    """Black rendered text on a plain card of size (width, height), as RGB pixels."""
+def text_card(
+    lines: list[str], size: tuple[int, int], paper: int | tuple[int, int, int] = 255
+) -> np.ndarray:
+    """Black rendered text on a plain card of size (width, height), as RGB pixels; ``paper``
+    is a grey level or an (r, g, b) colour."""
     width, height = size
     ink = pyvips.Image.text("\n".join(lines), width=width - 20, dpi=140, font="sans")
     card = np.full((height, width, 3), paper, dtype=np.uint8)
@@ -119,7 +181,7 @@ def text_card(lines: list[str], size: tuple[int, int], paper: int = 255) -> np.n
 def label_pixels(planted: Planted) -> np.ndarray:
     """The slide label, with every planted string written on it."""
     lines = [planted.patient, planted.barcode, planted.filename, planted.user]
-    return text_card(lines, (360, 300))
+    return text_card(lines, (360, 300), LABEL_PAPER)
 
 
 def macro_pixels(planted: Planted, tissue: np.ndarray) -> np.ndarray:
@@ -159,32 +221,80 @@ def aperio_description(size: tuple[int, int], planted: Planted, first_line: str)
     return text.encode()
 
 
+@overload
 def write_aperio_svs(
-    path: Path, size: tuple[int, int] = (4000, 3000), planted: Planted = Planted()
-) -> np.ndarray:
+    path: Path,
+    size: tuple[int, int] = ...,
+    planted: Planted = ...,
+    *,
+    return_pixels: Literal[True] = ...,
+) -> np.ndarray: ...
+
+
+@overload
+def write_aperio_svs(
+    path: Path,
+    size: tuple[int, int] = ...,
+    planted: Planted = ...,
+    *,
+    return_pixels: Literal[False],
+) -> None: ...
+
+
+def write_aperio_svs(
+    path: Path,
+    size: tuple[int, int] = (4000, 3000),
+    planted: Planted = Planted(),
+    *,
+    return_pixels: bool = True,
+) -> np.ndarray | None:
     """An Aperio SVS: tiled JPEG base, stripped thumbnail, tiled /4 and /16 levels, then a
-    label and a macro page; returns the base pixels for comparison."""
+    label and a macro page; returns the base pixels for comparison.
+
+    With ``return_pixels=False`` (slides too big to hold: 40000 x 30000 px is 3.6 GB) every
+    tile's pixels are computed when it is written, the same pixels as otherwise; only the /8
+    thumbnail is held, and the macro shows it rather than the base. Returns None.
+    """
     # OpenSlide's aperio driver: page 0 must be tiled with a description starting
     # "Aperio"; tiled pages are levels, page 1 (stripped) is the thumbnail, and other
     # stripped pages are the label (NewSubfileType 1) and macro (NewSubfileType 9).
     width, height = size
-    base = slide_pixels(width, height)
+    base = slide_pixels(width, height) if return_pixels else None
     header = f"{width}x{height} [0,0 {width}x{height}] ({TILE}x{TILE}) JPEG/RGB Q=90"
     with tifffile.TiffWriter(path, bigtiff=False) as tif:
-        write_jpeg_tiled(tif, base, aperio_description(size, planted, header))
-        thumb = base[::8, ::8]
+        if base is not None:
+            write_jpeg_tiled(tif, base, aperio_description(size, planted, header))
+            thumb = base[::8, ::8]
+        else:
+            tiles = level_jpeg_tiles(size, 1, TILE)
+            shape = (height, width)
+            write_jpeg_tile_page(tif, tiles, shape, aperio_description(size, planted, header))
+            thumb = level_pixels(size, 8)
         line = f"{width}x{height} -> {thumb.shape[1]}x{thumb.shape[0]} - "
         write_stripped(tif, thumb, aperio_description(size, planted, line))
         for factor in (4, 16):
-            level = base[::factor, ::factor]
-            line = f"{width}x{height} -> {level.shape[1]}x{level.shape[0]} - " + header
-            write_jpeg_tiled(tif, level, aperio_description(size, planted, line), 1)
+            level_width, level_height = level_shape(size, factor)
+            line = f"{width}x{height} -> {level_width}x{level_height} - " + header
+            description = aperio_description(size, planted, line)
+            if base is not None:
+                write_jpeg_tiled(tif, base[::factor, ::factor], description, 1)
+            else:
+                tiles = level_jpeg_tiles(size, factor, TILE)
+                write_jpeg_tile_page(tif, tiles, (level_height, level_width), description, 1)
         label = label_pixels(planted)
         write_stripped(tif, label, f"{APERIO_LIBRARY}\r\nlabel 360x300".encode(), 1)
-        macro = macro_pixels(planted, base)
+        macro = macro_pixels(planted, base if base is not None else thumb)
         write_stripped(tif, macro, f"{APERIO_LIBRARY}\r\nmacro 900x300".encode(), 9)
     mark_jpeg_pages(path)
     return base
+
+
+def level_pixels(size: tuple[int, int], factor: int) -> np.ndarray:
+    """``slide_pixels(*size)[::factor, ::factor]`` computed at that level's size only."""
+    level_width, level_height = level_shape(size, factor)
+    cols = np.arange(level_width) * factor
+    rows = np.arange(level_height) * factor
+    return _tissue(cols[None, :], rows[:, None], *size)
 
 
 def write_generic_tiff(path: Path, size: tuple[int, int] = (2000, 1500)) -> np.ndarray:
