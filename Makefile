@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= $(or $(PLEXZOOM_PORT),8000)
 
-.PHONY: install tools run test lint lint-js typecheck bench clean
+.PHONY: install tools bench-tools run test lint lint-js typecheck bench clean
 
 install: $(VENV)/.installed viewer/node_modules/.installed
 
@@ -34,6 +34,17 @@ tools:
 		echo "make test needs Debian's $$missing: run  sudo apt-get install -y $$missing"; exit 1; \
 	fi
 
+# The whole-slide benchmark's baseline: Debian's `vips` command (libvips built with OpenSlide).
+# As root it is installed with apt; otherwise make stops at once.
+bench-tools:
+	@command -v vips >/dev/null && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing libvips-tools with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libvips-tools; \
+	else \
+		echo "make bench needs Debian's libvips-tools: run  sudo apt-get install -y libvips-tools"; exit 1; \
+	fi
+
 run: install
 	PLEXZOOM_PORT=$(PORT) $(PY) -m plexzoom.run
 
@@ -54,7 +65,7 @@ test: install tools lint lint-js typecheck
 	node --test tests/viewer/*.test.mjs
 	$(PY) -m pytest
 
-bench: install tools
+bench: install tools bench-tools
 	$(PY) bench/run.py
 
 clean:
