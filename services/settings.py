@@ -33,6 +33,9 @@ class CommonSettings(BaseSettings):
     # The inbox (README, "Storage-triggered processing"): a prefix of the bucket, or the
     # folder of that name under the data folder.
     inbox_prefix: str = "inbox/"
+    # Whole-slide scans: store and serve their label and macro images and show their file
+    # names (README, "Private by default"). Off: a slide's label often shows a patient's name.
+    show_slide_labels: bool = False
 
     @field_validator("inbox_prefix")
     @classmethod

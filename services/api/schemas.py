@@ -92,11 +92,14 @@ def to_status(manifest: Manifest, ctx: LinkContext, storage: Storage) -> ImageSt
         ChannelStatus(**c.model_dump(), dzi=f"{base}/{c.pyramid}.dzi{query}" if c.pyramid else None)
         for c in manifest.channels
     ]
-    return ImageStatus(
+    status = ImageStatus(
         **manifest.model_dump(include=set(ImageStatus.model_fields) - {"links", "channels"}),
         channels=channels,
         links=links,
     )
+    if manifest.filename is None:  # withheld (a slide): the inbox key would name it too
+        status.source = None
+    return status
 
 
 def _links(manifest: Manifest, ctx: LinkContext, storage: Storage) -> Links:

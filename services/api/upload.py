@@ -15,9 +15,16 @@ from starlette.requests import Request
 
 from plexzoom.core import keys
 from plexzoom.core.errors import ImageTooLarge, PlexzoomError, UnsupportedFormat
-from plexzoom.core.formats import SNIFF_BYTES, SUPPORTED_NAMES, Format, sniff_format
+from plexzoom.core.formats import (
+    SNIFF_BYTES,
+    SUPPORTED_NAMES,
+    Format,
+    check_stored,
+    sniff_format,
+)
 from plexzoom.core.images import Enqueue, discard_image, start_image, submit_image, touch_upload
 from plexzoom.core.manifest import Manifest
+from plexzoom.core.privacy import PRIVACY_HEAD_BYTES, shown_filename
 from plexzoom.core.storage import ObjectWriter, Storage
 
 FIELD = b"file"
@@ -106,8 +113,11 @@ def _too_large(cap: int) -> str:
 class UploadSink:
     """Moves the file's bytes from the parser into one storage object."""
 
-    def __init__(self, storage: Storage, cap: int, variable: str | None = None) -> None:
+    def __init__(
+        self, storage: Storage, cap: int, variable: str | None = None, show_slides: bool = False
+    ) -> None:
         self.storage, self.cap, self.variable = storage, cap, variable
+        self.show_slides = show_slides
         self.manifest: Manifest | None = None
         self.format: Format | None = None
         self.writer: ObjectWriter | None = None
@@ -117,14 +127,15 @@ class UploadSink:
     async def drain(self, part: _Part, final: bool) -> None:
         """Write what the parser collected; open the object once the format is known."""
         if self.writer is None:
-            if len(part.pending) < SNIFF_BYTES and not (final or part.file_done):
+            if len(part.pending) < PRIVACY_HEAD_BYTES and not (final or part.file_done):
                 return
             if not part.pending:
                 return
-            self.format = sniff_format(bytes(part.pending[:SNIFF_BYTES]))
-            self.manifest = await to_thread.run_sync(
-                start_image, self.storage, part.filename, self.variable
-            )
+            head = bytes(part.pending[:PRIVACY_HEAD_BYTES])
+            self.format = sniff_format(head[:SNIFF_BYTES])
+            # A slide's file name often names the patient: withheld unless labels are shown.
+            name = shown_filename(part.filename, head, self.show_slides)
+            self.manifest = await to_thread.run_sync(start_image, self.storage, name, self.variable)
             key = keys.original_key(self.manifest.id)
             self.writer = await to_thread.run_sync(self.storage.open_writer, key)
         self.size += len(part.pending)
@@ -148,13 +159,18 @@ class UploadSink:
 
 
 async def receive_upload(
-    request: Request, storage: Storage, enqueue: Enqueue, cap: int, variable: str | None = None
+    request: Request,
+    storage: Storage,
+    enqueue: Enqueue,
+    cap: int,
+    variable: str | None = None,
+    show_slides: bool = False,
 ) -> Manifest:
     """Stream the request's 'file' field into storage and queue its conversion."""
     check_declared_size(request, cap)
     part = _Part()
     parser = MultipartParser(boundary_of(request), _callbacks(part))  # type: ignore[arg-type]
-    sink = UploadSink(storage, cap, variable)
+    sink = UploadSink(storage, cap, variable, show_slides)
     try:
         await _pump(request.stream(), parser, part, sink)
         if not part.file_done and sink.writer is None:
@@ -164,6 +180,8 @@ async def receive_upload(
                 f"The uploaded file is empty. Supported formats: {SUPPORTED_NAMES}."
             )
         await to_thread.run_sync(sink.writer.commit)
+        key = keys.original_key(sink.manifest.id)
+        await to_thread.run_sync(check_stored, storage, key, sink.format, sink.size)
         return await to_thread.run_sync(
             submit_image, storage, sink.manifest, sink.format, sink.size, enqueue
         )

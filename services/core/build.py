@@ -24,6 +24,7 @@ from plexzoom.core.pyramid import Progress as PyramidProgress
 from plexzoom.core.pyramid import PyramidOptions, build_pyramid
 from plexzoom.core.readers import open_source
 from plexzoom.core.readers.base import UNREADABLE
+from plexzoom.core.readers.slide import slide_images
 from plexzoom.core.storage import Storage
 
 if TYPE_CHECKING:
@@ -92,7 +93,24 @@ def _run_conversion(
             manifest.width, manifest.height = source.width, source.height
             manifest.dtype, manifest.physical_size = source.dtype, source.physical_size
             manifest.notes = _plain(source.notes)
+            if source.slide_path is not None:
+                _slide_privacy(storage, manifest, source.slide_path, options.show_slide_labels)
     manifest.pyramids = pyramids
+
+
+def _slide_privacy(storage: Storage, manifest: Manifest, path: Path, show: bool) -> None:
+    """A slide's file name is withheld and its label and macro never stored; with
+    ``show_slide_labels`` both are kept (the images beside the pyramids, by name)."""
+    if not show:
+        manifest.notes["filename_withheld"] = True
+        return
+    kept = []
+    for name, png in slide_images(path).items():
+        storage.put_bytes(keys.slide_image_key(manifest.id, manifest.generation, name), png,
+                          "image/png")  # fmt: skip
+        kept.append(name)
+    manifest.notes.pop("slide_images_withheld", None)
+    manifest.notes["slide_images"] = kept
 
 
 @contextmanager

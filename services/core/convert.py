@@ -38,6 +38,8 @@ class ConvertOptions:
     child_setup: Callable[[], object] | None = None  # run first in the child (malloc arenas)
     # Keep one child started ahead (imports done, limits set), so a job does not wait for it.
     spare_child: bool = False
+    # Whole-slide scans: keep their label and macro images and file names (private otherwise).
+    show_slide_labels: bool = False
 
 
 class JobMonitor:

@@ -25,6 +25,7 @@ from plexzoom.core.formats import SNIFF_BYTES, sniff_format
 from plexzoom.core.ids import new_image_id
 from plexzoom.core.images import delete_image, refuse_image, start_image, submit_image
 from plexzoom.core.manifest import Manifest, Source, read_manifest
+from plexzoom.core.privacy import shown_filename
 from plexzoom.core.storage import ObjectInfo, Storage
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,9 @@ def complete_claim(storage: Storage, claim: Claim, enqueue: Enqueue) -> Manifest
     """Create the claimed image, move the object to its original (copy it, from a watched
     bucket), queue it; idempotent."""
     try:
-        manifest = start_image(storage, _filename(claim.key), None, claim.source, claim.image_id)
+        # A slide's name (by its ending; its content is checked when it converts) is withheld.
+        name = shown_filename(_filename(claim.key), b"", show_slide_labels=False)
+        manifest = start_image(storage, name, None, claim.source, claim.image_id)
     except WriteConflict:
         manifest = read_manifest(storage, claim.image_id)
     original = keys.original_key(claim.image_id)

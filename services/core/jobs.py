@@ -92,6 +92,8 @@ def commit(storage: Storage, lease: Lease, built: Manifest) -> Manifest:
         manifest.width, manifest.height, manifest.dtype = built.width, built.height, built.dtype
         manifest.channels, manifest.pyramids = built.channels, built.pyramids
         manifest.physical_size, manifest.notes = built.physical_size, built.notes
+        if built.notes.get("filename_withheld"):  # a slide: its name may name the patient
+            manifest.filename = None
         manifest.lease_holder = manifest.lease_until = None
         return manifest
 

@@ -51,6 +51,11 @@ def index_key(image_id: str, generation: str, name: str) -> str:
     return generation_prefix(image_id, generation) + f"{_checked_name(name)}.index.json"
 
 
+def slide_image_key(image_id: str, generation: str, name: str) -> str:
+    """Key of a slide's label, macro or thumbnail image (kept only when labels are shown)."""
+    return generation_prefix(image_id, generation) + f"slide-{_checked_name(name)}.png"
+
+
 def _checked_name(name: str) -> str:
     if not PYRAMID_NAME.fullmatch(name):
         raise NotFound("No pyramid has this name.")

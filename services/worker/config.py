@@ -97,6 +97,7 @@ class WorkerSettings(CommonSettings):
                 prepare_decoding_process, self.malloc_arenas, s3=self.uses_s3
             ),
             spare_child=self.convert_spare_child,
+            show_slide_labels=self.show_slide_labels,
         )
 
     @model_validator(mode="after")

@@ -82,7 +82,9 @@ async def upload_image(
 
     `variable` names the MATLAB/HDF5 variable that holds the image (default: the largest array).
     """
-    manifest = await receive_upload(request, storage, enqueue, settings.max_upload_bytes, variable)
+    manifest = await receive_upload(
+        request, storage, enqueue, settings.max_upload_bytes, variable, settings.show_slide_labels
+    )
     return to_status(manifest, _context(request, settings), storage)
 
 

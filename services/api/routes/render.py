@@ -1,4 +1,5 @@
-"""/v1/images/{id}/render: saved default render settings; /snapshot: a view as a PNG figure."""
+"""/v1/images/{id}/render: saved default render settings; /snapshot: a view as a PNG figure;
+/thumbnail: the whole image, small; /slide-images: a slide's label and macro, when kept."""
 
 from typing import Annotated
 from urllib.parse import urlencode
@@ -8,6 +9,8 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from plexzoom.api.deps import StorageDep
 from plexzoom.api.security import KEY_RESPONSES, require_key
+from plexzoom.core import keys
+from plexzoom.core.errors import Conflict, NotFound
 from plexzoom.core.images import render_defaults, save_render
 from plexzoom.core.manifest import read_manifest
 from plexzoom.core.render import RenderSettings, settings_from_query
@@ -66,3 +69,44 @@ def get_snapshot(
         "cache-control": "private, no-store",
     }
     return Response(png, media_type="image/png", headers=headers)
+
+
+@router.get(
+    "/{image_id}/thumbnail",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "The thumbnail as PNG."}},
+)
+def get_thumbnail(
+    image_id: str, storage: StorageDep, size: Annotated[int, Query(ge=16, le=2048)] = 256
+) -> Response:
+    """The whole image as a PNG whose longer side is `size` pixels, rendered from its pyramid
+    with the saved render settings (a slide's own thumbnail page is never used: it is
+    stored with the label and macro only when labels are shown)."""
+    manifest = read_manifest(storage, image_id)
+    if manifest.width is None or manifest.height is None or not manifest.pyramids:
+        raise Conflict("The image has no pyramid yet; ask again when its status is ready.")
+    longer = max(manifest.width, manifest.height)
+    width = max(1, round(size * manifest.width / longer))
+    settings = render_defaults(manifest) if "c0" in manifest.pyramids else None
+    region = Region(0, 0, manifest.width, manifest.height)
+    png = snapshot(storage, manifest, region, width, settings, scale_bar=False, legend=False)
+    return Response(png, media_type="image/png", headers={"cache-control": "private, no-store"})
+
+
+@router.get(
+    "/{image_id}/slide-images/{name}",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "The image as PNG."}},
+)
+def get_slide_image(image_id: str, name: str, storage: StorageDep) -> Response:
+    """A whole-slide scan's label, macro or thumbnail image, as the scanner made it: kept only
+    when the slide was converted with `PLEXZOOM_SHOW_SLIDE_LABELS=true` (listed in the notes'
+    `slide_images`); otherwise 404."""
+    manifest = read_manifest(storage, image_id)
+    if name not in manifest.notes.get("slide_images", []):
+        raise NotFound(
+            "This image has no such slide image: labels and macros are kept only when the "
+            "server converts slides with PLEXZOOM_SHOW_SLIDE_LABELS=true."
+        )
+    png = storage.get_bytes(keys.slide_image_key(manifest.id, manifest.generation, name))
+    return Response(png, media_type="image/png", headers={"cache-control": "private, no-store"})

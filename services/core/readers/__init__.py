@@ -13,7 +13,9 @@ from plexzoom.core.readers.base import UNREADABLE, ChannelInfo, ChannelSource, R
 from plexzoom.core.readers.matlab import open_mat5
 from plexzoom.core.readers.matlab_hdf5 import open_hdf5
 from plexzoom.core.readers.numpy_array import open_npy
+from plexzoom.core.readers.openslide_reader import open_openslide
 from plexzoom.core.readers.raster import open_raster
+from plexzoom.core.readers.slide_zip import open_slide_zip
 from plexzoom.core.readers.tiff import open_tiff
 
 __all__ = [
@@ -28,8 +30,9 @@ __all__ = [
 
 SNIFF_BYTES = 520  # an HDF5 superblock may follow MATLAB's 512-byte header
 SOURCE_NAMES = (
-    "TIFF (including BigTIFF and OME-TIFF), MATLAB .mat (v5 and v7.3), HDF5, NumPy .npy, "
-    "PNG, JPEG and WebP"
+    "TIFF (including BigTIFF and OME-TIFF), whole-slide scans (Aperio SVS, Hamamatsu NDPI, "
+    "Leica SCN, Philips TIFF, Ventana BIF, DICOM WSI; MIRAX and DICOM series as one zip), "
+    "MATLAB .mat (v5 and v7.3), HDF5, NumPy .npy, PNG, JPEG and WebP"
 )
 _HDF5 = b"\x89HDF\r\n\x1a\n"
 _OPENERS: dict[str, Callable[[Path, ReadOptions], ChannelSource]] = {
@@ -41,6 +44,8 @@ _OPENERS: dict[str, Callable[[Path, ReadOptions], ChannelSource]] = {
     "png": partial(open_raster, kind="png"),
     "jpeg": partial(open_raster, kind="jpeg"),
     "webp": partial(open_raster, kind="webp"),
+    "dicom": open_openslide,
+    "zip": open_slide_zip,
 }
 SOURCE_KINDS = tuple(_OPENERS)  # what sniff_source can answer
 
@@ -61,6 +66,10 @@ def sniff_source(head: bytes) -> str:
         return "jpeg"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "webp"
+    if head[128:132] == b"DICM":  # DICOM Part 10: a 128-byte preamble, then the magic
+        return "dicom"
+    if head[:4] == b"PK\x03\x04":  # a multi-file slide in a zip (checked when it is read)
+        return "zip"
     if head.startswith(b"MATLAB"):
         raise UnsupportedFormat(
             "This MATLAB file version is not supported; save it with save -v7 or save -v7.3."

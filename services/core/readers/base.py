@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -50,6 +51,10 @@ class ReadOptions:
     max_channels: int = 256  # multiplex panels (~60 markers) and hyperspectral cubes (224 bands)
     max_bytes_per_pixel: int = 1024  # all channels of one pixel: 256 float32 or 512 uint16
     max_in_memory_bytes: int = 4 * 1024**3  # .mat/.h5 arrays are decoded into memory
+    # Zips of multi-file slides (MIRAX, DICOM series): what unpacking may write.
+    max_zip_entries: int = 10_000
+    max_unpacked_bytes: int = 64 * 1024**3
+    max_zip_ratio: float = 50.0  # JPEG tiles barely compress; a zip bomb compresses 1000-fold
     # Pixels are looked up one at a time (values under the cursor), not streamed top to bottom.
     random_access: bool = False
 
@@ -88,6 +93,8 @@ class ChannelSource:
     # The whole picture as libvips decodes it (colour, alpha, profile, orientation), set where
     # the composite is the image: RGB slides and photographs, grey PNG/JPEG/WebP too.
     load_picture: Callable[[], pyvips.Image] | None = field(default=None, repr=False)
+    # The file OpenSlide opens, for a whole-slide scan (its label and macro, when kept).
+    slide_path: Path | None = None
 
     def picture(self) -> pyvips.Image:
         """The image as one lazy picture, read once top to bottom (see ``load_picture``)."""

@@ -25,12 +25,16 @@ from plexzoom.core.readers.base import (
     check_size,
     rgb_channels,
 )
+from plexzoom.core.readers.openslide_reader import open_openslide
 from plexzoom.core.readers.slide import SLIDE_KINDS, slide_info
 from plexzoom.core.readers.tiff_direct import check_decodable, direct_loader, needs_direct
 from plexzoom.core.readers.tiff_layout import TiffPlan, plan_tiff, tiff_page
 
 _COLOUR_INTERPRETATIONS = ("srgb", "rgb16", "cmyk")
 _COLOUR_PHOTOMETRICS = (2, 3, 5, 6)  # RGB, palette, separated (CMYK), YCbCr
+# Slides whose pixels libvips' TIFF loader cannot assemble (NDPI: one JPEG per level, larger
+# than a JPEG may be; SCN: several images on one page set; BIF: overlapping tiles): OpenSlide.
+DRIVER_KINDS = ("ndpi", "scn", "bif")
 _TIFF_ERRORS = (tifffile.TiffFileError, ValueError, OSError, struct.error, IndexError, KeyError)
 # Where libvips reads the TIFF's pages: a local path, or a loader of (page, access) that reads
 # the bytes from elsewhere (plexzoom.core.pixels: ranged reads of an original in S3).
@@ -51,14 +55,18 @@ def open_tiff(path: Path, options: ReadOptions) -> ChannelSource:
     """Open a TIFF, BigTIFF or OME-TIFF as channels (OME metadata where present)."""
     try:
         with tifffile.TiffFile(path) as tif:
-            source = _open(str(path), tif, options)
-            vendor_tags = any(getattr(tif, f"is_{kind}") for kind in SLIDE_KINDS)
+            kinds = [kind for kind in SLIDE_KINDS if getattr(tif, f"is_{kind}")]
+            source = None if set(kinds) & set(DRIVER_KINDS) else _open(str(path), tif, options)
     except _TIFF_ERRORS as exc:
         raise CorruptImage(UNREADABLE) from exc
+    if source is None:
+        return open_openslide(path, options)
+    vendor_tags = bool(kinds)
     # OpenSlide (a native library) is loaded only for TIFFs tifffile sees a vendor's tags in.
     slide = slide_info(path) if vendor_tags else None
     if slide is not None:  # a whole-slide scan: its driver's pixel size and objective
         source.notes.update(slide.notes())
+        source.slide_path = path
         if source.physical_size is None and slide.mpp is not None:
             source.physical_size = (slide.mpp[0], slide.mpp[1], "µm")
     return source

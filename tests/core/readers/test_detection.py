@@ -23,13 +23,15 @@ HDF5 = b"\x89HDF\r\n\x1a\n"
         (b"\x89PNG\r\n\x1a\n", "png"),
         (b"\xff\xd8\xff\xe0", "jpeg"),
         (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "webp"),
+        (b"\x00" * 128 + b"DICM", "dicom"),
+        (b"PK\x03\x04", "zip"),  # a multi-file slide; its entries are checked after upload
     ],
 )
 def test_signatures(head: bytes, kind: str) -> None:
     assert sniff_source(head) == kind
 
 
-@pytest.mark.parametrize("head", [b"", b"GIF89a", b"%PDF-1.7", b"PK\x03\x04", b"\x00" * 600])
+@pytest.mark.parametrize("head", [b"", b"GIF89a", b"%PDF-1.7", b"PK\x05\x06", b"\x00" * 600])
 def test_other_content_is_refused(head: bytes) -> None:
     with pytest.raises(UnsupportedFormat, match="Supported formats"):
         sniff_source(head)

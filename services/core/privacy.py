@@ -1,0 +1,56 @@
+"""Whole-slide scans are private by default: what identifies a person is never shown.
+
+A slide's file name is usually the case's accession number or the patient's name, so it is
+withheld from the record when the upload looks like a slide (by its name's ending or its first
+bytes) and again when the conversion finds a slide driver's metadata. ``PLEXZOOM_SHOW_SLIDE_LABELS``
+turns this off, for labs whose slides carry no patient data.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import PurePosixPath
+
+import tifffile
+
+from plexzoom.core.readers.slide import SLIDE_KINDS
+
+log = logging.getLogger(__name__)
+# Bytes of an upload read before its record is made: a TIFF's first page and description.
+PRIVACY_HEAD_BYTES = 64 * 1024
+SLIDE_EXTENSIONS = frozenset(
+    (".svs", ".ndpi", ".scn", ".bif", ".mrxs", ".vms", ".vmu", ".dcm", ".zip", ".isyntax")
+)
+# Text a vendor writes near the start of its TIFFs, for first pages tifffile cannot parse
+# from the head alone.
+_VENDOR_MARKERS = (b"Aperio", b"DPUfsImport", b"leica-microsystems", b"iScan", b"Hamamatsu")
+
+
+def looks_like_slide(filename: str | None, head: bytes) -> bool:
+    """Whether an upload named ``filename`` starting with ``head`` is a whole-slide scan."""
+    suffix = PurePosixPath((filename or "").replace("\\", "/")).suffix.lower()
+    if suffix in SLIDE_EXTENSIONS:
+        return True
+    if head[128:132] == b"DICM" or head[:4] == b"PK\x03\x04":
+        return True
+    if head[:4] not in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return False
+    return _vendor_tiff(head) or any(marker in head for marker in _VENDOR_MARKERS)
+
+
+def shown_filename(filename: str | None, head: bytes, show_slide_labels: bool) -> str | None:
+    """The file name the record keeps: None for a slide, unless labels are to be shown."""
+    if show_slide_labels or not looks_like_slide(filename, head):
+        return filename
+    return None
+
+
+def _vendor_tiff(head: bytes) -> bool:
+    """tifffile's vendor flags on the first page, as far as ``head`` holds it."""
+    try:
+        with tifffile.TiffFile(io.BytesIO(head)) as tif:
+            return any(getattr(tif, f"is_{kind}") for kind in SLIDE_KINDS)
+    except Exception as exc:  # a first page that lies past the head
+        log.debug("first TIFF page not in the head: %s", type(exc).__name__)
+        return False
