@@ -1,4 +1,5 @@
-"""`make bench`: conversion, memory, tile serving, live mixing; writes bench/out/results.json."""
+"""`make bench`: conversion, memory, tile serving, live mixing, whole slides; writes
+bench/out/results.json."""
 
 import argparse
 import json
@@ -22,13 +23,16 @@ import mixing
 import multichannel
 import psutil
 import pyvips
+import slides
 import tiles
 import values
 from images import CONTENTS, ensure_image, ensure_photo
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
-SECTIONS = ("options", "convert", "memory", "tiles", "multichannel", "mixing", "values", "events")
+SECTIONS = (
+    "options", "convert", "memory", "tiles", "multichannel", "mixing", "values", "events", "slides",
+)  # fmt: skip
 
 
 def parse_args() -> argparse.Namespace:
@@ -67,6 +71,13 @@ def main() -> int:
         print(
             "bench: wrk is not installed; the tile benchmark needs it "
             "(Debian: apt-get install -y wrk). Or run with --only convert / --only memory.",
+            file=sys.stderr,
+        )
+        return 2
+    if "slides" in sections and shutil.which("vips") is None:
+        print(
+            "bench: the vips command is not installed; the whole-slide benchmark's baseline needs "
+            "it (make bench-tools, or Debian: apt-get install -y libvips-tools).",
             file=sys.stderr,
         )
         return 2
@@ -144,6 +155,11 @@ def main() -> int:
             results["values"] = values.run(OUT / "images", size, work, backends)
             summary += values.table(results["values"])
             timing["values"] = round(time.monotonic() - mark, 1)
+        if "slides" in sections:
+            mark = time.monotonic()
+            results["slides"] = slides.run(OUT / "slides", work, runs, quick)
+            summary += slides.table(results["slides"])
+            timing["slides"] = round(time.monotonic() - mark, 1)
     finally:
         logs = OUT / "logs"
         shutil.rmtree(logs, ignore_errors=True)
