@@ -14,7 +14,10 @@ without ``[rgb]``, sequential access, thread counts, quality spellings and a fol
 the zip (not the same output: shown, never chosen); for a slide in a TIFF container
 ``vips tiffload SLIDE OUT.dz[container=zip,...]`` reads its first page with libtiff and saves
 it through the same dzsave. libvips 8.14's dzsave takes the JPEG quality only in a ``suffix``.
-Every baseline archive is checked: its .dzi names the slide's size and it holds every tile.
+Every baseline archive is checked: its .dzi names the slide's size, it holds every tile, and
+its centre tile at full resolution shows what OpenSlide reads there. The `vips` commands run
+without the VIPSHOME that loading pyvips' own libvips sets in this process's C environment.
+NDPI is not tried through libtiff (see TIFF_KINDS).
 
 Each row's first baseline run times the fastest OpenSlide and (SVS) the fastest TIFF variant
 of the options pass, unless one was more than 1.3x slower there, and keeps the faster; then
