@@ -14,6 +14,7 @@ from plexzoom.core.ids import is_generation, is_image_id
 IMAGES = "images/"
 # "image" is the composite (RGB) pyramid; "c0", "c1", ... the 8-bit pyramid of each channel;
 # "pca" the first three principal components of a hyperspectral cube as RGB.
+SLIDE_IMAGE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,30}")  # OpenSlide's: label, macro, ...
 PYRAMID_NAME = re.compile(r"image|pca|c\d{1,4}")
 
 
@@ -53,7 +54,9 @@ def index_key(image_id: str, generation: str, name: str) -> str:
 
 def slide_image_key(image_id: str, generation: str, name: str) -> str:
     """Key of a slide's label, macro or thumbnail image (kept only when labels are shown)."""
-    return generation_prefix(image_id, generation) + f"slide-{_checked_name(name)}.png"
+    if not SLIDE_IMAGE_NAME.fullmatch(name):
+        raise NotFound("No slide image has this name.")
+    return generation_prefix(image_id, generation) + f"slide-{name}.png"
 
 
 def _checked_name(name: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pyvips
 
-from plexzoom.core.errors import CorruptImage, UnsupportedFormat
+from plexzoom.core.errors import Conflict, CorruptImage, UnsupportedFormat
 from plexzoom.core.readers.base import (
     UNREADABLE,
     ChannelSource,
@@ -39,6 +39,7 @@ def open_openslide(path: Path, options: ReadOptions, scratch: Path | None = None
     """Open a slide OpenSlide reads as one RGB picture; its pixels are decoded on first use."""
     import openslide  # a native library: loaded only where slides are read
 
+    refuse_random_access(options)
     try:
         slide = openslide.OpenSlide(str(path))
     except openslide.OpenSlideUnsupportedFormatError as exc:
@@ -84,6 +85,16 @@ def open_openslide(path: Path, options: ReadOptions, scratch: Path | None = None
         on_close=close,
         slide_path=path,
     )
+
+
+def refuse_random_access(options: ReadOptions) -> None:
+    """Single pixels (values under the cursor) are not looked up in these slides: the whole
+    level would be decoded for each. Conflict (409): the viewer keeps the tile values."""
+    if options.random_access:
+        raise Conflict(
+            "Exact values are not looked up in whole-slide scans read through OpenSlide; the "
+            "values shown come from the display tiles (the scanner's own RGB)."
+        )
 
 
 def _decode(slide: Any, folder: Path) -> Path:

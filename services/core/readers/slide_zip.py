@@ -17,7 +17,7 @@ from typing import IO
 
 from plexzoom.core.errors import CorruptImage, ImageTooLarge, UnsupportedFormat
 from plexzoom.core.readers.base import ChannelSource, ReadOptions
-from plexzoom.core.readers.openslide_reader import open_openslide
+from plexzoom.core.readers.openslide_reader import open_openslide, refuse_random_access
 
 # The file OpenSlide is given, by the name's ending; DICOM files are also found by content.
 _KEY_FILES = (".mrxs", ".vms")
@@ -58,7 +58,9 @@ def check_slide_zip(file: IO[bytes], options: ReadOptions) -> list[zipfile.ZipIn
 
 
 def open_slide_zip(path: Path, options: ReadOptions) -> ChannelSource:
-    """Unpack the zip at ``path`` beside it and open the slide it holds with OpenSlide."""
+    """Unpack the zip at ``path`` beside it (the conversion's scratch folder) and open the
+    slide it holds with OpenSlide."""
+    refuse_random_access(options)  # before any byte is unpacked
     folder = path.parent / f"{path.name}-unpacked"
     with path.open("rb") as file:
         entries = check_slide_zip(file, options)
