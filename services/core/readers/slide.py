@@ -29,7 +29,8 @@ _DATE_PROPERTIES = (
     "philips.DICOM_ACQUISITION_DATETIME",
     "tiff.DateTime",
 )
-_YEAR = re.compile(r"(?<!\d)(19[7-9]\d|20\d\d)(?!\d)")
+# A year on its own, or opening a DICOM date (YYYYMMDD).
+_YEAR = re.compile(r"^(19[7-9]\d|20\d\d)(?=\d{4})|(?<!\d)(19[7-9]\d|20\d\d)(?!\d)")
 _APERIO_DATE = re.compile(r"^\d\d/\d\d/(\d\d)$")  # MM/DD/YY
 
 
@@ -94,7 +95,7 @@ def scan_year(properties: Mapping[str, str]) -> int | None:
             return 2000 + int(aperio.group(1))
         year = _YEAR.search(text)
         if year:
-            return int(year.group(1))
+            return int(year.group(1) or year.group(2))
     return None
 
 
