@@ -275,7 +275,9 @@ async def _disconnect_after(api: Api, chunks: list[bytes]) -> Disconnected:
 
 
 @pytest.mark.parametrize(
-    "sent_bytes", [0, 100_000, PART_SIZE + 1024 * 1024], ids=["headers-only", "small", "over-a-part"]
+    "sent_bytes",
+    [0, 100_000, PART_SIZE + 1024 * 1024],
+    ids=["headers-only", "small", "over-a-part"],
 )
 async def test_a_client_that_disconnects_leaves_nothing(
     make_api: MakeApi, storage: Storage, sent_bytes: int
