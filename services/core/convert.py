@@ -11,6 +11,7 @@ from pathlib import Path
 from plexzoom.core import build, keys
 from plexzoom.core.child import ChildLimits, run_in_child, run_in_thread, start_spare
 from plexzoom.core.errors import NotFound, PlexzoomError, StorageError
+from plexzoom.core.inbox import withhold_inbox_key
 from plexzoom.core.jobs import Lease, LeaseLost, claim, commit, fail, new_holder, release, renew
 from plexzoom.core.manifest import Manifest, read_manifest
 from plexzoom.core.pyramid import PyramidOptions
@@ -89,6 +90,8 @@ def convert_image(storage: Storage, image_id: str, options: ConvertOptions) -> M
             if not exc.permanent:
                 raise
             return fail(storage, lease, exc.message)
+        if built.notes.get("filename_withheld") and manifest.source is not None:
+            withhold_inbox_key(storage, manifest)  # a slide found by its content
         committed = commit(storage, lease, built)
     except LeaseLost:
         return _after_losing(storage, lease, manifest)

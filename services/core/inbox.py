@@ -24,11 +24,12 @@ from plexzoom.core.errors import NotFound, UnsupportedFormat, WriteConflict
 from plexzoom.core.formats import SNIFF_BYTES, sniff_format
 from plexzoom.core.ids import new_image_id
 from plexzoom.core.images import delete_image, refuse_image, start_image, submit_image
-from plexzoom.core.manifest import Manifest, Source, read_manifest
+from plexzoom.core.manifest import Manifest, Source, read_manifest, update_manifest
 from plexzoom.core.privacy import shown_filename
 from plexzoom.core.storage import ObjectInfo, Storage
 
 log = logging.getLogger(__name__)
+WITHHELD = "(withheld)"  # a slide's inbox key, once it has been moved
 Enqueue = Callable[[str], None]
 CLAIMS = "claims/"
 TAKEN = f"{CLAIMS}taken/"
@@ -160,7 +161,31 @@ def complete_claim(storage: Storage, claim: Claim, enqueue: Enqueue) -> Manifest
         fmt = sniff_format(storage.get_range(original, 0, SNIFF_BYTES))
     except UnsupportedFormat as exc:
         return refuse_image(storage, claim.image_id, exc.message)
-    return submit_image(storage, manifest, fmt, storage.size(original), enqueue)
+    queued = submit_image(storage, manifest, fmt, storage.size(original), enqueue)
+    if queued.filename is None:  # a slide: its inbox key names it as its file name did
+        queued = withhold_inbox_key(storage, queued)
+    return queued
+
+
+def withhold_inbox_key(storage: Storage, manifest: Manifest) -> Manifest:
+    """Forget the inbox key a slide was taken from, in its claim and its record (once it is
+    queued nothing needs it: the claim is found by its file's name, a digest of the key)."""
+    if manifest.source is None or manifest.source.key == WITHHELD:
+        return manifest
+    digest = source_digest(manifest.source)
+    claim = read_claim(storage, digest)
+    if claim is not None:
+        claim.key = claim.source.key = WITHHELD
+        body = claim.model_dump_json().encode()
+        storage.put_bytes(TAKEN + f"{digest}.json", body, "application/json")
+
+    def forget(stored: Manifest) -> Manifest | None:
+        if stored.source is None or stored.source.key == WITHHELD:
+            return None
+        stored.source.key = WITHHELD
+        return stored
+
+    return update_manifest(storage, manifest.id, forget)
 
 
 def read_claim(storage: Storage, digest: str) -> Claim | None:

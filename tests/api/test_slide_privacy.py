@@ -17,6 +17,7 @@ import pyvips
 from plexzoom.core import keys
 from plexzoom.core.convert import ConvertOptions, convert_image
 from plexzoom.core.eventlog import summary
+from plexzoom.core.inbox import Inbox, scan_inbox
 from plexzoom.core.manifest import read_manifest
 from plexzoom.core.storage import LocalStorage
 from tests.api.conftest import Api
@@ -165,3 +166,24 @@ async def test_with_labels_shown_the_same_search_finds_them(
     assert f"status: {PLANTED.filename}" in found
     assert "label: the label's pixels" in found
     assert any(item.endswith(f"slide-{name}.png: the label's pixels") for item in found)
+
+
+@pytest.mark.parametrize(("vendor", "suffix"), [("aperio", ".svs"), ("philips", ".tif")])
+async def test_slides_from_the_inbox_keep_no_name_either(
+    make_api: Callable[..., object], local_storage: LocalStorage, tmp_path: Path,
+    vendor: str, suffix: str,
+) -> None:  # fmt: skip
+    """Known by name (.svs) when taken, or by content (a Philips slide named .tif) when
+    converted: the inbox key goes from the claim and the record too."""
+    api: Api = await make_api(local_storage)  # type: ignore[misc]
+    dropped = local_storage.root / "inbox" / "lab" / f"{PLANTED.filename}{suffix}"
+    dropped.parent.mkdir(parents=True)
+    SLIDES[vendor][0](dropped)
+    (image_id,) = scan_inbox(
+        local_storage, Inbox(prefix="inbox/", settle_s=0), lambda _: None
+    ).taken
+    options = ConvertOptions(scratch_dir=tmp_path)
+    assert convert_image(local_storage, image_id, options).status == "ready"
+    items = await answers(api, image_id) + stored_images(local_storage, image_id)
+    assert [name for name, _ in items if name.startswith("claims/")]  # the claim was searched
+    assert leaks(items, "") == []
