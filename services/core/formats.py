@@ -32,7 +32,8 @@ HDF5 = Format("hdf5", "application/x-hdf5", "HDF5", (".h5", ".hdf5"))
 NPY = Format("npy", "application/x-npy", "NumPy array", (".npy",))
 DICOM = Format("dicom", "application/dicom", "DICOM WSI", (".dcm",))
 ZIP = Format("zip", "application/zip", "Zip of one multi-file slide (MIRAX, DICOM)", (".zip",))
-SUPPORTED = (TIFF, PNG, JPEG, WEBP, MAT5, MAT73, HDF5, NPY, DICOM, ZIP)
+SVSLIDE = Format("svslide", "application/x-sqlite3", "Sakura SVSLIDE", (".svslide",))
+SUPPORTED = (TIFF, PNG, JPEG, WEBP, MAT5, MAT73, HDF5, NPY, DICOM, ZIP, SVSLIDE)
 SUPPORTED_NAMES = SOURCE_NAMES
 
 

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 # Bytes of an upload read before its record is made: a TIFF's first page and description.
 PRIVACY_HEAD_BYTES = 64 * 1024
 SLIDE_EXTENSIONS = frozenset(
-    (".svs", ".ndpi", ".scn", ".bif", ".mrxs", ".vms", ".vmu", ".dcm", ".zip", ".isyntax")
+    (".svs", ".ndpi", ".scn", ".bif", ".mrxs", ".vms", ".vmu", ".dcm", ".zip", ".svslide")
 )
 # Text a vendor writes near the start of its TIFFs, for first pages tifffile cannot parse
 # from the head alone.
@@ -32,7 +32,7 @@ def looks_like_slide(filename: str | None, head: bytes) -> bool:
     suffix = PurePosixPath((filename or "").replace("\\", "/")).suffix.lower()
     if suffix in SLIDE_EXTENSIONS:
         return True
-    if head[128:132] == b"DICM" or head[:4] == b"PK\x03\x04":
+    if head[128:132] == b"DICM" or head[:4] == b"PK\x03\x04" or head.startswith(b"SQLite"):
         return True
     if head[:4] not in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         return False

@@ -101,6 +101,7 @@ def test_formats_by_name() -> None:
         "npy",
         "dicom",
         "zip",
+        "svslide",
     }
     for name in ("gif", "TIFF", "", "../png"):
         with pytest.raises(UnsupportedFormat):

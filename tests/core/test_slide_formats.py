@@ -2,6 +2,7 @@
 a slide's upload is recognised by its name or first bytes."""
 
 import io
+import sqlite3
 import stat
 import zipfile
 from collections.abc import Callable
@@ -10,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from plexzoom.core.errors import Conflict, ImageTooLarge, UnsupportedFormat
+from plexzoom.core.errors import ImageTooLarge, UnsupportedFormat
 from plexzoom.core.privacy import looks_like_slide, shown_filename
 from plexzoom.core.readers import ReadOptions, open_source
 from plexzoom.core.readers.slide import scan_year
 from plexzoom.core.readers.slide_zip import check_slide_zip
 from tests.slides import write_aperio_svs
 from tests.slides_multifile import write_dicom_wsi, write_mrxs, zip_folder
+from tests.slides_sakura import write_svslide
 from tests.slides_vendors import write_leica_scn, write_ndpi, write_ventana_bif
 
 SIZE = (1536, 1024)
@@ -36,6 +38,7 @@ WRITERS: dict[str, Callable[[Path], np.ndarray]] = {
     "ventana": lambda t: write_ventana_bif(t / "slide", (2048, 1536)),
     "mirax": lambda t: zipped(t, lambda f: write_mrxs(f, SIZE)),
     "dicom": lambda t: zipped(t, lambda f: write_dicom_wsi(f, SIZE)),
+    "sakura": lambda t: write_svslide(t / "slide", SIZE),
 }
 
 
@@ -51,11 +54,18 @@ def test_openslide_formats_read_as_one_rgb_picture(tmp_path: Path, vendor: str) 
     assert list(tmp_path.glob("slide-*.rgb")) == [] and not (tmp_path / "slide-unpacked").exists()
 
 
-def test_exact_values_of_openslide_formats_are_refused_before_decoding(tmp_path: Path) -> None:
-    WRITERS["mirax"](tmp_path)
-    with pytest.raises(Conflict, match="display tiles"):
-        open_source(tmp_path / "slide", ReadOptions(random_access=True))
-    assert not (tmp_path / "slide-unpacked").exists()
+@pytest.mark.parametrize("vendor", ["hamamatsu", "mirax"])
+def test_exact_values_read_one_pixel_without_decoding_the_slide(
+    tmp_path: Path, vendor: str
+) -> None:
+    base = WRITERS[vendor](tmp_path)
+    with open_source(tmp_path / "slide", ReadOptions(random_access=True)) as source:
+        assert source.read_point is not None
+        for x, y in [(0, 0), (700, 300), (source.width - 1, source.height - 1)]:
+            value = np.array(source.read_point(x, y))
+            assert np.abs(value - base[y, x]).max() < 24, (x, y)  # one JPEG pixel
+        assert list(tmp_path.glob("slide-*.rgb")) == []  # nothing decoded in full
+    assert not (tmp_path / "slide-unpacked").exists()  # a zip unpacks elsewhere
 
 
 def zip_of(entries: dict[str, bytes], link: str | None = None) -> io.BytesIO:
@@ -139,3 +149,12 @@ def test_slide_uploads_are_known_by_their_first_bytes(tmp_path: Path) -> None:
 )
 def test_only_the_year_of_the_scan(properties: dict[str, str], year: int | None) -> None:
     assert scan_year(properties) == year
+
+
+def test_a_database_that_is_no_slide_gets_a_reason(tmp_path: Path) -> None:
+    """SQLite files are taken as Sakura slides at upload; OpenSlide decides when converting."""
+    with sqlite3.connect(tmp_path / "notes.db") as db:
+        db.execute("create table samples (name text)")
+    db.close()
+    with pytest.raises(UnsupportedFormat, match="OpenSlide cannot read it"):
+        open_source(tmp_path / "notes.db")

@@ -171,7 +171,7 @@ def test_the_upload_page_lists_the_formats_the_server_takes(
         "() => /NumPy/.test(document.getElementById('formats-hint').textContent)"
     )
     text = hint.text_content() or ""
-    assert len(formats) == 10  # 8, and since issue 13 DICOM WSI and zips of multi-file slides
+    assert len(formats) == 11  # 8, and since issue 13 DICOM WSI, Sakura SVSLIDE and slide zips
     for entry in formats:
         assert entry["label"] in text, (entry, text)
 

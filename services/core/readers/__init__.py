@@ -31,7 +31,8 @@ __all__ = [
 SNIFF_BYTES = 520  # an HDF5 superblock may follow MATLAB's 512-byte header
 SOURCE_NAMES = (
     "TIFF (including BigTIFF and OME-TIFF), whole-slide scans (Aperio SVS, Hamamatsu NDPI, "
-    "Leica SCN, Philips TIFF, Ventana BIF, DICOM WSI; MIRAX and DICOM series as one zip), "
+    "Leica SCN, Philips TIFF, Ventana BIF, Sakura SVSLIDE, DICOM WSI; MIRAX, DICOM series and "
+    "Hamamatsu VMS as one zip), "
     "MATLAB .mat (v5 and v7.3), HDF5, NumPy .npy, PNG, JPEG and WebP"
 )
 _HDF5 = b"\x89HDF\r\n\x1a\n"
@@ -45,6 +46,7 @@ _OPENERS: dict[str, Callable[[Path, ReadOptions], ChannelSource]] = {
     "jpeg": partial(open_raster, kind="jpeg"),
     "webp": partial(open_raster, kind="webp"),
     "dicom": open_openslide,
+    "svslide": open_openslide,
     "zip": open_slide_zip,
 }
 SOURCE_KINDS = tuple(_OPENERS)  # what sniff_source can answer
@@ -68,6 +70,8 @@ def sniff_source(head: bytes) -> str:
         return "webp"
     if head[128:132] == b"DICM":  # DICOM Part 10: a 128-byte preamble, then the magic
         return "dicom"
+    if head.startswith(b"SQLite format 3\x00"):  # Sakura SVSLIDE (OpenSlide checks the rest)
+        return "svslide"
     if head[:4] == b"PK\x03\x04":  # a multi-file slide in a zip (checked when it is read)
         return "zip"
     if head.startswith(b"MATLAB"):

@@ -95,6 +95,9 @@ class ChannelSource:
     load_picture: Callable[[], pyvips.Image] | None = field(default=None, repr=False)
     # The file OpenSlide opens, for a whole-slide scan (its label and macro, when kept).
     slide_path: Path | None = None
+    # Every channel's value at one full-resolution pixel (x, y), where the source reads one
+    # pixel without decoding the image (slides through OpenSlide); else None.
+    read_point: Callable[[int, int], list[float]] | None = field(default=None, repr=False)
 
     def picture(self) -> pyvips.Image:
         """The image as one lazy picture, read once top to bottom (see ``load_picture``)."""

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pyvips
 
-from plexzoom.core.errors import Conflict, CorruptImage, UnsupportedFormat
+from plexzoom.core.errors import CorruptImage, UnsupportedFormat
 from plexzoom.core.readers.base import (
     UNREADABLE,
     ChannelSource,
@@ -39,7 +39,6 @@ def open_openslide(path: Path, options: ReadOptions, scratch: Path | None = None
     """Open a slide OpenSlide reads as one RGB picture; its pixels are decoded on first use."""
     import openslide  # a native library: loaded only where slides are read
 
-    refuse_random_access(options)
     try:
         slide = openslide.OpenSlide(str(path))
     except openslide.OpenSlideUnsupportedFormatError as exc:
@@ -70,6 +69,10 @@ def open_openslide(path: Path, options: ReadOptions, scratch: Path | None = None
         for raw in decoded:
             raw.unlink(missing_ok=True)
 
+    def read_point(x: int, y: int) -> list[float]:
+        rgba = np.asarray(slide.read_region((x, y), 0, (1, 1)))
+        return [float(v) for v in _flatten(rgba, _background(slide))[0, 0]]
+
     notes: dict[str, Any] = facts.notes()
     notes["slide_levels"] = slide.level_count
     return ChannelSource(
@@ -84,17 +87,8 @@ def open_openslide(path: Path, options: ReadOptions, scratch: Path | None = None
         load_picture=picture,
         on_close=close,
         slide_path=path,
+        read_point=read_point,
     )
-
-
-def refuse_random_access(options: ReadOptions) -> None:
-    """Single pixels (values under the cursor) are not looked up in these slides: the whole
-    level would be decoded for each. Conflict (409): the viewer keeps the tile values."""
-    if options.random_access:
-        raise Conflict(
-            "Exact values are not looked up in whole-slide scans read through OpenSlide; the "
-            "values shown come from the display tiles (the scanner's own RGB)."
-        )
 
 
 def _decode(slide: Any, folder: Path) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import stat
+import tempfile
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
@@ -17,7 +18,7 @@ from typing import IO
 
 from plexzoom.core.errors import CorruptImage, ImageTooLarge, UnsupportedFormat
 from plexzoom.core.readers.base import ChannelSource, ReadOptions
-from plexzoom.core.readers.openslide_reader import open_openslide, refuse_random_access
+from plexzoom.core.readers.openslide_reader import open_openslide
 
 # The file OpenSlide is given, by the name's ending; DICOM files are also found by content.
 _KEY_FILES = (".mrxs", ".vms")
@@ -58,10 +59,13 @@ def check_slide_zip(file: IO[bytes], options: ReadOptions) -> list[zipfile.ZipIn
 
 
 def open_slide_zip(path: Path, options: ReadOptions) -> ChannelSource:
-    """Unpack the zip at ``path`` beside it (the conversion's scratch folder) and open the
-    slide it holds with OpenSlide."""
-    refuse_random_access(options)  # before any byte is unpacked
-    folder = path.parent / f"{path.name}-unpacked"
+    """Unpack the zip at ``path`` and open the slide it holds with OpenSlide: beside the zip
+    (the conversion's scratch folder), or in a temporary folder for pixel lookups, whose zip
+    may be the stored original itself."""
+    if options.random_access:
+        folder = Path(tempfile.mkdtemp(prefix="plexzoom-slide-"))
+    else:
+        folder = path.parent / f"{path.name}-unpacked"
     with path.open("rb") as file:
         entries = check_slide_zip(file, options)
     try:
@@ -74,7 +78,7 @@ def open_slide_zip(path: Path, options: ReadOptions) -> ChannelSource:
             ) from exc
         names = [p.relative_to(folder) for p in folder.rglob("*") if p.is_file()]
         key = folder / _key_file([PurePosixPath(n.as_posix()) for n in names])
-        source = open_openslide(key, options, scratch=path.parent)
+        source = open_openslide(key, options, scratch=folder)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

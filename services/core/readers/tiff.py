@@ -81,6 +81,11 @@ def open_tiff_ranged(
     """
     try:
         with tifffile.TiffFile(file) as tif:
+            if any(getattr(tif, f"is_{kind}") for kind in DRIVER_KINDS):
+                raise UnsupportedFormat(
+                    "This whole-slide scan is read through OpenSlide, which reads only from a "
+                    "copy on this machine."
+                )
             return _open(load_page, tif, options)
     except _TIFF_ERRORS as exc:
         raise CorruptImage(UNREADABLE) from exc

@@ -25,6 +25,7 @@ HDF5 = b"\x89HDF\r\n\x1a\n"
         (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "webp"),
         (b"\x00" * 128 + b"DICM", "dicom"),
         (b"PK\x03\x04", "zip"),  # a multi-file slide; its entries are checked after upload
+        (b"SQLite format 3\x00", "svslide"),  # Sakura's slides are SQLite databases
     ],
 )
 def test_signatures(head: bytes, kind: str) -> None:
