@@ -39,14 +39,22 @@ WRITERS: dict[str, Callable[[Path], np.ndarray]] = {
     "mirax": lambda t: zipped(t, lambda f: write_mrxs(f, SIZE)),
     "dicom": lambda t: zipped(t, lambda f: write_dicom_wsi(f, SIZE)),
     "sakura": lambda t: write_svslide(t / "slide", SIZE),
+    "dicom-one-file": lambda t: one_file(t, write_dicom_wsi(t / "series", SIZE)),
 }
+
+
+def one_file(tmp_path: Path, written: tuple[Path, np.ndarray | None]) -> np.ndarray:
+    """A DICOM WSI level-0 instance uploaded on its own (the worker names it "original")."""
+    (tmp_path / "series" / written[0].name).rename(tmp_path / "slide")
+    assert written[1] is not None
+    return written[1]
 
 
 @pytest.mark.parametrize("vendor", WRITERS)
 def test_openslide_formats_read_as_one_rgb_picture(tmp_path: Path, vendor: str) -> None:
     base = WRITERS[vendor](tmp_path)
     with open_source(tmp_path / "slide") as source:
-        assert source.notes["slide_vendor"] == vendor
+        assert source.notes["slide_vendor"] == vendor.removesuffix("-one-file")
         assert source.physical_size == (pytest.approx(0.499), pytest.approx(0.499), "µm")
         assert source.is_rgb and (source.width, source.height) == base.shape[1::-1]
         pixels = source.picture().numpy()
