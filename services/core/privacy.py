@@ -24,7 +24,14 @@ SLIDE_EXTENSIONS = frozenset(
 )
 # Text a vendor writes near the start of its TIFFs, for first pages tifffile cannot parse
 # from the head alone.
-_VENDOR_MARKERS = (b"Aperio", b"DPUfsImport", b"leica-microsystems", b"iScan", b"Hamamatsu")
+_VENDOR_MARKERS = (
+    b"Aperio",
+    b"DPUfsImport",
+    b"leica-microsystems",
+    b"iScan",
+    b"Hamamatsu",
+    b"MedScan",
+)
 
 
 def looks_like_slide(filename: str | None, head: bytes) -> bool:

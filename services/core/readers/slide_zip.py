@@ -21,13 +21,13 @@ from plexzoom.core.readers.base import ChannelSource, ReadOptions
 from plexzoom.core.readers.openslide_reader import open_openslide
 
 # The file OpenSlide is given, by the name's ending; DICOM files are also found by content.
-_KEY_FILES = (".mrxs", ".vms")
+_KEY_FILES = (".mrxs", ".vms", ".vmu")
 _DICOM = (".dcm", ".dicom")
 _CHUNK = 1024**2
 NOT_A_SLIDE = (
     "This zip does not hold a whole-slide scan plexzoom can read: it must contain one MIRAX "
-    "slide (the .mrxs file beside its data folder), one Hamamatsu .vms slide with its files, "
-    "or the .dcm files of one DICOM WSI series."
+    "slide (the .mrxs file beside its data folder), one Hamamatsu .vms or .vmu slide with its "
+    "files, or the .dcm files of one DICOM WSI series."
 )
 
 

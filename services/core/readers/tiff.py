@@ -33,8 +33,9 @@ from plexzoom.core.readers.tiff_layout import TiffPlan, plan_tiff, tiff_page
 _COLOUR_INTERPRETATIONS = ("srgb", "rgb16", "cmyk")
 _COLOUR_PHOTOMETRICS = (2, 3, 5, 6)  # RGB, palette, separated (CMYK), YCbCr
 # Slides whose pixels libvips' TIFF loader cannot assemble (NDPI: one JPEG per level, larger
-# than a JPEG may be; SCN: several images on one page set; BIF: overlapping tiles): OpenSlide.
-DRIVER_KINDS = ("ndpi", "scn", "bif")
+# than a JPEG may be; SCN: several images on one page set; BIF and Trestle: overlapping
+# tiles): OpenSlide.
+DRIVER_KINDS = ("ndpi", "scn", "bif", "trestle")
 _TIFF_ERRORS = (tifffile.TiffFileError, ValueError, OSError, struct.error, IndexError, KeyError)
 # Where libvips reads the TIFF's pages: a local path, or a loader of (page, access) that reads
 # the bytes from elsewhere (plexzoom.core.pixels: ranged reads of an original in S3).
@@ -55,7 +56,7 @@ def open_tiff(path: Path, options: ReadOptions) -> ChannelSource:
     """Open a TIFF, BigTIFF or OME-TIFF as channels (OME metadata where present)."""
     try:
         with tifffile.TiffFile(path) as tif:
-            kinds = [kind for kind in SLIDE_KINDS if getattr(tif, f"is_{kind}")]
+            kinds = slide_kinds(tif)
             source = None if set(kinds) & set(DRIVER_KINDS) else _open(str(path), tif, options)
     except _TIFF_ERRORS as exc:
         raise CorruptImage(UNREADABLE) from exc
@@ -72,6 +73,15 @@ def open_tiff(path: Path, options: ReadOptions) -> ChannelSource:
     return source
 
 
+def slide_kinds(tif: tifffile.TiffFile) -> list[str]:
+    """The slide vendors whose marks the TIFF's first page carries (tifffile's flags, and
+    Trestle's Software tag)."""
+    kinds = [kind for kind in SLIDE_KINDS if getattr(tif, f"is_{kind}")]
+    if str(tif.pages.first.software).startswith("MedScan"):
+        kinds.append("trestle")
+    return kinds
+
+
 def open_tiff_ranged(
     file: BinaryIO, load_page: Callable[[int, str], pyvips.Image], options: ReadOptions
 ) -> ChannelSource:
@@ -81,7 +91,7 @@ def open_tiff_ranged(
     """
     try:
         with tifffile.TiffFile(file) as tif:
-            if any(getattr(tif, f"is_{kind}") for kind in DRIVER_KINDS):
+            if set(slide_kinds(tif)) & set(DRIVER_KINDS):
                 raise UnsupportedFormat(
                     "This whole-slide scan is read through OpenSlide, which reads only from a "
                     "copy on this machine."
