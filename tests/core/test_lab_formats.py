@@ -57,6 +57,18 @@ def test_bilevel_tiff(tmp_path: Path, compression: str, miniswhite: bool) -> Non
     assert notes["bilevel"] is True
 
 
+def test_ccitt_group3_bilevel_tiff(tmp_path: Path) -> None:
+    """CCITT Group 3 fax compression, written by Pillow's libtiff (libvips writes only G4)."""
+    from PIL import Image  # Pillow comes with openslide-python
+
+    path = tmp_path / "fax-g3.tif"
+    Image.fromarray(WHITE.astype(bool)).save(path, compression="group3")
+    with tifffile.TiffFile(path) as tif:
+        assert (tif.pages.first.compression, tif.pages.first.bitspersample) == (3, 1)
+    data, notes = read_all(path)
+    assert (data[..., 0] == WHITE * 255).all() and notes["bilevel"] is True
+
+
 def test_palette_tiff(tmp_path: Path) -> None:
     """A palette TIFF reads as the RGB of its colour map."""
     colormap = np.zeros((3, 256), np.uint16)
