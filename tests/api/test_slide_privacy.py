@@ -26,6 +26,7 @@ from tests.slides_multifile import write_dicom_wsi, write_mrxs, zip_folder
 from tests.slides_sakura import write_svslide
 from tests.slides_vendors import write_leica_scn, write_ndpi, write_ventana_bif
 from tests.slides_vms import write_vms
+from tests.slides_vmu_trestle import write_trestle, write_vmu
 
 pytestmark = pytest.mark.anyio
 PLANTED = Planted()
@@ -58,6 +59,8 @@ SLIDES: dict[str, tuple[Writer, str]] = {
     "dicom": (zipped(lambda p: write_dicom_wsi(p, SIZE, PLANTED)), ".zip"),
     "sakura": (lambda p: write_svslide(p, SIZE, PLANTED), ".svslide"),
     "hamamatsu-vms": (zipped(lambda p: write_vms(p, (2048, 1536), PLANTED)), ".zip"),
+    "hamamatsu-vmu": (zipped(lambda p: write_vmu(p, (2048, 1536), PLANTED)), ".zip"),
+    "trestle": (zipped(lambda p: write_trestle(p, (2048, 1536), PLANTED)), ".zip"),
 }
 
 

@@ -20,6 +20,8 @@ from tests.slides import write_aperio_svs
 from tests.slides_multifile import write_dicom_wsi, write_mrxs, zip_folder
 from tests.slides_sakura import write_svslide
 from tests.slides_vendors import write_leica_scn, write_ndpi, write_ventana_bif
+from tests.slides_vms import write_vms
+from tests.slides_vmu_trestle import write_trestle, write_vmu
 
 SIZE = (1536, 1024)
 
@@ -40,7 +42,16 @@ WRITERS: dict[str, Callable[[Path], np.ndarray]] = {
     "dicom": lambda t: zipped(t, lambda f: write_dicom_wsi(f, SIZE)),
     "sakura": lambda t: write_svslide(t / "slide", SIZE),
     "dicom-one-file": lambda t: one_file(t, write_dicom_wsi(t / "series", SIZE)),
+    "hamamatsu-vms": lambda t: zipped(t, lambda f: write_vms(f, (2048, 1536))),
+    "hamamatsu-vmu": lambda t: zipped(t, lambda f: write_vmu(f, (2048, 1536))),
+    "trestle": lambda t: alone(t, write_trestle(t / "trestle", (2048, 1536))),
 }
+
+
+def alone(tmp_path: Path, written: tuple[Path, np.ndarray]) -> np.ndarray:
+    """The main file of a slide uploaded on its own, without its sibling files."""
+    written[0].rename(tmp_path / "slide")
+    return written[1]
 
 
 def one_file(tmp_path: Path, written: tuple[Path, np.ndarray | None]) -> np.ndarray:
@@ -54,7 +65,7 @@ def one_file(tmp_path: Path, written: tuple[Path, np.ndarray | None]) -> np.ndar
 def test_openslide_formats_read_as_one_rgb_picture(tmp_path: Path, vendor: str) -> None:
     base = WRITERS[vendor](tmp_path)
     with open_source(tmp_path / "slide") as source:
-        assert source.notes["slide_vendor"] == vendor.removesuffix("-one-file")
+        assert source.notes["slide_vendor"] == vendor.split("-")[0]
         assert source.physical_size == (pytest.approx(0.499), pytest.approx(0.499), "µm")
         assert source.is_rgb and (source.width, source.height) == base.shape[1::-1]
         pixels = source.picture().numpy()

@@ -31,8 +31,8 @@ __all__ = [
 SNIFF_BYTES = 520  # an HDF5 superblock may follow MATLAB's 512-byte header
 SOURCE_NAMES = (
     "TIFF (including BigTIFF and OME-TIFF), whole-slide scans (Aperio SVS, Hamamatsu NDPI, "
-    "Leica SCN, Philips TIFF, Ventana BIF, Sakura SVSLIDE, DICOM WSI; MIRAX, DICOM series and "
-    "Hamamatsu VMS as one zip), "
+    "Leica SCN, Philips TIFF, Ventana BIF, Trestle, Sakura SVSLIDE, DICOM WSI; MIRAX, DICOM "
+    "series, Hamamatsu VMS/VMU and Trestle with its .Full file as one zip), "
     "MATLAB .mat (v5 and v7.3), HDF5, NumPy .npy, PNG, JPEG and WebP"
 )
 _HDF5 = b"\x89HDF\r\n\x1a\n"

@@ -27,7 +27,7 @@ _CHUNK = 1024**2
 NOT_A_SLIDE = (
     "This zip does not hold a whole-slide scan plexzoom can read: it must contain one MIRAX "
     "slide (the .mrxs file beside its data folder), one Hamamatsu .vms or .vmu slide with its "
-    "files, or the .dcm files of one DICOM WSI series."
+    "files, the .dcm files of one DICOM WSI series, or a Trestle .tif with its .Full file."
 )
 
 
@@ -127,6 +127,10 @@ def _key_file(names: list[PurePosixPath]) -> PurePosixPath:
     dicom = [n for n in dicom if not n.name.startswith(".")]
     if dicom and any(n.suffix.lower() in _DICOM for n in dicom):
         return next(n for n in dicom if n.suffix.lower() in _DICOM)
+    trestle = [n for n in names if n.suffix.lower() in (".tif", ".tiff")
+               and n.with_suffix(".Full") in names]  # fmt: skip
+    if len(trestle) == 1:  # a Trestle slide: the TIFF beside its .Full macro
+        return trestle[0]
     raise UnsupportedFormat(NOT_A_SLIDE)
 
 
