@@ -7,6 +7,7 @@ on every chunk; a client that disconnects leaves no object, multipart upload or 
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from functools import partial
 
 from anyio import CancelScope, to_thread
 from python_multipart import MultipartParser
@@ -24,7 +25,7 @@ from plexzoom.core.formats import (
 )
 from plexzoom.core.images import Enqueue, discard_image, start_image, submit_image, touch_upload
 from plexzoom.core.manifest import Manifest
-from plexzoom.core.privacy import PRIVACY_HEAD_BYTES, shown_filename
+from plexzoom.core.privacy import PRIVACY_HEAD_BYTES, record_names
 from plexzoom.core.storage import ObjectWriter, Storage
 
 FIELD = b"file"
@@ -134,8 +135,11 @@ class UploadSink:
             head = bytes(part.pending[:PRIVACY_HEAD_BYTES])
             self.format = sniff_format(head[:SNIFF_BYTES])
             # A slide's file name often names the patient: withheld unless labels are shown.
-            name = shown_filename(part.filename, head, self.show_slides)
-            self.manifest = await to_thread.run_sync(start_image, self.storage, name, self.variable)
+            name, pending = record_names(part.filename, head, self.show_slides)
+            self.manifest = await to_thread.run_sync(
+                partial(start_image, filename_pending=pending),
+                self.storage, name, self.variable,
+            )  # fmt: skip
             key = keys.original_key(self.manifest.id)
             self.writer = await to_thread.run_sync(self.storage.open_writer, key)
         self.size += len(part.pending)

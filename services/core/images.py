@@ -28,6 +28,7 @@ def start_image(
     variable: str | None = None,
     source: Source | None = None,
     image_id: str | None = None,
+    filename_pending: str | None = None,
 ) -> Manifest:
     """Create the record of an image whose original is about to be written.
 
@@ -39,6 +40,7 @@ def start_image(
         stage="uploading",
         generation=new_generation(),
         filename=filename,
+        filename_pending=filename_pending,
         variable=variable,
         source=source,
     )

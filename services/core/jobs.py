@@ -94,6 +94,9 @@ def commit(storage: Storage, lease: Lease, built: Manifest) -> Manifest:
         manifest.physical_size, manifest.notes = built.physical_size, built.notes
         if built.notes.get("filename_withheld"):  # a slide: its name may name the patient
             manifest.filename = None
+        elif manifest.filename_pending is not None:  # no slide after all: the name is shown
+            manifest.filename = manifest.filename_pending
+        manifest.filename_pending = None
         manifest.lease_holder = manifest.lease_until = None
         return manifest
 
@@ -141,5 +144,6 @@ def _check(manifest: Manifest, lease: Lease) -> None:
 
 def _failed(manifest: Manifest, reason: str) -> Manifest:
     manifest.status, manifest.error = "failed", reason
+    manifest.filename_pending = None  # whether it was a slide is unknown: the name is dropped
     manifest.lease_holder = manifest.lease_until = None
     return manifest

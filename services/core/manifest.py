@@ -78,6 +78,10 @@ class Manifest(BaseModel):
     updated: datetime = Field(default_factory=lambda: datetime.now(UTC))
     # Original file name: metadata only, never a key, a path or a log line.
     filename: str | None = None
+    # The name of an upload that may be a slide (a TIFF whose first page lies past the bytes
+    # the upload is judged by): never shown; it becomes ``filename`` when the conversion finds
+    # no slide, and is dropped otherwise (plexzoom.core.privacy).
+    filename_pending: str | None = None
     # Where the original came from when it was not uploaded (metadata, like ``filename``).
     source: Source | None = None
     # Upload option: the MATLAB/HDF5 variable that holds the image (default: the largest array).

@@ -22,6 +22,7 @@ PRIVACY_HEAD_BYTES = 64 * 1024
 SLIDE_EXTENSIONS = frozenset(
     (".svs", ".ndpi", ".scn", ".bif", ".mrxs", ".vms", ".vmu", ".dcm", ".zip", ".svslide")
 )
+_TIFF = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 # Text a vendor writes near the start of its TIFFs, for first pages tifffile cannot parse
 # from the head alone.
 _VENDOR_MARKERS = (
@@ -41,23 +42,35 @@ def looks_like_slide(filename: str | None, head: bytes) -> bool:
         return True
     if head[128:132] == b"DICM" or head[:4] == b"PK\x03\x04" or head.startswith(b"SQLite"):
         return True
-    if head[:4] not in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+    if head[:4] not in _TIFF:
         return False
-    return _vendor_tiff(head) or any(marker in head for marker in _VENDOR_MARKERS)
+    return bool(_vendor_tiff(head)) or any(marker in head for marker in _VENDOR_MARKERS)
 
 
 def shown_filename(filename: str | None, head: bytes, show_slide_labels: bool) -> str | None:
-    """The file name the record keeps: None for a slide, unless labels are to be shown."""
-    if show_slide_labels or not looks_like_slide(filename, head):
-        return filename
-    return None
+    """The file name the record shows: None for a slide, unless labels are to be shown."""
+    return record_names(filename, head, show_slide_labels)[0]
 
 
-def _vendor_tiff(head: bytes) -> bool:
-    """tifffile's vendor flags on the first page, as far as ``head`` holds it."""
+def record_names(
+    filename: str | None, head: bytes, show_slide_labels: bool
+) -> tuple[str | None, str | None]:
+    """(the name the record shows, the name it keeps hidden until the conversion tells whether
+    the file is a slide): a TIFF whose first page lies past ``head`` cannot be told yet."""
+    if show_slide_labels or filename is None:
+        return filename, None
+    if looks_like_slide(filename, head):
+        return None, None
+    if head[:4] in _TIFF and _vendor_tiff(head) is None:
+        return None, filename
+    return filename, None
+
+
+def _vendor_tiff(head: bytes) -> bool | None:
+    """tifffile's vendor flags on the first page; None when ``head`` does not hold it."""
     try:
         with tifffile.TiffFile(io.BytesIO(head)) as tif:
             return any(getattr(tif, f"is_{kind}") for kind in SLIDE_KINDS)
     except Exception as exc:  # a first page that lies past the head
         log.debug("first TIFF page not in the head: %s", type(exc).__name__)
-        return False
+        return None

@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import pyvips
+import tifffile
 
+from plexzoom.api import upload
 from plexzoom.core import keys
 from plexzoom.core.convert import ConvertOptions, convert_image
 from plexzoom.core.eventlog import summary
@@ -195,3 +197,25 @@ async def test_slides_from_the_inbox_keep_no_name_either(
     items = await answers(api, image_id) + stored_images(local_storage, image_id)
     assert [name for name, _ in items if name.startswith("claims/")]  # the claim was searched
     assert leaks(items, "") == []
+
+
+@pytest.mark.parametrize(("vendor", "slide"), [("philips", True), ("plain", False)])
+async def test_a_tiff_not_told_at_upload_shows_its_name_only_if_no_slide(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, vendor: str, slide: bool
+) -> None:
+    """With the first page past the bytes the upload is judged by (as libtiff writes it), the
+    name is hidden until the conversion knows; then shown for a plain TIFF only."""
+    monkeypatch.setattr(upload, "PRIVACY_HEAD_BYTES", 16)  # the head holds no first page
+    path = tmp_path / "scan.tif"
+    if slide:
+        write_philips_tiff(path, SIZE, PLANTED)
+    else:
+        tifffile.imwrite(path, np.zeros((300, 400, 3), np.uint8), photometric="rgb")
+    name = f"{PLANTED.filename}.tif"
+    answer = await api.upload(path.read_bytes(), name)
+    assert answer.status_code == 202 and answer.json()["filename"] is None
+    image_id = answer.json()["id"]
+    assert summary(read_manifest(api.storage, image_id))["filename"] is None  # the event
+    convert_image(api.storage, image_id, ConvertOptions(scratch_dir=tmp_path))
+    manifest = read_manifest(api.storage, image_id)
+    assert manifest.filename == (None if slide else name) and manifest.filename_pending is None

@@ -107,7 +107,12 @@ def test_hostile_file_gets_its_outcome(stack: Stack, case: Case, tmp_path: Path)
     image_id = str(answer.json()["id"])
     final = wait_final(stack, image_id)
     assert final["status"] == case.outcome, final
-    assert final["filename"] == filename  # kept as metadata, byte for byte
+    if answer.json()["filename"] is None:  # a TIFF whose first page lies past the first 64 KiB
+        # may be a slide: its name is shown only once the conversion finds none (never when
+        # it fails), and a test elsewhere shows it is shown then (test_slide_privacy).
+        assert case.outcome == "failed" and final["filename"] is None
+    else:
+        assert final["filename"] == filename  # kept as metadata, byte for byte
     original = stack.data_dir / "images" / image_id / "original"
     if case.outcome == "failed":
         assert case.reason in str(final["error"]), final["error"]
