@@ -37,6 +37,12 @@ _VENDOR_MARKERS = (
 
 def looks_like_slide(filename: str | None, head: bytes) -> bool:
     """Whether an upload named ``filename`` starting with ``head`` is a whole-slide scan."""
+    return _judge(filename, head) is True
+
+
+def _judge(filename: str | None, head: bytes) -> bool | None:
+    """True for a slide, False for none, None for a TIFF whose first page lies past ``head``
+    (the first page is parsed once)."""
     suffix = PurePosixPath((filename or "").replace("\\", "/")).suffix.lower()
     if suffix in SLIDE_EXTENSIONS:
         return True
@@ -44,7 +50,9 @@ def looks_like_slide(filename: str | None, head: bytes) -> bool:
         return True
     if head[:4] not in _TIFF:
         return False
-    return bool(_vendor_tiff(head)) or any(marker in head for marker in _VENDOR_MARKERS)
+    if any(marker in head for marker in _VENDOR_MARKERS):
+        return True
+    return _vendor_tiff(head)
 
 
 def shown_filename(filename: str | None, head: bytes, show_slide_labels: bool) -> str | None:
@@ -59,11 +67,10 @@ def record_names(
     the file is a slide): a TIFF whose first page lies past ``head`` cannot be told yet."""
     if show_slide_labels or filename is None:
         return filename, None
-    if looks_like_slide(filename, head):
-        return None, None
-    if head[:4] in _TIFF and _vendor_tiff(head) is None:
+    slide = _judge(filename, head)
+    if slide is None:
         return None, filename
-    return filename, None
+    return (None, None) if slide else (filename, None)
 
 
 def _vendor_tiff(head: bytes) -> bool | None:

@@ -59,9 +59,9 @@ def open_openslide(path: Path, options: ReadOptions, scratch: Path | None = None
     decoded: list[Path] = []
 
     def picture() -> pyvips.Image:
-        raw = _decode(slide, folder)
-        decoded.append(raw)
-        image = pyvips.Image.rawload(str(raw), width, height, 3)
+        if not decoded:  # decoded once; each channel and picture maps the same file
+            decoded.append(_decode(slide, folder))
+        image = pyvips.Image.rawload(str(decoded[0]), width, height, 3)
         return image.copy(interpretation="srgb")
 
     def close() -> None:

@@ -123,10 +123,9 @@ def _key_file(names: list[PurePosixPath]) -> PurePosixPath:
             )
         if found:
             return found[0]
-    dicom = sorted(n for n in names if n.suffix.lower() in _DICOM or n.suffix == "")
-    dicom = [n for n in dicom if not n.name.startswith(".")]
-    if dicom and any(n.suffix.lower() in _DICOM for n in dicom):
-        return next(n for n in dicom if n.suffix.lower() in _DICOM)
+    dicom = sorted(n for n in names if n.suffix.lower() in _DICOM and not n.name.startswith("."))
+    if dicom:  # OpenSlide finds the series' other files beside the one it is given
+        return dicom[0]
     trestle = [n for n in names if n.suffix.lower() in (".tif", ".tiff")
                and n.with_suffix(".Full") in names]  # fmt: skip
     if len(trestle) == 1:  # a Trestle slide: the TIFF beside its .Full macro
