@@ -1,10 +1,9 @@
-"""`make run`: the whole stack in the foreground (private Redis, web process, worker).
+"""`make run`: the whole stack in the foreground (private Redis, web processes, worker).
 
 Ctrl-C (SIGINT) or SIGTERM stops every child cleanly. A worker that dies is restarted.
 """
 
 import contextlib
-import ipaddress
 import os
 import signal
 import subprocess
@@ -15,43 +14,16 @@ from pathlib import Path
 import redis
 
 from plexzoom.core.errors import BrokerError
-from plexzoom.settings import CommonSettings
+from plexzoom.serve import ServeSettings, access_notice, prepare_metrics_dir, worker_command
 
 
-class RunSettings(CommonSettings):
-    """How `make run` lays out its processes."""
+class RunSettings(ServeSettings):
+    """How `make run` lays out its processes (one origin: api and tiles in each web process)."""
 
-    host: str = "127.0.0.1"
-    port: int = 8000
+    port: int | None = 8000
     web_processes: int = 2
     worker_processes: int = 1
     worker_threads: int = 1
-
-
-def is_loopback(host: str) -> bool:
-    """True when ``host`` names this machine only (127.0.0.0/8, ::1, localhost)."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name or an interface we cannot prove to be loopback
-
-
-def access_notice(settings: RunSettings) -> tuple[bool, str]:
-    """(may start, what to say): without API keys the API is only served on loopback."""
-    keys = len(settings.api_key_list)
-    if keys:
-        return True, f"plexzoom: API keys required on /v1 ({keys} configured)"
-    if is_loopback(settings.host):
-        return True, (
-            "plexzoom: no API keys set (PLEXZOOM_API_KEYS): the API is open, to this machine only"
-        )
-    return False, (
-        f"plexzoom: refusing to listen on {settings.host} without API keys: anyone who can "
-        "reach it could read and delete every image. Set PLEXZOOM_API_KEYS (comma-separated), "
-        "or keep PLEXZOOM_HOST=127.0.0.1."
-    )
 
 
 def start_private_redis(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -110,13 +82,13 @@ def check_redis(url: str) -> None:
 
 
 def web_command(settings: RunSettings) -> list[str]:
-    """The uvicorn command line for API + tiles + viewer."""
+    """The uvicorn command line of the one origin: api, tiles and viewer (plexzoom.web)."""
     return [
         sys.executable,
         "-m",
         "uvicorn",
         "--factory",
-        "plexzoom.api.main:create_app_from_env",
+        "plexzoom.web:create_app_from_env",
         "--host",
         settings.host,
         "--port",
@@ -126,22 +98,6 @@ def web_command(settings: RunSettings) -> list[str]:
         "--no-access-log",
         "--timeout-graceful-shutdown",
         "5",
-    ]
-
-
-def worker_command(settings: RunSettings) -> list[str]:
-    """The Dramatiq worker command line."""
-    return [
-        sys.executable,
-        "-m",
-        "dramatiq",
-        "plexzoom.worker.main",
-        "--queues",
-        "conversions",
-        "--processes",
-        str(settings.worker_processes),
-        "--threads",
-        str(settings.worker_threads),
     ]
 
 
@@ -161,6 +117,8 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    prepare_metrics_dir()  # shared by web and worker: the origin's /metrics shows both
+    work = worker_command(settings.worker_processes, settings.worker_threads)
     env = dict(os.environ)
     # Dramatiq's idle consumer backs off up to this many ms between polls (its default 1000
     # adds half a second, on average, between an upload and the start of its conversion).
@@ -173,7 +131,11 @@ def main() -> int:
             children.append(server)
             print(f"plexzoom: private Redis at {env['PLEXZOOM_REDIS_URL']}", flush=True)
         web = subprocess.Popen(web_command(settings), env=env, start_new_session=True)
-        worker = subprocess.Popen(worker_command(settings), env=env, start_new_session=True)
+        worker = subprocess.Popen(
+            work,
+            env=env,
+            start_new_session=True,
+        )
         children += [web, worker]
         print(f"plexzoom: http://{settings.host}:{settings.port}  (Ctrl-C stops)", flush=True)
         while not stopping:
@@ -185,7 +147,11 @@ def main() -> int:
                 print("plexzoom: the worker exited; restarting it", file=sys.stderr, flush=True)
                 children.remove(worker)
                 _kill_group(worker)  # its worker processes must not outlive it
-                worker = subprocess.Popen(worker_command(settings), env=env, start_new_session=True)
+                worker = subprocess.Popen(
+                    work,
+                    env=env,
+                    start_new_session=True,
+                )
                 children.append(worker)
         return 0
     except BrokerError as exc:

@@ -1,4 +1,5 @@
-"""The one table that maps plexzoom errors to HTTP answers (JSON, never a traceback)."""
+"""The api's answers to errors: JSON with the error's sentence, never a traceback (statuses:
+plexzoom.core.errors.HTTP_STATUS, the table the tile service uses too)."""
 
 import logging
 
@@ -6,35 +7,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
-from plexzoom.api.upload import BadUpload
-from plexzoom.core import access, errors
-from plexzoom.core.render import BadRenderSettings
+from plexzoom.core import errors
 
 log = logging.getLogger(__name__)
 
-STATUS_CODES: dict[type[errors.PlexzoomError], int] = {
-    access.NotAuthenticated: 401,
-    access.Forbidden: 403,
-    errors.NotFound: 404,
-    errors.UnsupportedFormat: 415,
-    errors.ImageTooLarge: 413,
-    errors.CorruptImage: 422,
-    errors.BadRequest: 400,
-    errors.Conflict: 409,
-    errors.DamagedRecord: 409,
-    BadRenderSettings: 400,
-    BadUpload: 400,
-    errors.StorageError: 503,
-    errors.BrokerError: 503,
-}
-
 
 def status_for(exc: errors.PlexzoomError) -> int:
-    """HTTP status for an error (the nearest class in the table wins)."""
-    for cls in type(exc).__mro__:
-        if cls in STATUS_CODES:
-            return STATUS_CODES[cls]
-    return 400
+    """The api's HTTP status for an error (the table: plexzoom.core.errors.HTTP_STATUS)."""
+    return errors.answer_for(exc).api
 
 
 async def _plexzoom_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -145,7 +145,7 @@ def create_app(
 
 def create_app_from_env() -> OneOrigin:
     """Build everything from PLEXZOOM_* settings (the uvicorn factory)."""
-    from plexzoom.worker.broker import (
+    from plexzoom.core.queue import (
         connect_broker,
         enqueue_conversion,
         enqueue_inbox_object,

@@ -8,7 +8,8 @@ from starlette.middleware.cors import CORSMiddleware
 
 from plexzoom.api.accesslog import AccessLog
 from plexzoom.api.config import ApiSettings
-from plexzoom.core.access import AccessPolicy, NotAuthenticated, TokenSigner, load_or_create_secret
+from plexzoom.core.access import AccessPolicy, TokenSigner, load_or_create_secret
+from plexzoom.core.errors import NotAuthenticated
 
 _bearer = HTTPBearer(auto_error=False, description="One of the keys in PLEXZOOM_API_KEYS.")
 # The answer every /v1 route documents besides its own (when API keys are configured).

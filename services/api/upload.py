@@ -15,14 +15,8 @@ from python_multipart.multipart import parse_options_header
 from starlette.requests import Request
 
 from plexzoom.core import keys
-from plexzoom.core.errors import ImageTooLarge, PlexzoomError, UnsupportedFormat
-from plexzoom.core.formats import (
-    SNIFF_BYTES,
-    SUPPORTED_NAMES,
-    Format,
-    check_stored,
-    sniff_format,
-)
+from plexzoom.core.errors import BadUpload, ImageTooLarge, UnsupportedFormat
+from plexzoom.core.formats import SNIFF_BYTES, SUPPORTED_NAMES, Format, check_stored, sniff_format
 from plexzoom.core.images import Enqueue, discard_image, start_image, submit_image, touch_upload
 from plexzoom.core.manifest import Manifest
 from plexzoom.core.privacy import PRIVACY_HEAD_BYTES, record_names
@@ -33,10 +27,6 @@ FIELD = b"file"
 # untouched for PLEXZOOM_UPLOAD_STALE_S (a web process that died mid-upload).
 TOUCH_S = 60.0
 _NO_FILE = "Send the image as multipart/form-data with a field named 'file'."
-
-
-class BadUpload(PlexzoomError):
-    """The request is not a well-formed multipart upload with a file."""
 
 
 @dataclass

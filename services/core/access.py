@@ -16,18 +16,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from plexzoom.core.errors import PlexzoomError
+from plexzoom.core.errors import Forbidden, NotAuthenticated
 
 SECRET_BYTES = 32
 MAX_TOKEN_CHARS = 80
-
-
-class NotAuthenticated(PlexzoomError):
-    """No credential, or one that has expired: get a (new) one and try again."""
-
-
-class Forbidden(PlexzoomError):
-    """A credential that does not open this resource."""
 
 
 @dataclass(frozen=True)

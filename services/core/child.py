@@ -25,7 +25,7 @@ from multiprocessing.process import BaseProcess
 from queue import Empty, Queue
 from typing import Any
 
-from plexzoom.core.errors import ImageTooLarge, PlexzoomError
+from plexzoom.core.errors import ChildCrashed, ImageTooLarge, PlexzoomError
 
 log = logging.getLogger(__name__)
 Report = Callable[[str, float], None]
@@ -38,12 +38,6 @@ _MEMORY_WORDS = (
     "can't start new thread",  # thread stacks count against RLIMIT_DATA
     "error creating thread",
 )
-
-
-class ChildCrashed(PlexzoomError):
-    """The child died without an answer (a signal, a crash): a counted, retried attempt."""
-
-    permanent = False
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from plexzoom.core import build, keys
 from plexzoom.core.child import ChildLimits, run_in_child, run_in_thread, start_spare
-from plexzoom.core.errors import NotFound, PlexzoomError, StorageError
+from plexzoom.core.errors import LeaseLost, NotFound, PlexzoomError, StorageError
 from plexzoom.core.inbox import withhold_inbox_key
-from plexzoom.core.jobs import Lease, LeaseLost, claim, commit, fail, new_holder, release, renew
+from plexzoom.core.jobs import Lease, claim, commit, fail, new_holder, release, renew
 from plexzoom.core.manifest import Manifest, read_manifest
 from plexzoom.core.pyramid import PyramidOptions
 from plexzoom.core.readers import ReadOptions

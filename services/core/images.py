@@ -5,17 +5,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from plexzoom.core import keys
-from plexzoom.core.errors import Conflict, DamagedRecord, NotFound
+from plexzoom.core.errors import BadRenderSettings, Conflict, DamagedRecord, NotFound
 from plexzoom.core.formats import Format
 from plexzoom.core.ids import is_image_id, new_generation, new_image_id
-from plexzoom.core.manifest import (
-    Manifest,
-    Source,
-    create_manifest,
-    read_manifest,
-    update_manifest,
-)
-from plexzoom.core.render import BadRenderSettings, ChannelRender, RenderSettings
+from plexzoom.core.manifest import Manifest, Source, create_manifest, read_manifest, update_manifest
+from plexzoom.core.render import ChannelRender, RenderSettings
 from plexzoom.core.storage import Storage
 
 log = logging.getLogger(__name__)

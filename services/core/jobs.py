@@ -11,17 +11,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from plexzoom.core.errors import NotFound, PlexzoomError
+from plexzoom.core.errors import LeaseLost, NotFound
 from plexzoom.core.manifest import Change, Manifest, update_manifest
 from plexzoom.core.storage import Storage
 
 GAVE_UP = "The conversion failed {attempts} times; upload the file again or ask for help."
-
-
-class LeaseLost(PlexzoomError):
-    """Another job holds the image now, or the image was deleted or re-queued."""
-
-    permanent = False
 
 
 @dataclass(frozen=True)

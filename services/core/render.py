@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from plexzoom.core.errors import PlexzoomError
+from plexzoom.core.errors import BadRenderSettings
 
 MAX_VISIBLE = 64  # channels mixed at once; more is noise to the eye and a slow tile
 MAX_CHANNELS = 4096  # sanity bound on a settings list; readers default to at most 1024
@@ -44,10 +44,6 @@ _NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _FORMAT_HELP = "index:colour:min:max:gamma, e.g. 0:ff00ff:120:3400:1"
 
 Table = npt.NDArray[np.float32]
-
-
-class BadRenderSettings(PlexzoomError, ValueError):
-    """Render settings or a render query that cannot be used (HTTP 400)."""
 
 
 class ChannelRender(BaseModel):

@@ -17,12 +17,12 @@ from typing import Any
 from anyio import to_thread
 
 from plexzoom.core import keys
-from plexzoom.core.access import AccessPolicy, Forbidden, NotAuthenticated
-from plexzoom.core.errors import Conflict, DamagedRecord, NotFound, PlexzoomError
+from plexzoom.core.access import AccessPolicy
+from plexzoom.core.errors import NotFound, PlexzoomError, answer_for
 from plexzoom.core.images import render_defaults
 from plexzoom.core.manifest import Manifest, read_manifest
 from plexzoom.core.pyramid import TILE_FORMATS, TileIndex
-from plexzoom.core.render import BadRenderSettings, channel_table, settings_from_query
+from plexzoom.core.render import channel_table, settings_from_query
 from plexzoom.core.storage import LocalStorage, Storage
 from plexzoom.tiles import composite, guard
 from plexzoom.tiles.cache import LruCache, SingleFlight
@@ -134,12 +134,6 @@ class TileService:
                 tables.append(channel_table(manifest.channels[setting.index].lut or [], setting))
             shape = composite.tile_shape(first)
             body = await to_thread.run_sync(composite.compose_tile, pngs, tables, shape)
-        except BadRenderSettings as exc:
-            await _answer(send, 400, exc.message.encode())
-            return
-        except Conflict:
-            await _answer(send, 404, b"No such tile.")
-            return
         except PlexzoomError as exc:
             await _refuse(send, exc)
             return
@@ -214,15 +208,13 @@ class TileService:
 
 
 async def _refuse(send: Any, exc: PlexzoomError) -> None:
-    """The answer to a tile request that cannot be served (never a traceback, never cached)."""
-    if isinstance(exc, NotAuthenticated):
-        await _answer(send, 401, exc.message.encode(), [(b"www-authenticate", b"Bearer")])
-    elif isinstance(exc, Forbidden):
-        await _answer(send, 403, exc.message.encode())
-    elif isinstance(exc, NotFound | DamagedRecord | Conflict):
-        await _answer(send, 404, b"No such tile.")
-    else:
-        await _answer(send, 503, b"Storage did not answer; try again.")
+    """The answer to a tile request that cannot be served: the tile service's column of the
+    error table (plexzoom.core.errors.HTTP_STATUS); never a traceback, never cached."""
+    status = answer_for(exc).tiles
+    extra = [(b"www-authenticate", b"Bearer")] if status == 401 else None
+    # Every absent tile reads alike, whatever the reason (the table says why).
+    text = "No such tile." if status == 404 else exc.message
+    await _answer(send, status, text.encode(), extra)
 
 
 async def _send_tile(

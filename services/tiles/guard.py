@@ -10,8 +10,8 @@ import time
 from typing import Any
 from urllib.parse import parse_qs
 
-from plexzoom.core.access import AccessPolicy, Forbidden
-from plexzoom.core.errors import NotFound
+from plexzoom.core.access import AccessPolicy
+from plexzoom.core.errors import Forbidden, NotFound
 from plexzoom.core.manifest import Manifest
 from plexzoom.tiles.composite import NAME as RENDER
 

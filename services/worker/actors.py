@@ -1,4 +1,4 @@
-"""Dramatiq actors. Import this module only after plexzoom.worker.broker has set the broker.
+"""Dramatiq actors. Import this module only after plexzoom.core.queue has set the broker.
 
 Run with: dramatiq plexzoom.worker.main
 """
@@ -14,9 +14,9 @@ from plexzoom.core.convert import convert_image
 from plexzoom.core.errors import NotFound
 from plexzoom.core.eventlog import EventingStorage, EventLog
 from plexzoom.core.inbox import key_digest, take_object
+from plexzoom.core.queue import CONVERT_ACTOR, QUEUE, TAKE_ACTOR
 from plexzoom.core.storage import Storage
 from plexzoom.settings import build_storage
-from plexzoom.worker.broker import CONVERT_ACTOR, QUEUE, TAKE_ACTOR
 from plexzoom.worker.config import WorkerSettings
 
 log = logging.getLogger(__name__)

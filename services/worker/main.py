@@ -7,9 +7,9 @@ import dramatiq
 import redis
 
 from plexzoom.core.convert import start_spare_child
+from plexzoom.core.queue import connect_broker, enqueue_conversion
 from plexzoom.core.sqs import SqsQueue
 from plexzoom.settings import build_storage
-from plexzoom.worker.broker import connect_broker, enqueue_conversion
 from plexzoom.worker.config import WorkerSettings
 from plexzoom.worker.passes import inbox_pass, reconcile_pass, sqs_pass
 from plexzoom.worker.periodic import Periodic

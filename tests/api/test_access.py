@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from plexzoom.api.accesslog import AccessFormatter, BatchedHandler
 from plexzoom.api.config import ApiSettings
 from plexzoom.api.security import build_access
-from plexzoom.core.access import Forbidden, TokenSigner
+from plexzoom.core.access import TokenSigner
+from plexzoom.core.errors import Forbidden
 from plexzoom.core.storage import Storage
 from tests.api.conftest import Api, MakeApi
 from tests.conftest import quadrant_bytes

@@ -9,14 +9,13 @@ import pytest
 
 from plexzoom.core.access import (
     AccessPolicy,
-    Forbidden,
-    NotAuthenticated,
     TokenSigner,
     bearer_key,
     key_fingerprint,
     load_or_create_secret,
     match_key,
 )
+from plexzoom.core.errors import Forbidden, NotAuthenticated
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 A, B = "01jaaaaaaaaaaaaaaaaaaaaaaa", "01jbbbbbbbbbbbbbbbbbbbbbbb"

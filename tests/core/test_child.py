@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from plexzoom.core import child
-from plexzoom.core.child import ChildCrashed, ChildLimits, run_in_child, start_spare
+from plexzoom.core.child import ChildLimits, run_in_child, start_spare
+from plexzoom.core.errors import ChildCrashed
 
 LIMITS = ChildLimits(memory_mb=4096)
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from plexzoom.core import keys
-from plexzoom.core.child import ChildCrashed, ChildLimits
+from plexzoom.core.child import ChildLimits
 from plexzoom.core.convert import ConvertOptions, convert_image
+from plexzoom.core.errors import ChildCrashed
 from plexzoom.core.images import delete_image, start_image
 from plexzoom.core.jobs import claim, lease_expired, now
 from plexzoom.core.manifest import Manifest, read_manifest, update_manifest, write_manifest

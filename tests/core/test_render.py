@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from plexzoom.core.errors import PlexzoomError
+from plexzoom.core.errors import BadRenderSettings, PlexzoomError
 from plexzoom.core.render import (
     MAX_VISIBLE,
     PALETTE,
-    BadRenderSettings,
     ChannelRender,
     RenderSettings,
     channel_table,

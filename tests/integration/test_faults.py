@@ -179,7 +179,7 @@ def test_a_long_healthy_conversion_is_never_started_twice(tmp_path: Path) -> Non
     """A conversion held for more than two of its 2 s leases keeps the lease renewed: a duplicate
     message (taken by a second worker thread meanwhile) and the reconciler's passes leave it
     alone; it ends ready after one attempt."""
-    from plexzoom.worker.broker import connect_broker, enqueue_conversion
+    from plexzoom.core.queue import connect_broker, enqueue_conversion
 
     lease_s = 2.0
     env = {

@@ -23,7 +23,7 @@ def worker_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Redis
     mp = pytest.MonkeyPatch()
     mp.setenv("PLEXZOOM_REDIS_URL", url)
     mp.setenv("PLEXZOOM_DATA_DIR", str(data))
-    from plexzoom.worker.broker import connect_broker
+    from plexzoom.core.queue import connect_broker
 
     broker = connect_broker(url)
     from plexzoom.worker import actors
@@ -55,7 +55,7 @@ def test_redelivered_message_gives_the_same_result(worker_env: tuple[RedisBroker
     )
     manifest = start_image(storage, "a.png")
     storage.put_bytes(f"images/{manifest.id}/original", buffer)
-    from plexzoom.worker.broker import enqueue_conversion
+    from plexzoom.core.queue import enqueue_conversion
 
     submit_image(storage, manifest, PNG, len(buffer), lambda i: enqueue_conversion(broker, i))
     enqueue_conversion(broker, manifest.id)  # a redelivery

@@ -1,8 +1,12 @@
-"""The Dramatiq broker, configured in one place before any actor is declared."""
+"""The job queue, neutral ground of the api and the worker: the queue and actor names, the
+Dramatiq broker on Redis (configured here before any actor is declared), enqueue and ping."""
+
+from collections.abc import Iterator
 
 import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
+from prometheus_client.core import GaugeMetricFamily
 
 from plexzoom.core.errors import BrokerError
 
@@ -62,3 +66,30 @@ def ping(broker: RedisBroker) -> None:
         broker.client.ping()
     except redis.RedisError as exc:
         raise BrokerError("The job queue (Redis) does not answer.") from exc
+
+
+class QueueDepth:
+    """A Prometheus collector read at scrape time: messages waiting in the conversions queue, in
+    its delay queue (retries waiting for their backoff) and dead-lettered (the Redis lists and
+    set Dramatiq keeps; KEDA scales workers on the first two)."""
+
+    def __init__(self, client: redis.Redis[bytes], namespace: str = "dramatiq") -> None:
+        self.client, self.queue = client, f"{namespace}:{QUEUE}"
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """One gauge, labelled by state; nothing when Redis does not answer (a scrape error
+        would hide the service's other figures)."""
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.llen(self.queue).llen(f"{self.queue}.DQ").zcard(f"{self.queue}.XQ")
+                waiting, delayed, dead = pipe.execute()
+        except redis.RedisError:
+            return
+        family = GaugeMetricFamily(
+            "plexzoom_queue_messages",
+            "Messages in the conversions queue now, by state.",
+            labels=["queue", "state"],
+        )
+        for state, count in (("waiting", waiting), ("delayed", delayed), ("dead", dead)):
+            family.add_metric([QUEUE, state], float(count))
+        yield family

@@ -1,0 +1,158 @@
+"""Starting one service alone: ``python -m plexzoom.api`` / ``plexzoom.tiles`` /
+``plexzoom.worker`` (or the ``plexzoom-api`` ... commands).
+
+Each reads its own PLEXZOOM_* settings, prepares the metrics folder its processes share
+(prometheus_client's multiprocess mode), then hands over to uvicorn or Dramatiq.
+"""
+
+import ipaddress
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from plexzoom.settings import CommonSettings
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # before prometheus_client is imported anywhere
+DRAMATIQ_PROM_DB = "dramatiq_prom_db"  # Dramatiq's Prometheus middleware writes there too
+log = logging.getLogger(__name__)
+
+
+class ServeSettings(CommonSettings):
+    """How one service is served: PLEXZOOM_HOST, PLEXZOOM_PORT, PLEXZOOM_PROCESSES, ..."""
+
+    host: str = "127.0.0.1"
+    port: int | None = None  # None: the service's own default (api 8000, tiles 8001)
+    processes: int = Field(default=1, ge=1, le=256)
+    threads: int = Field(default=1, ge=1, le=64)  # the worker's threads per process
+    # /metrics on a port of its own, without a key (for a scraper inside the cluster); the
+    # worker serves its metrics only there.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str | None = None  # None: the service's host
+    log_format: Literal["text", "json"] = "text"
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` names this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name or an interface we cannot prove to be loopback
+
+
+def access_notice(settings: ServeSettings) -> tuple[bool, str]:
+    """(may start, what to say): without API keys the API is only served on loopback."""
+    keys = len(settings.api_key_list)
+    if keys:
+        return True, f"plexzoom: API keys required on /v1 ({keys} configured)"
+    if is_loopback(settings.host):
+        return True, (
+            "plexzoom: no API keys set (PLEXZOOM_API_KEYS): the API is open, to this machine only"
+        )
+    return False, (
+        f"plexzoom: refusing to listen on {settings.host} without API keys: anyone who can "
+        "reach it could read and delete every image. Set PLEXZOOM_API_KEYS (comma-separated), "
+        "or keep PLEXZOOM_HOST=127.0.0.1."
+    )
+
+
+def prepare_metrics_dir() -> Path:
+    """The folder this service's processes keep their metrics in, empty at start.
+
+    PROMETHEUS_MULTIPROC_DIR as given (emptied of an earlier run's files), else a new folder
+    under the system's temporary folder. Dramatiq's middleware is pointed at the same one.
+    """
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        folder = Path(given)
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.db"):
+            stale.unlink(missing_ok=True)
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="plexzoom-metrics-"))
+    os.environ[MULTIPROC_ENV] = os.environ[DRAMATIQ_PROM_DB] = str(folder)
+    return folder
+
+
+def serve_metrics_port(settings: ServeSettings, host: str) -> ThreadingHTTPServer | None:
+    """Serve /metrics on PLEXZOOM_METRICS_PORT from this (supervising) process, if it is set."""
+    if settings.metrics_port is None:
+        return None
+    from prometheus_client import start_http_server
+
+    from plexzoom.core.metrics import registry
+
+    server, _thread = start_http_server(
+        settings.metrics_port, settings.metrics_host or host, registry=registry()
+    )
+    print(
+        f"plexzoom: metrics on http://{settings.metrics_host or host}:{settings.metrics_port}"
+        "/metrics",
+        flush=True,
+    )
+    return server
+
+
+def serve_web(factory: str, default_port: int) -> int:
+    """Run a web service (uvicorn) with its settings; returns when it stops."""
+    settings = ServeSettings()
+    may_start, notice = access_notice(settings)
+    print(notice, file=sys.stdout if may_start else sys.stderr, flush=True)
+    if not may_start:
+        return 2
+    folder = prepare_metrics_dir()
+    server = serve_metrics_port(settings, settings.host)
+    import uvicorn
+
+    try:
+        uvicorn.run(
+            factory,
+            factory=True,
+            host=settings.host,
+            port=settings.port or default_port,
+            workers=settings.processes,
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
+    finally:
+        if server is not None:
+            server.shutdown()
+        shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+def worker_command(processes: int, threads: int) -> list[str]:
+    """The Dramatiq command line of a worker."""
+    return [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "plexzoom.worker.main",
+        "--queues",
+        "conversions",
+        "--processes",
+        str(processes),
+        "--threads",
+        str(threads),
+    ]
+
+
+def serve_worker() -> int:
+    """Run the worker (Dramatiq's command, in place of this process)."""
+    settings = ServeSettings()
+    prepare_metrics_dir()
+    # Dramatiq's idle consumer backs off up to this many ms between polls (its default 1000
+    # adds half a second, on average, between an upload and the start of its conversion).
+    os.environ.setdefault("dramatiq_worker_timeout", "100")
+    command = worker_command(settings.processes, settings.threads)
+    sys.stdout.flush()
+    os.execv(command[0], command)
+    return 0  # not reached
