@@ -11,9 +11,8 @@ import os
 import shutil
 import sys
 import tempfile
-from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Literal
+from wsgiref.simple_server import WSGIServer
 
 from pydantic import Field
 
@@ -35,7 +34,6 @@ class ServeSettings(CommonSettings):
     # worker serves its metrics only there.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_host: str | None = None  # None: the service's host
-    log_format: Literal["text", "json"] = "text"
 
 
 def is_loopback(host: str) -> bool:
@@ -82,7 +80,7 @@ def prepare_metrics_dir() -> Path:
     return folder
 
 
-def serve_metrics_port(settings: ServeSettings, host: str) -> ThreadingHTTPServer | None:
+def serve_metrics_port(settings: ServeSettings, host: str) -> WSGIServer | None:
     """Serve /metrics on PLEXZOOM_METRICS_PORT from this (supervising) process, if it is set."""
     if settings.metrics_port is None:
         return None

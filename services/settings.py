@@ -1,6 +1,7 @@
 """Settings shared by every service (each service's own Settings class extends this one)."""
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +37,8 @@ class CommonSettings(BaseSettings):
     # Whole-slide scans: store and serve their label and macro images and show their file
     # names (README, "Private by default"). Off: a slide's label often shows a patient's name.
     show_slide_labels: bool = False
+    # Log lines as text, or as one JSON object per line (plexzoom.core.logs).
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("inbox_prefix")
     @classmethod

@@ -4,9 +4,11 @@
         key=- image={id} 1.4ms        (one line)
 
 The path never carries the query (tile tokens live there); ``key`` is the fingerprint of the
-Bearer key the request presented, never the key.
+Bearer key the request presented, never the key. With PLEXZOOM_LOG_FORMAT=json the same fields
+make one JSON object per line (plexzoom.core.logs).
 """
 
+import json
 import logging
 import os
 import re
@@ -15,6 +17,7 @@ import time
 from typing import Any
 
 from plexzoom.core.access import bearer_key, key_fingerprint
+from plexzoom.core.logs import json_lines, utc_stamp
 
 access_log = logging.getLogger("plexzoom.access")
 _IMAGE_IN_PATH = re.compile(r"^/(?:v1/images|tiles)/([0-9a-z]{26})(?:/|$)")
@@ -26,6 +29,7 @@ class AccessLog:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.describe = describe_request_json if json_lines() else describe_request
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -43,15 +47,16 @@ class AccessLog:
             await self.app(scope, receive, record_status)
         finally:
             if access_log.isEnabledFor(logging.INFO):
-                line = describe_request(scope, status, time.perf_counter() - started)
+                line = self.describe(scope, status, time.perf_counter() - started)
                 # makeRecord, not info(): no walk up the stack for the caller's file and line.
                 access_log.handle(
                     access_log.makeRecord(access_log.name, logging.INFO, "", 0, line, (), None)
                 )
 
 
-def describe_request(scope: dict[str, Any], status: int, seconds: float) -> str:
-    """The access log line of a request (the key by fingerprint; tokens live in the query)."""
+def request_fields(scope: dict[str, Any], status: int, seconds: float) -> dict[str, Any]:
+    """What the access log tells of a request (the key by fingerprint; tokens live in the
+    query, which is never logged)."""
     authorization = None
     for name, value in scope["headers"]:
         if name == b"authorization":
@@ -59,11 +64,28 @@ def describe_request(scope: dict[str, Any], status: int, seconds: float) -> str:
     key = bearer_key(authorization)
     path: str = scope["path"]
     found = _IMAGE_IN_PATH.match(path)
+    return {
+        "method": scope["method"],
+        "path": path[:300],
+        "status": status or None,
+        "key": key_fingerprint(key) if key else None,
+        "image": found.group(1) if found else None,
+        "ms": round(seconds * 1000, 1),
+    }
+
+
+def describe_request(scope: dict[str, Any], status: int, seconds: float) -> str:
+    """The access log line of a request."""
+    f = request_fields(scope, status, seconds)
     return (
-        f"{scope['method']} {path[:300]!r} {status or '-'} "
-        f"key={key_fingerprint(key) if key else '-'} "
-        f"image={found.group(1) if found else '-'} {seconds * 1000:.1f}ms"
+        f"{f['method']} {f['path']!r} {f['status'] or '-'} key={f['key'] or '-'} "
+        f"image={f['image'] or '-'} {f['ms']:.1f}ms"
     )
+
+
+def describe_request_json(scope: dict[str, Any], status: int, seconds: float) -> str:
+    """The request's fields as a JSON object (the JSON access formatter adds time and logger)."""
+    return json.dumps(request_fields(scope, status, seconds), ensure_ascii=False)
 
 
 class AccessFormatter(logging.Formatter):
@@ -80,6 +102,15 @@ class AccessFormatter(logging.Formatter):
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         millis = int((record.created - second) * 1000)
         return f"{self._stamp}.{millis:03d}Z access {record.getMessage()}"
+
+
+class JsonAccessFormatter(logging.Formatter):
+    """``{"time": ..., "logger": "plexzoom.access", "method": ..., ...}``: the request's JSON
+    object with the time and logger put in front."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        head = f'{{"time":"{utc_stamp(record.created)}","logger":"plexzoom.access",'
+        return head + record.getMessage()[1:]
 
 
 class BatchedHandler(logging.Handler):
@@ -124,7 +155,7 @@ def log_requests_to_stderr() -> None:
     """Send the access log to stderr in batches (uvicorn configures only its own loggers)."""
     if not access_log.handlers:
         handler = BatchedHandler()
-        handler.setFormatter(AccessFormatter())
+        handler.setFormatter(JsonAccessFormatter() if json_lines() else AccessFormatter())
         access_log.addHandler(handler)
         access_log.setLevel(logging.INFO)
         access_log.propagate = False

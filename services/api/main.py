@@ -1,6 +1,7 @@
-"""The web process: API, tile service and viewer on one origin.
+"""The api service: uploads, status, events, hooks, the viewer's files and /metrics.
 
-Run with: uvicorn --factory plexzoom.api.main:create_app_from_env
+Run alone with ``python -m plexzoom.api``; ``make run`` serves it with the tile service on one
+origin (plexzoom.web).
 """
 
 import logging
@@ -10,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Response
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from prometheus_client.registry import Collector
 
 from plexzoom.api.accesslog import log_requests_to_stderr
 from plexzoom.api.config import ApiSettings
@@ -21,40 +23,34 @@ from plexzoom.api.errors import install_error_handlers
 from plexzoom.api.routes import events as event_routes
 from plexzoom.api.routes import formats, health, hooks, images, render
 from plexzoom.api.routes.events import EventHub
-from plexzoom.api.security import build_access, wrap_app
+from plexzoom.api.security import build_access, require_key, wrap_app
 from plexzoom.core.eventlog import EventingStorage, EventLog
 from plexzoom.core.images import Enqueue
 from plexzoom.core.libvips import restrict_loaders
+from plexzoom.core.logs import configure_logging
+from plexzoom.core.metrics import RequestMetrics, exposition, fastapi_route, process_exited
 from plexzoom.core.pixels import PixelLookup
+from plexzoom.core.queue import (
+    QueueDepth,
+    connect_broker,
+    enqueue_conversion,
+    enqueue_inbox_object,
+    ping,
+)
 from plexzoom.core.storage import S3Storage, Storage
 from plexzoom.settings import build_storage
-from plexzoom.tiles.app import PREFIX as TILES_PREFIX
-from plexzoom.tiles.app import TileService
 
 log = logging.getLogger(__name__)
+ASGIApp = Any
+# What create_api needs besides settings and storage: enqueue, the broker probe, the inbox
+# hint, the event log and the queue-depth collector.
+ApiCollaborators = tuple[
+    Enqueue, Callable[[], None], Callable[[str], None] | None, EventLog | None, Collector | None
+]
 _VENDOR = {
     "/vendor/openseadragon": "node_modules/openseadragon/build/openseadragon",
     "/vendor/swagger-ui": "node_modules/swagger-ui-dist",
 }
-
-
-class OneOrigin:
-    """Sends /tiles/ straight to the bare tile service and everything else to FastAPI,
-    behind the access log and, when origins are configured, CORS."""
-
-    def __init__(self, api: FastAPI, tiles: TileService, settings: ApiSettings) -> None:
-        self.api, self.tiles = api, tiles
-        self.handle = wrap_app(self.route, settings)
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await self.handle(scope, receive, send)
-
-    async def route(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """Dispatch one request by its path."""
-        if scope["type"] == "http" and scope["path"].startswith(TILES_PREFIX):
-            await self.tiles(scope, receive, send)
-        else:
-            await self.api(scope, receive, send)
 
 
 def create_api(
@@ -64,11 +60,13 @@ def create_api(
     ping_broker: Callable[[], None],
     enqueue_hint: Callable[[str], None] | None = None,
     events: EventLog | None = None,
+    queue_depth: Collector | None = None,
 ) -> FastAPI:
-    """The FastAPI app with its routes, error table, docs and static viewer.
+    """The FastAPI app with its routes, error table, docs, /metrics and static viewer.
 
     ``enqueue_hint`` queues an inbox key an S3 event named (the hook's work for the worker);
-    ``events``: the Redis stream image events go to (record writes publish, /v1/events reads).
+    ``events``: the Redis stream image events go to (record writes publish, /v1/events reads);
+    ``queue_depth``: read into /metrics at each scrape.
     """
     hub = EventHub(settings.redis_url, events) if events and settings.redis_url else None
 
@@ -77,6 +75,7 @@ def create_api(
         yield
         if hub is not None:
             await hub.close()
+        process_exited()
 
     api = FastAPI(
         title="plexzoom",
@@ -101,6 +100,13 @@ def create_api(
     api.include_router(health.router)
     if settings.s3_hook_token is not None and enqueue_hint is not None:
         api.include_router(hooks.router)
+
+    @api.get("/metrics", include_in_schema=False, dependencies=[Depends(require_key)])
+    def metrics() -> Response:
+        """Prometheus text: this service's processes (and, under make run, the worker's)."""
+        extra = (lambda registry: registry.register(queue_depth)) if queue_depth else None
+        body, content_type = exposition(extra)
+        return Response(body, media_type=content_type)
 
     @api.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
@@ -128,32 +134,19 @@ def _mount_static(api: FastAPI, viewer_dir: Path) -> None:
         api.mount("/", StaticFiles(directory=viewer_dir, html=True), name="viewer")
 
 
-def create_app(
-    settings: ApiSettings,
-    storage: Storage,
-    enqueue: Enqueue,
-    ping_broker: Callable[[], None],
-    enqueue_hint: Callable[[str], None] | None = None,
-    events: EventLog | None = None,
-) -> OneOrigin:
-    """API, tiles and viewer behind one ASGI callable (tiles read ``storage`` as it is)."""
-    api = create_api(settings, storage, enqueue, ping_broker, enqueue_hint, events)
-    tiles = TileService(storage, settings.tile_cache_bytes, access=api.state.access)
-    api.state.forget_image = tiles.forget
-    return OneOrigin(api, tiles, settings)
+def create_app_from_env() -> ASGIApp:
+    """The api alone, built from PLEXZOOM_* settings (the uvicorn factory)."""
+    settings, storage, collaborators = api_parts_from_env()
+    api = create_api(settings, storage, *collaborators)
+    return RequestMetrics(wrap_app(api, settings), "api", fastapi_route)
 
 
-def create_app_from_env() -> OneOrigin:
-    """Build everything from PLEXZOOM_* settings (the uvicorn factory)."""
-    from plexzoom.core.queue import (
-        connect_broker,
-        enqueue_conversion,
-        enqueue_inbox_object,
-        ping,
-    )
-
-    restrict_loaders()  # the tile service decodes channel tiles to mix them
+def api_parts_from_env() -> tuple[ApiSettings, Storage, ApiCollaborators]:
+    """Settings, storage, and what create_api needs besides (enqueue, broker probe, inbox
+    hints, event log), from PLEXZOOM_* settings."""
+    restrict_loaders()  # server renders decode channel tiles to mix them
     settings = ApiSettings()
+    configure_logging(settings.log_format)
     log_requests_to_stderr()
     if not settings.api_key_list:
         # make run refuses other interfaces without keys; a uvicorn started by hand is not checked.
@@ -167,11 +160,11 @@ def create_app_from_env() -> OneOrigin:
     if settings.redis_url:
         client = redis.Redis.from_url(settings.redis_url)
         events = EventLog(client, history=settings.events_history)
-    return create_app(
-        settings,
-        storage,
+    collaborators: ApiCollaborators = (
         lambda i: enqueue_conversion(broker, i),
         lambda: ping(broker),
         lambda key: enqueue_inbox_object(broker, key),
         events,
+        QueueDepth(broker.client),
     )
+    return settings, storage, collaborators

@@ -51,7 +51,7 @@ def registry() -> CollectorRegistry:
     if not os.environ.get(MULTIPROC_ENV):
         return REGISTRY
     collected = CollectorRegistry()
-    multiprocess.MultiProcessCollector(collected)
+    multiprocess.MultiProcessCollector(collected)  # type: ignore[no-untyped-call]
     return collected
 
 
@@ -69,7 +69,7 @@ def exposition(extra: Callable[[CollectorRegistry], None] | None = None) -> tupl
 def process_exited() -> None:
     """Drop this process's live gauges (multiprocess mode), at its orderly end."""
     if os.environ.get(MULTIPROC_ENV):
-        multiprocess.mark_process_dead(os.getpid())
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
 class RequestMetrics:

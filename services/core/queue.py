@@ -73,7 +73,7 @@ class QueueDepth:
     its delay queue (retries waiting for their backoff) and dead-lettered (the Redis lists and
     set Dramatiq keeps; KEDA scales workers on the first two)."""
 
-    def __init__(self, client: redis.Redis[bytes], namespace: str = "dramatiq") -> None:
+    def __init__(self, client: "redis.Redis[bytes]", namespace: str = "dramatiq") -> None:
         self.client, self.queue = client, f"{namespace}:{QUEUE}"
 
     def collect(self) -> Iterator[GaugeMetricFamily]:

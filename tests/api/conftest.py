@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from plexzoom.api.config import ApiSettings
-from plexzoom.api.main import OneOrigin, create_app
 from plexzoom.core.storage import Storage
+from plexzoom.web import OneOrigin, create_app
 
 BOUNDARY = "plexzoom-test-boundary-7d3f"
 MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"

@@ -12,12 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from plexzoom.api.config import ApiSettings
-from plexzoom.api.main import create_app
 from plexzoom.core import keys
 from plexzoom.core.convert import ConvertOptions, convert_image
 from plexzoom.core.formats import TIFF
 from plexzoom.core.images import start_image, submit_image
 from plexzoom.core.storage import LocalStorage
+from plexzoom.web import create_app
 from tests.api.conftest import FakeBroker, RecordingEnqueue
 
 KEY = "schemathesis-key-41f0"

@@ -13,6 +13,7 @@ from plexzoom.api.upload import receive_upload
 from plexzoom.core.access import AccessPolicy
 from plexzoom.core.images import delete_image, list_images, reconvert_image, set_public
 from plexzoom.core.manifest import read_manifest
+from plexzoom.core.metrics import UPLOADS_IN_FLIGHT
 from plexzoom.core.pixels import PixelLookup
 
 router = APIRouter(
@@ -82,9 +83,15 @@ async def upload_image(
 
     `variable` names the MATLAB/HDF5 variable that holds the image (default: the largest array).
     """
-    manifest = await receive_upload(
-        request, storage, enqueue, settings.max_upload_bytes, variable, settings.show_slide_labels
-    )
+    with UPLOADS_IN_FLIGHT.track_inprogress():
+        manifest = await receive_upload(
+            request,
+            storage,
+            enqueue,
+            settings.max_upload_bytes,
+            variable,
+            settings.show_slide_labels,
+        )
     return to_status(manifest, _context(request, settings), storage)
 
 
