@@ -16,6 +16,7 @@ from wsgiref.simple_server import WSGIServer
 
 from pydantic import Field
 
+from plexzoom.core.logs import say, uvicorn_log_config
 from plexzoom.settings import CommonSettings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # before prometheus_client is imported anywhere
@@ -91,11 +92,8 @@ def serve_metrics_port(settings: ServeSettings, host: str) -> WSGIServer | None:
     server, _thread = start_http_server(
         settings.metrics_port, settings.metrics_host or host, registry=registry()
     )
-    print(
-        f"plexzoom: metrics on http://{settings.metrics_host or host}:{settings.metrics_port}"
-        "/metrics",
-        flush=True,
-    )
+    where = f"http://{settings.metrics_host or host}:{settings.metrics_port}/metrics"
+    say(f"plexzoom: metrics on {where}", log_format=settings.log_format)
     return server
 
 
@@ -103,7 +101,7 @@ def serve_web(factory: str, default_port: int) -> int:
     """Run a web service (uvicorn) with its settings; returns when it stops."""
     settings = ServeSettings()
     may_start, notice = access_notice(settings)
-    print(notice, file=sys.stdout if may_start else sys.stderr, flush=True)
+    say(notice, error=not may_start, log_format=settings.log_format)
     if not may_start:
         return 2
     folder = prepare_metrics_dir()
@@ -119,6 +117,7 @@ def serve_web(factory: str, default_port: int) -> int:
             workers=settings.processes,
             access_log=False,
             timeout_graceful_shutdown=5,
+            log_config=uvicorn_log_config(settings.log_format),
         )
     finally:
         if server is not None:

@@ -8,9 +8,12 @@ A traceback becomes ``"error": "<exception class>"`` plus the stack in ``"stack"
 else changes: the same lines are written, with the same care about what they name.
 """
 
+import copy
 import json
 import logging
+import sys
 import time
+from typing import Any
 
 _json_lines = False
 
@@ -63,3 +66,26 @@ def configure_logging(log_format: str) -> None:
     for logger in loggers:
         for handler in logger.handlers:
             handler.setFormatter(formatter)
+
+
+def uvicorn_log_config(log_format: str) -> dict[str, Any]:
+    """uvicorn's own logging settings, its lines as JSON objects when ``log_format`` is "json"
+    (the supervising process logs before any app is built)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    if log_format == "json":
+        for formatter in config["formatters"].values():
+            formatter.clear()
+            formatter["()"] = "plexzoom.core.logs.JsonFormatter"
+    return config
+
+
+def say(text: str, error: bool = False, log_format: str = "text") -> None:
+    """A start-up notice on stdout (stderr when ``error``), as a JSON line in JSON mode."""
+    if log_format == "json":
+        level = "ERROR" if error else "INFO"
+        text = json.dumps(
+            {"time": utc_stamp(time.time()), "level": level, "logger": "plexzoom", "message": text}
+        )
+    print(text, file=sys.stderr if error else sys.stdout, flush=True)
