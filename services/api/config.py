@@ -20,6 +20,10 @@ class ApiSettings(CommonSettings):
     # Origins allowed to read the bucket in presigned mode (the viewer's origin).
     s3_cors_origins: tuple[str, ...] = ("http://127.0.0.1:8000", "http://localhost:8000")
     tile_cache_bytes: int = 256 * 1024**2
+    # Where browsers reach the tile service when it has an origin of its own
+    # ("https://tiles.lab.example"); unset: /tiles/ on the api's origin (make run, or a proxy
+    # that sends /tiles/ to the tile service).
+    tiles_url: str | None = Field(default=None, pattern=r"^https?://[^/?#\s]+/?$")
     viewer_dir: Path = REPO_ROOT / "viewer"
     # Tile tokens (only when API keys are set): lifetime, and the HMAC secret shared by every
     # web process; unset, it is kept in {data_dir}/secrets/token-secret (created once, 0600).

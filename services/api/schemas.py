@@ -79,6 +79,7 @@ class LinkContext(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     base_url: str
+    tiles_url: str | None = None  # the tile service's own origin, when it has one
     presign_expires_s: int | None = None
     signer: TokenSigner | None = None  # set when private images need tile tokens
 
@@ -106,7 +107,7 @@ def _links(manifest: Manifest, ctx: LinkContext, storage: Storage) -> Links:
     base = ctx.base_url.rstrip("/")
     pyramid = manifest.pyramids.get("image")
     gen = pyramid.generation if pyramid else manifest.generation
-    tiles = f"{base}/tiles/{manifest.id}/{gen}/image"
+    tiles = f"{(ctx.tiles_url or base).rstrip('/')}/tiles/{manifest.id}/{gen}/image"
     query = ""
     links = Links(
         self=f"{base}/v1/images/{manifest.id}",

@@ -262,3 +262,33 @@ async def test_an_unreadable_manifest_is_not_a_server_error(api: Api) -> None:
     listing = await api.client.get("/v1/images")
     assert listing.status_code == 200
     assert good in [image["id"] for image in listing.json()["images"]]
+
+
+async def test_tile_links_name_the_tile_services_own_origin(
+    make_api: MakeApi, local_storage: Storage
+) -> None:
+    """With PLEXZOOM_TILES_URL, every tile link (picture, channels, thumbnail) goes there; the
+    api's own links stay on the api's origin."""
+    api = await make_api(local_storage, tiles_url="https://tiles.lab.example")
+    image_id = (await api.upload(quadrant_bytes("png"), "a.png")).json()["id"]
+    convert_image(local_storage, image_id, ConvertOptions())
+    body = (await api.client.get(f"/v1/images/{image_id}")).json()
+    generation = read_manifest(local_storage, image_id).generation
+    tiles = f"https://tiles.lab.example/tiles/{image_id}/{generation}"
+    assert body["links"]["dzi"] == f"{tiles}/image.dzi"
+    assert body["links"]["thumbnail"].startswith(f"{tiles}/image_files/")
+    assert all(c["dzi"].startswith(tiles) for c in body["channels"] if c["dzi"])
+    assert body["links"]["self"] == f"http://testserver/v1/images/{image_id}"
+
+
+@pytest.mark.parametrize(
+    "url", ["tiles.lab.example", "https://tiles.lab.example/x?y=1", "javascript://x", ""]
+)
+def test_a_tiles_url_that_is_not_an_origin_is_refused(url: str) -> None:
+    from pydantic import ValidationError
+
+    from plexzoom.api.config import ApiSettings
+
+    with pytest.raises(ValidationError, match="tiles_url"):
+        ApiSettings(tiles_url=url)
+    assert ApiSettings(tiles_url="http://127.0.0.1:8001").tiles_url == "http://127.0.0.1:8001"

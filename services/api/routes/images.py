@@ -67,7 +67,10 @@ def _context(request: Request, settings: SettingsDep) -> LinkContext:
     if presign and not access.is_open:
         presign = min(presign, settings.token_ttl_s)  # a presigned URL is a token too
     return LinkContext(
-        base_url=str(request.base_url), presign_expires_s=presign, signer=access.signer
+        base_url=str(request.base_url),
+        tiles_url=settings.tiles_url,
+        presign_expires_s=presign,
+        signer=access.signer,
     )
 
 
