@@ -9,12 +9,19 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
 
 from plexzoom.core.errors import BrokerError
-from plexzoom.serve import ServeSettings, access_notice, prepare_metrics_dir, worker_command
+from plexzoom.serve import (
+    ServeSettings,
+    access_notice,
+    metrics_dir,
+    serve_metrics_port,
+    worker_command,
+)
 
 
 class RunSettings(ServeSettings):
@@ -108,7 +115,6 @@ def main() -> int:
     print(notice, file=sys.stdout if may_start else sys.stderr, flush=True)
     if not may_start:
         return 2
-    children: list[subprocess.Popen[bytes]] = []
     stopping = False
 
     def stop(_signum: int, _frame: object) -> None:
@@ -117,9 +123,22 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    prepare_metrics_dir()  # shared by web and worker: the origin's /metrics shows both
+    with metrics_dir():  # shared by web and worker: the origin's /metrics shows both
+        metrics_port = serve_metrics_port(settings, settings.host)  # this process serves it
+        try:
+            return _supervise(settings, lambda: stopping)
+        finally:
+            if metrics_port is not None:
+                metrics_port.shutdown()
+
+
+def _supervise(settings: RunSettings, stopping: Callable[[], bool]) -> int:
+    """Start Redis (unless one is configured), the web processes and the worker; restart the
+    worker when it dies; stop them all when ``stopping()`` or the web processes end."""
+    children: list[subprocess.Popen[bytes]] = []
     work = worker_command(settings.worker_processes, settings.worker_threads)
     env = dict(os.environ)
+    env.pop("PLEXZOOM_METRICS_PORT", None)  # served by this process: the worker must not bind it
     # Dramatiq's idle consumer backs off up to this many ms between polls (its default 1000
     # adds half a second, on average, between an upload and the start of its conversion).
     env.setdefault("dramatiq_worker_timeout", "100")
@@ -131,14 +150,10 @@ def main() -> int:
             children.append(server)
             print(f"plexzoom: private Redis at {env['PLEXZOOM_REDIS_URL']}", flush=True)
         web = subprocess.Popen(web_command(settings), env=env, start_new_session=True)
-        worker = subprocess.Popen(
-            work,
-            env=env,
-            start_new_session=True,
-        )
+        worker = subprocess.Popen(work, env=env, start_new_session=True)
         children += [web, worker]
         print(f"plexzoom: http://{settings.host}:{settings.port}  (Ctrl-C stops)", flush=True)
-        while not stopping:
+        while not stopping():
             time.sleep(0.2)
             if web.poll() is not None:
                 print("plexzoom: the web process exited; stopping", file=sys.stderr)
@@ -147,11 +162,7 @@ def main() -> int:
                 print("plexzoom: the worker exited; restarting it", file=sys.stderr, flush=True)
                 children.remove(worker)
                 _kill_group(worker)  # its worker processes must not outlive it
-                worker = subprocess.Popen(
-                    work,
-                    env=env,
-                    start_new_session=True,
-                )
+                worker = subprocess.Popen(work, env=env, start_new_session=True)
                 children.append(worker)
         return 0
     except BrokerError as exc:

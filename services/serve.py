@@ -5,12 +5,14 @@ Each reads its own PLEXZOOM_* settings, prepares the metrics folder its processe
 (prometheus_client's multiprocess mode), then hands over to uvicorn or Dramatiq.
 """
 
+import contextlib
 import ipaddress
 import logging
 import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
@@ -70,15 +72,31 @@ def prepare_metrics_dir() -> Path:
     under the system's temporary folder. Dramatiq's middleware is pointed at the same one.
     """
     given = os.environ.get(MULTIPROC_ENV)
-    if given:
-        folder = Path(given)
-        folder.mkdir(parents=True, exist_ok=True)
-        for stale in folder.glob("*.db"):
-            stale.unlink(missing_ok=True)
-    else:
-        folder = Path(tempfile.mkdtemp(prefix="plexzoom-metrics-"))
+    folder = Path(given) if given else Path(tempfile.mkdtemp(prefix="plexzoom-metrics-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    _empty(folder)
     os.environ[MULTIPROC_ENV] = os.environ[DRAMATIQ_PROM_DB] = str(folder)
     return folder
+
+
+@contextlib.contextmanager
+def metrics_dir() -> Iterator[Path]:
+    """prepare_metrics_dir() for the life of a supervising process; at its end the folder is
+    emptied (one it was given) or removed (one it made)."""
+    given = bool(os.environ.get(MULTIPROC_ENV))
+    folder = prepare_metrics_dir()
+    try:
+        yield folder
+    finally:
+        if given:
+            _empty(folder)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _empty(folder: Path) -> None:
+    for stale in folder.glob("*.db"):
+        stale.unlink(missing_ok=True)
 
 
 def serve_metrics_port(settings: ServeSettings, host: str) -> WSGIServer | None:
@@ -104,25 +122,24 @@ def serve_web(factory: str, default_port: int) -> int:
     say(notice, error=not may_start, log_format=settings.log_format)
     if not may_start:
         return 2
-    folder = prepare_metrics_dir()
-    server = serve_metrics_port(settings, settings.host)
     import uvicorn
 
-    try:
-        uvicorn.run(
-            factory,
-            factory=True,
-            host=settings.host,
-            port=settings.port or default_port,
-            workers=settings.processes,
-            access_log=False,
-            timeout_graceful_shutdown=5,
-            log_config=uvicorn_log_config(settings.log_format),
-        )
-    finally:
-        if server is not None:
-            server.shutdown()
-        shutil.rmtree(folder, ignore_errors=True)
+    with metrics_dir():
+        server = serve_metrics_port(settings, settings.host)
+        try:
+            uvicorn.run(
+                factory,
+                factory=True,
+                host=settings.host,
+                port=settings.port or default_port,
+                workers=settings.processes,
+                access_log=False,
+                timeout_graceful_shutdown=5,
+                log_config=uvicorn_log_config(settings.log_format),
+            )
+        finally:
+            if server is not None:
+                server.shutdown()
     return 0
 
 
