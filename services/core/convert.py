@@ -12,6 +12,7 @@ from plexzoom.core import build, keys
 from plexzoom.core.child import ChildLimits, run_in_child, run_in_thread, start_spare
 from plexzoom.core.errors import LeaseLost, NotFound, PlexzoomError, StorageError
 from plexzoom.core.inbox import withhold_inbox_key
+from plexzoom.core.job_metrics import ConversionRun, StageClock
 from plexzoom.core.jobs import Lease, claim, commit, fail, new_holder, release, renew
 from plexzoom.core.manifest import Manifest, read_manifest
 from plexzoom.core.pyramid import PyramidOptions
@@ -50,10 +51,12 @@ class JobMonitor:
         self._storage, self._lease, self._interval = storage, lease, interval_s
         self.stage, self._value = "starting", 0.0
         self._written, self._renewed = (self.stage, self._value), time.monotonic()
+        self.stages = StageClock(self.stage)
 
     def report(self, stage: str, value: float) -> None:
         """Note the builder's latest stage and progress."""
         self.stage, self._value = stage, max(self._value, value)
+        self.stages.enter(stage)
 
     def tick(self) -> None:
         """Write a new stage at once, progress at most every interval, the lease in time (called
@@ -76,24 +79,46 @@ def convert_image(storage: Storage, image_id: str, options: ConvertOptions) -> M
 
     Transient errors give the job back (status ``queued``) and are raised for a retry.
     """
+    run = ConversionRun()
+    try:
+        return _convert(storage, image_id, options, run)
+    except NotFound:
+        run.end("skipped")  # the image was deleted before its job ran
+        raise
+    except BaseException as exc:
+        run.end("retried", exc)
+        raise
+
+
+def _convert(
+    storage: Storage, image_id: str, options: ConvertOptions, run: ConversionRun
+) -> Manifest:
+    """convert_image, telling ``run`` its outcome as soon as it is known."""
     manifest, lease = claim(storage, image_id, new_holder(), options.lease_s, options.max_attempts)
     if lease is None:
         log.info("image %s is %s; nothing to do", image_id, manifest.status)
+        run.end("skipped")
         return manifest
     # Leftovers of an earlier attempt of this generation: never visible, rewritten now.
     storage.delete_prefix(keys.generation_prefix(image_id, lease.generation))
     monitor = JobMonitor(storage, lease, options.progress_interval_s)
     try:
         try:
-            built = _build(storage, manifest, options, monitor)
+            with monitor.stages:  # the last stage ends with the build, however it ends
+                built = _build(storage, manifest, options, monitor)
         except PlexzoomError as exc:
             if not exc.permanent:
                 raise
-            return fail(storage, lease, exc.message)
-        if built.notes.get("filename_withheld") and manifest.source is not None:
-            withhold_inbox_key(storage, manifest)  # a slide found by its content
-        committed = commit(storage, lease, built)
+            failed = fail(storage, lease, exc.message)
+            run.end("failed", exc)
+            return failed
+        with StageClock("committing"):
+            if built.notes.get("filename_withheld") and manifest.source is not None:
+                withhold_inbox_key(storage, manifest)  # a slide found by its content
+            committed = commit(storage, lease, built)
+        run.end("ready")
     except LeaseLost:
+        run.end("lease_lost")
         return _after_losing(storage, lease, manifest)
     except BaseException:
         with contextlib.suppress(PlexzoomError):

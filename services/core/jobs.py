@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from plexzoom.core.errors import LeaseLost, NotFound
+from plexzoom.core.job_metrics import counting_renewal
 from plexzoom.core.manifest import Change, Manifest, update_manifest
 from plexzoom.core.storage import Storage
 
@@ -73,7 +74,8 @@ def renew(storage: Storage, lease: Lease, stage: str, progress: float) -> Manife
         manifest.lease_until = now() + timedelta(seconds=lease.seconds)
         return manifest
 
-    return _update_held(storage, lease, extend)
+    with counting_renewal():
+        return _update_held(storage, lease, extend)
 
 
 def commit(storage: Storage, lease: Lease, built: Manifest) -> Manifest:
