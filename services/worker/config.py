@@ -80,6 +80,10 @@ class WorkerSettings(CommonSettings):
     webhook_timeout_s: float = Field(10, gt=0)
     webhook_backoff_s: float = Field(1, gt=0)
     webhook_concurrency: int = Field(4, ge=1, le=64)
+    # Prometheus /metrics of every worker process (plexzoom.worker.metrics), served by a process
+    # of its own on this port when it is set; the host is loopback unless changed.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
 
     def convert_options(self) -> ConvertOptions:
         """Conversion options for core."""

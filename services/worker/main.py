@@ -1,5 +1,15 @@
 """Worker entry point for the Dramatiq CLI: ``dramatiq plexzoom.worker.main``."""
 
+# ruff: noqa: E402  (the metrics folder is set before the imports that load prometheus_client)
+import os
+
+from dramatiq.middleware.prometheus import DB_PATH
+
+# prometheus_client decides when first imported (plexzoom.core.queue imports it) whether figures
+# live in this process or in files of a folder; Dramatiq's Prometheus middleware writes its
+# own to DB_PATH, so plexzoom's go there too and one scrape reads both, from every process.
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = DB_PATH
+
 import functools
 from functools import partial
 
@@ -11,6 +21,7 @@ from plexzoom.core.queue import connect_broker, enqueue_conversion
 from plexzoom.core.sqs import SqsQueue
 from plexzoom.settings import build_storage
 from plexzoom.worker.config import WorkerSettings
+from plexzoom.worker.metrics import WorkerPrometheus
 from plexzoom.worker.passes import inbox_pass, reconcile_pass, sqs_pass
 from plexzoom.worker.periodic import Periodic
 from plexzoom.worker.process import prepare_decoding_process
@@ -20,8 +31,11 @@ from plexzoom.worker.webhooks import WebhookSender
 settings = WorkerSettings()
 prepare_decoding_process(settings.malloc_arenas)  # before Dramatiq starts its threads
 broker = connect_broker(settings.redis_url)
+# Dramatiq's message metrics; at shutdown it marks the process dead, dropping its live gauges
+# (plexzoom's too: they share the folder). Served with plexzoom's on PLEXZOOM_METRICS_PORT.
+broker.add_middleware(WorkerPrometheus(serving=settings.metrics_port is not None))
 
-from plexzoom.worker import actors  # noqa: E402  (actors bind to the broker set above)
+from plexzoom.worker import actors  # actors bind to the broker set above
 
 
 def enqueue(image_id: str) -> None:
