@@ -25,6 +25,7 @@ from plexzoom.core.pyramid import TILE_FORMATS, TileIndex
 from plexzoom.core.render import channel_table, settings_from_query
 from plexzoom.core.storage import LocalStorage, Storage
 from plexzoom.tiles import composite, guard
+from plexzoom.tiles import metrics as tile_metrics
 from plexzoom.tiles.cache import LruCache, SingleFlight
 
 PREFIX = "/tiles/"
@@ -34,10 +35,16 @@ _ROUTE = re.compile(
     # int() would accept "007" and other scripts' digits too).
     r"(?:(\.dzi)|_files/(0|[1-9][0-9]?)/(0|[1-9][0-9]{0,6})_(0|[1-9][0-9]{0,6})\.([a-z]{3,4}))$"
 )
-MANIFEST_TTL_S = 2.0  # server-rendered tiles follow saved render defaults within this delay
+MANIFEST_TTL_S = 2.0  # unfollowed: a change of the record shows within this delay
+FOLLOWED_MANIFEST_TTL_S = 300.0  # while events drop changed records (plexzoom.tiles.follow)
 RECHECK_S = 0.2  # a pyramid the cached manifest does not commit: re-read it if older than this
 Scope = dict[str, Any]
 TileKey = tuple[str, str, str, int, int, int]
+ROUTE = "plexzoom.route"  # the scope key naming the route template, for request metrics
+DZI_ROUTE = "/tiles/{id}/{gen}/{name}.dzi"
+TILE_ROUTE = "/tiles/{id}/{gen}/{name}_files/{level}/{col}_{row}.{format}"
+RENDER_DZI_ROUTE = "/tiles/{id}/{gen}/render.dzi"
+RENDER_TILE_ROUTE = "/tiles/{id}/{gen}/render_files/{level}/{col}_{row}.png"
 
 
 class TileService:
@@ -50,10 +57,12 @@ class TileService:
         index_ttl_s: float = 60,
         access: AccessPolicy | None = None,
         manifest_ttl_s: float = MANIFEST_TTL_S,
+        followed_manifest_ttl_s: float = FOLLOWED_MANIFEST_TTL_S,
     ) -> None:
         self.storage = storage
         self.access = access or AccessPolicy()
-        self.manifest_ttl_s = manifest_ttl_s
+        self.unfollowed_ttl_s, self.followed_ttl_s = manifest_ttl_s, followed_manifest_ttl_s
+        self.manifest_ttl_s = manifest_ttl_s  # the one in force: see follow()
         # Indexes are re-read after a TTL so a delete made through another process shows.
         self.index_ttl_s = index_ttl_s
         self.indexes: LruCache[tuple[str, str, str], tuple[TileIndex, float]] = LruCache(512)
@@ -74,8 +83,13 @@ class TileService:
             await _answer(send, 404, b"No such tile.")
             return
         image_id, gen, name, dzi, level, col, row, ext = match.groups()
+        if name == composite.NAME:
+            scope[ROUTE] = RENDER_DZI_ROUTE if dzi else RENDER_TILE_ROUTE
+        else:
+            scope[ROUTE] = DZI_ROUTE if dzi else TILE_ROUTE
         try:
-            manifest = await self._manifest(image_id)
+            # Warm requests take the cached record, index and tile without awaiting.
+            manifest = self._cached_manifest(image_id) or await self._manifest(image_id)
             if not guard.commits(manifest, gen, name):
                 # Converted a moment ago? The cached manifest may predate the commit.
                 manifest = await self._manifest(image_id, max_age_s=RECHECK_S)
@@ -83,14 +97,24 @@ class TileService:
             if name == composite.NAME:
                 await self._render(scope, send, manifest, match.groups()[3:], private_for)
                 return
-            index = await self._index(image_id, gen, name)
+            cached_index = self.indexes.get((image_id, gen, name))
+            if cached_index is not None and cached_index[1] > time.monotonic():
+                index = cached_index[0]
+            else:
+                index = await self._index(image_id, gen, name)
             if dzi:
                 body, ctype, etag = index.dzi_xml().encode(), b"application/xml", f'"{gen}-{name}"'
             else:
                 if ext != index.format or ext not in TILE_FORMATS:
                     raise NotFound("No such tile.")
-                body = await self._tile(image_id, gen, name, index, int(level), int(col), int(row))
-                ctype = TILE_FORMATS[ext].encode()
+                spot = (int(level), int(col), int(row))
+                cached_tile = self.tiles.get((image_id, gen, name, *spot))
+                if cached_tile is None:
+                    body = await self._tile(image_id, gen, name, index, *spot)
+                else:
+                    _hit()
+                    body = cached_tile
+                ctype = _CONTENT_TYPES[ext]
                 etag = f'"{gen}-{name}-{level}-{col}-{row}"'
         except PlexzoomError as exc:
             await _refuse(send, exc)
@@ -142,25 +166,50 @@ class TileService:
         caching = guard.cache_control(private_for, changeable="c=" not in query)
         await _send_tile(scope, send, body, b"image/png", etag, caching)
 
+    def _cached_manifest(self, image_id: str, max_age_s: float | None = None) -> Manifest | None:
+        """The cached manifest if younger than manifest_ttl_s (or ``max_age_s``), else None."""
+        cached = self.manifests.get(image_id)
+        max_age = self.manifest_ttl_s if max_age_s is None else max_age_s
+        if cached is not None and time.monotonic() - cached[1] < max_age:
+            return cached[0]
+        return None
+
     async def _manifest(self, image_id: str, max_age_s: float | None = None) -> Manifest:
         """The image's manifest, re-read when older than manifest_ttl_s (or ``max_age_s``): it
         says which pyramid is committed, whether the image is public, its render defaults."""
-        cached = self.manifests.get(image_id)
+        cached = self._cached_manifest(image_id, max_age_s)
+        if cached is not None:
+            return cached
         now = time.monotonic()
-        max_age = self.manifest_ttl_s if max_age_s is None else max_age_s
-        if cached is not None and now - cached[1] < max_age:
-            return cached[0]
 
         async def read() -> Manifest:
-            manifest = await to_thread.run_sync(read_manifest, self.storage, image_id)
-            self.manifests.put(image_id, (manifest, now), 1)
-            return manifest
+            return await to_thread.run_sync(read_manifest, self.storage, image_id)
 
-        return await self._manifest_reads.run(image_id, read)
+        def keep(manifest: Manifest) -> None:
+            self.manifests.put(image_id, (manifest, now), 1)
+
+        return await self._manifest_reads.run(image_id, read, keep)
+
+    def follow(self, followed: bool) -> None:
+        """Switch to the long manifest TTL while events drop changed records, back to the short
+        one while they may be missed (the follower is disconnected)."""
+        self.manifest_ttl_s = self.followed_ttl_s if followed else self.unfollowed_ttl_s
+
+    def drop_manifest(self, image_id: str) -> None:
+        """Forget an image's cached record (it changed): the next request reads it again."""
+        self.manifests.discard(image_id)
+        self._manifest_reads.forget(image_id)  # a read under way may predate the change
+        tile_metrics.MANIFEST_DROPS.inc()
+
+    def drop_manifests(self) -> None:
+        """Forget every cached record (changes may have been missed)."""
+        self._manifest_reads.forget_all()
+        self.manifests.clear()
+        tile_metrics.MANIFEST_DROPS.inc()
 
     def forget(self, image_id: str) -> None:
-        """Drop a deleted image's cached index and tiles."""
-        self.manifests.discard_where(lambda k: k == image_id)
+        """Drop a deleted image's cached record, indexes and tiles."""
+        self.drop_manifest(image_id)
         self.indexes.discard_where(lambda k: k[0] == image_id)
         self.tiles.discard_where(lambda k: k[0] == image_id)
 
@@ -186,17 +235,20 @@ class TileService:
         cache_key = (image_id, gen, name, level, col, row)
         body = self.tiles.get(cache_key)
         if body is not None:
+            _hit()
             return body
         where = index.tile_range(level, col, row)
         if where is None:
             raise NotFound("No such tile.")
+        _miss()
 
         async def read() -> bytes:
-            data = await self._read(keys.pyramid_key(image_id, gen, name), *where)
-            self.tiles.put(cache_key, data, len(data))
-            return data
+            return await self._read(keys.pyramid_key(image_id, gen, name), *where)
 
-        return await self._tile_reads.run(cache_key, read)
+        def keep(data: bytes) -> None:
+            self.tiles.put(cache_key, data, len(data))
+
+        return await self._tile_reads.run(cache_key, read, keep)
 
     async def _read(self, key: str, start: int, length: int) -> bytes:
         """Read a tile; only a read that would wait on a disk or the network goes to a thread."""
@@ -205,6 +257,11 @@ class TileService:
             if cached is not None:
                 return cached
         return await to_thread.run_sync(self.storage.get_range, key, start, length)
+
+
+_CONTENT_TYPES = {ext: ctype.encode() for ext, ctype in TILE_FORMATS.items()}
+_hit, _miss = tile_metrics.TILE_CACHE_HITS.inc, tile_metrics.TILE_CACHE_MISSES.inc
+_served = tile_metrics.TILE_BYTES_SERVED.inc
 
 
 async def _refuse(send: Any, exc: PlexzoomError) -> None:
@@ -228,7 +285,11 @@ async def _send_tile(
             return
     headers += [(b"content-type", ctype), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+    if scope["method"] == "HEAD":
+        await send({"type": "http.response.body", "body": b""})
+        return
+    await send({"type": "http.response.body", "body": body})
+    _served(len(body))
 
 
 async def _answer(

@@ -39,6 +39,17 @@ class LruCache(Generic[K, V]):
             _, (_, dropped) = self._items.popitem(last=False)
             self.size -= dropped
 
+    def discard(self, key: K) -> None:
+        """Drop one entry, if cached."""
+        item = self._items.pop(key, None)
+        if item is not None:
+            self.size -= item[1]
+
+    def clear(self) -> None:
+        """Drop every entry."""
+        self._items.clear()
+        self.size = 0
+
     def discard_where(self, doomed: Callable[[K], bool]) -> None:
         """Drop every entry whose key ``doomed`` accepts (a scan: for rare events like deletes)."""
         for key in [k for k in self._items if doomed(k)]:
@@ -52,8 +63,14 @@ class SingleFlight(Generic[K, V]):
     def __init__(self) -> None:
         self._pending: dict[K, asyncio.Future[V]] = {}
 
-    async def run(self, key: K, read: Callable[[], Awaitable[V]]) -> V:
-        """The result of ``read()``, or of the read already under way for ``key``."""
+    async def run(
+        self,
+        key: K,
+        read: Callable[[], Awaitable[V]],
+        keep: Callable[[V], None] | None = None,
+    ) -> V:
+        """The result of ``read()``, or of the read already under way for ``key``; ``keep``
+        gets the value unless ``forget(key)`` was called while the read was under way."""
         pending = self._pending.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
@@ -62,10 +79,22 @@ class SingleFlight(Generic[K, V]):
         try:
             value = await read()
             future.set_result(value)
+            if keep is not None and self._pending.get(key) is future:
+                keep(value)
             return value
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # marked as retrieved: waiters, if any, get it raised
             raise
         finally:
-            del self._pending[key]
+            if self._pending.get(key) is future:
+                del self._pending[key]
+
+    def forget(self, key: K) -> None:
+        """Let the next request for ``key`` start a read of its own: the one under way may
+        have read what has changed since (its callers still get its value)."""
+        self._pending.pop(key, None)
+
+    def forget_all(self) -> None:
+        """``forget`` every key."""
+        self._pending.clear()
