@@ -18,7 +18,7 @@ from wsgiref.simple_server import WSGIServer
 
 from pydantic import Field
 
-from plexzoom.core.logs import say, uvicorn_log_config
+from plexzoom.core.logs import configure_logging, say, uvicorn_log_config
 from plexzoom.settings import CommonSettings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # before prometheus_client is imported anywhere
@@ -160,13 +160,19 @@ def worker_command(processes: int, threads: int) -> list[str]:
 
 
 def serve_worker() -> int:
-    """Run the worker (Dramatiq's command, in place of this process)."""
+    """Run the worker: Dramatiq's command, in this process (its worker processes are forks of
+    it, so a JSON log set up here is theirs too)."""
     settings = ServeSettings()
-    prepare_metrics_dir()
+    prepare_metrics_dir()  # left behind when the worker stops (it ends in Dramatiq's hands)
     # Dramatiq's idle consumer backs off up to this many ms between polls (its default 1000
     # adds half a second, on average, between an upload and the start of its conversion).
     os.environ.setdefault("dramatiq_worker_timeout", "100")
-    command = worker_command(settings.processes, settings.threads)
-    sys.stdout.flush()
-    os.execv(command[0], command)
-    return 0  # not reached
+    if settings.log_format == "json":
+        configure_logging("json")
+        logging.getLogger().setLevel(logging.INFO)  # what Dramatiq's own set-up would log
+    from dramatiq.cli import main as dramatiq_main
+    from dramatiq.cli import make_argument_parser
+
+    arguments = worker_command(settings.processes, settings.threads)[3:]
+    parsed = make_argument_parser().parse_args(arguments)  # type: ignore[no-untyped-call]
+    return int(dramatiq_main(parsed) or 0)  # type: ignore[no-untyped-call]

@@ -17,6 +17,7 @@ import dramatiq
 import redis
 
 from plexzoom.core.convert import start_spare_child
+from plexzoom.core.logs import configure_logging
 from plexzoom.core.queue import connect_broker, enqueue_conversion
 from plexzoom.core.sqs import SqsQueue
 from plexzoom.settings import build_storage
@@ -29,6 +30,7 @@ from plexzoom.worker.watcher import FolderWatcher
 from plexzoom.worker.webhooks import WebhookSender
 
 settings = WorkerSettings()
+configure_logging(settings.log_format)
 prepare_decoding_process(settings.malloc_arenas)  # before Dramatiq starts its threads
 broker = connect_broker(settings.redis_url)
 # Dramatiq's message metrics; at shutdown it marks the process dead, dropping its live gauges

@@ -1,6 +1,7 @@
 """The worker's /metrics: `python -m plexzoom.worker` with two processes over a real Redis
 (database 4), scraped on PLEXZOOM_METRICS_PORT while it converts."""
 
+import json
 import os
 import signal
 import subprocess
@@ -40,6 +41,7 @@ class Worker:
     storage: LocalStorage
     broker: RedisBroker
     redis: "redis.Redis[bytes]"
+    log: Path
 
 
 @pytest.fixture
@@ -57,6 +59,7 @@ def worker(tmp_path: Path) -> Iterator[Worker]:
         "PLEXZOOM_METRICS_PORT": str(port),
         "PLEXZOOM_INBOX_SCAN_INTERVAL_S": "0",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        "PLEXZOOM_LOG_FORMAT": "json",
     }
     env.pop("dramatiq_prom_db", None)
     with (tmp_path / "worker.log").open("wb") as log:
@@ -72,7 +75,8 @@ def worker(tmp_path: Path) -> Iterator[Worker]:
     try:
         metrics_url = f"http://127.0.0.1:{port}/metrics"
         wait_http(metrics_url, proc, timeout_s=TIMEOUT_S)
-        yield Worker(proc, metrics_url, LocalStorage(tmp_path / "data"), broker, client)
+        storage = LocalStorage(tmp_path / "data")
+        yield Worker(proc, metrics_url, storage, broker, client, tmp_path / "worker.log")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -145,6 +149,12 @@ def test_the_worker_serves_conversion_and_dramatiq_metrics(worker: Worker) -> No
     assert total(samples, "plexzoom_lease_renewals_total", result="ok") >= CONVERSIONS
     assert total(samples, "dramatiq_message_duration_milliseconds_count") >= CONVERSIONS
     assert httpx.get(worker.metrics_url.replace("/metrics", "/other")).status_code == 404
+    # PLEXZOOM_LOG_FORMAT=json: every line the worker wrote (Dramatiq's and plexzoom's, from
+    # every process) is one JSON object.
+    lines = [json.loads(line) for line in worker.log.read_text().splitlines() if line.strip()]
+    said = [line["message"] for line in lines]
+    assert all(f"image {i}: ready" in said for i in image_ids)
+    assert any(line["logger"].startswith("dramatiq") for line in lines)
 
 
 def test_the_queue_gauge_is_the_length_of_the_queue(worker: Worker) -> None:
