@@ -25,8 +25,8 @@ from plexzoom.core.pyramid import TILE_FORMATS, TileIndex
 from plexzoom.core.render import channel_table, settings_from_query
 from plexzoom.core.storage import LocalStorage, Storage
 from plexzoom.tiles import composite, guard
-from plexzoom.tiles import metrics as tile_metrics
 from plexzoom.tiles.cache import LruCache, SingleFlight
+from plexzoom.tiles.metrics import MANIFEST_DROPS, TALLY
 
 PREFIX = "/tiles/"
 _ROUTE = re.compile(
@@ -75,6 +75,8 @@ class TileService:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
+        if time.monotonic() > TALLY.due:
+            TALLY.flush()
         if scope["method"] not in ("GET", "HEAD"):
             await _answer(send, 405, b"Only GET and HEAD are allowed.", [(b"allow", b"GET, HEAD")])
             return
@@ -83,10 +85,7 @@ class TileService:
             await _answer(send, 404, b"No such tile.")
             return
         image_id, gen, name, dzi, level, col, row, ext = match.groups()
-        if name == composite.NAME:
-            scope[ROUTE] = RENDER_DZI_ROUTE if dzi else RENDER_TILE_ROUTE
-        else:
-            scope[ROUTE] = DZI_ROUTE if dzi else TILE_ROUTE
+        scope[ROUTE] = _route_template(name, dzi is not None)
         try:
             # Warm requests take the cached record, index and tile without awaiting.
             manifest = self._cached_manifest(image_id) or await self._manifest(image_id)
@@ -97,23 +96,17 @@ class TileService:
             if name == composite.NAME:
                 await self._render(scope, send, manifest, match.groups()[3:], private_for)
                 return
-            cached_index = self.indexes.get((image_id, gen, name))
-            if cached_index is not None and cached_index[1] > time.monotonic():
-                index = cached_index[0]
-            else:
-                index = await self._index(image_id, gen, name)
+            pyramid = (image_id, gen, name)
+            index = self._cached_index(*pyramid) or await self._index(*pyramid)
             if dzi:
                 body, ctype, etag = index.dzi_xml().encode(), b"application/xml", f'"{gen}-{name}"'
             else:
                 if ext != index.format or ext not in TILE_FORMATS:
                     raise NotFound("No such tile.")
                 spot = (int(level), int(col), int(row))
-                cached_tile = self.tiles.get((image_id, gen, name, *spot))
-                if cached_tile is None:
-                    body = await self._tile(image_id, gen, name, index, *spot)
-                else:
-                    _hit()
-                    body = cached_tile
+                body = self._cached_tile((*pyramid, *spot)) or await self._tile(
+                    *pyramid, index, *spot
+                )
                 ctype = _CONTENT_TYPES[ext]
                 etag = f'"{gen}-{name}-{level}-{col}-{row}"'
         except PlexzoomError as exc:
@@ -199,13 +192,13 @@ class TileService:
         """Forget an image's cached record (it changed): the next request reads it again."""
         self.manifests.discard(image_id)
         self._manifest_reads.forget(image_id)  # a read under way may predate the change
-        tile_metrics.MANIFEST_DROPS.inc()
+        MANIFEST_DROPS.inc()
 
     def drop_manifests(self) -> None:
         """Forget every cached record (changes may have been missed)."""
         self._manifest_reads.forget_all()
         self.manifests.clear()
-        tile_metrics.MANIFEST_DROPS.inc()
+        MANIFEST_DROPS.inc()
 
     def forget(self, image_id: str) -> None:
         """Drop a deleted image's cached record, indexes and tiles."""
@@ -213,12 +206,17 @@ class TileService:
         self.indexes.discard_where(lambda k: k[0] == image_id)
         self.tiles.discard_where(lambda k: k[0] == image_id)
 
+    def _cached_index(self, image_id: str, gen: str, name: str) -> TileIndex | None:
+        """The pyramid's cached index unless it is older than index_ttl_s, else None."""
+        cached = self.indexes.get((image_id, gen, name))
+        return cached[0] if cached is not None and cached[1] > time.monotonic() else None
+
     async def _index(self, image_id: str, gen: str, name: str) -> TileIndex:
         cache_key = (image_id, gen, name)
-        cached = self.indexes.get(cache_key)
+        cached = self._cached_index(image_id, gen, name)
+        if cached is not None:
+            return cached
         now = time.monotonic()
-        if cached is not None and cached[1] > now:
-            return cached[0]
         key = keys.index_key(image_id, gen, name)
         try:
             raw = await to_thread.run_sync(self.storage.get_bytes, key)
@@ -229,18 +227,24 @@ class TileService:
         self.indexes.put(cache_key, (index, now + self.index_ttl_s), 1)
         return index
 
+    def _cached_tile(self, cache_key: TileKey) -> bytes | None:
+        """A tile's bytes if cached (a hit), else None."""
+        body = self.tiles.get(cache_key)
+        if body is not None:
+            TALLY.hits += 1
+        return body
+
     async def _tile(
         self, image_id: str, gen: str, name: str, index: TileIndex, level: int, col: int, row: int
     ) -> bytes:
         cache_key = (image_id, gen, name, level, col, row)
-        body = self.tiles.get(cache_key)
+        body = self._cached_tile(cache_key)
         if body is not None:
-            _hit()
             return body
         where = index.tile_range(level, col, row)
         if where is None:
             raise NotFound("No such tile.")
-        _miss()
+        TALLY.misses += 1
 
         async def read() -> bytes:
             return await self._read(keys.pyramid_key(image_id, gen, name), *where)
@@ -260,8 +264,13 @@ class TileService:
 
 
 _CONTENT_TYPES = {ext: ctype.encode() for ext, ctype in TILE_FORMATS.items()}
-_hit, _miss = tile_metrics.TILE_CACHE_HITS.inc, tile_metrics.TILE_CACHE_MISSES.inc
-_served = tile_metrics.TILE_BYTES_SERVED.inc
+
+
+def _route_template(name: str, dzi: bool) -> str:
+    """The route template of a request, for request metrics."""
+    if name == composite.NAME:
+        return RENDER_DZI_ROUTE if dzi else RENDER_TILE_ROUTE
+    return DZI_ROUTE if dzi else TILE_ROUTE
 
 
 async def _refuse(send: Any, exc: PlexzoomError) -> None:
@@ -289,7 +298,7 @@ async def _send_tile(
         await send({"type": "http.response.body", "body": b""})
         return
     await send({"type": "http.response.body", "body": body})
-    _served(len(body))
+    TALLY.bytes_served += len(body)
 
 
 async def _answer(

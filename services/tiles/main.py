@@ -7,8 +7,10 @@ follow deletes, privacy switches, saved render defaults and new generations at o
 (plexzoom.tiles.follow); without it, within PLEXZOOM_TILE_MANIFEST_TTL_S.
 """
 
+import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -27,6 +29,7 @@ from plexzoom.settings import build_storage
 from plexzoom.tiles.app import PREFIX, ROUTE, TileService
 from plexzoom.tiles.config import TileSettings
 from plexzoom.tiles.follow import EventFollower, connect_to
+from plexzoom.tiles.metrics import FLUSH_EVERY_S, TALLY
 from plexzoom.tiles.observe import Observed, light_records_suffice
 
 log = logging.getLogger(__name__)
@@ -88,22 +91,28 @@ class TileApp:
             text = b"/metrics needs an API key: send 'Authorization: Bearer <key>'."
             await _answer(send, 401, text, b"text/plain", extra)
             return
+        TALLY.flush()  # this process's figures at once; the others' within FLUSH_EVERY_S
         body, content_type = await to_thread.run_sync(metrics.exposition)
         await _answer(send, 200, body, content_type.encode())
 
     async def lifespan(self, receive: Any, send: Any) -> None:
-        """Start the follower with the process, stop it (and mark the metrics) at its end."""
+        """Start the follower and the tally's flushes with the process; stop them at its end."""
+        flushes = None
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 if self.follower is not None:
                     self.follower.start()
+                flushes = asyncio.get_running_loop().create_task(_flush_tally())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if flushes is not None:
+                    flushes.cancel()
                 if self.follower is not None:
                     await self.follower.stop()
                 if self.redis is not None:
                     await self.redis.aclose()  # type: ignore[attr-defined]
+                TALLY.flush()
                 metrics.process_exited()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -145,6 +154,14 @@ def create_app_from_env() -> ASGIApp:
     if settings.access_log:
         log_requests_to_stderr()
     return create_app(settings, build_storage(settings, agent="plexzoom-tiles"))
+
+
+async def _flush_tally() -> None:
+    """Flush the tally while requests are few (requests flush it when it is due)."""
+    while True:
+        await asyncio.sleep(FLUSH_EVERY_S)
+        if time.monotonic() > TALLY.due:
+            TALLY.flush()
 
 
 def _authorization(scope: Scope) -> str | None:

@@ -19,8 +19,9 @@ from plexzoom.api.accesslog import (
     describe_request_json,
 )
 from plexzoom.core.logs import json_lines
-from plexzoom.core.metrics import RequestMetrics
+from plexzoom.core.metrics import HTTP_SECONDS
 from plexzoom.tiles.app import ROUTE
+from plexzoom.tiles.metrics import TALLY
 
 Scope = dict[str, Any]
 ASGIApp = Any
@@ -40,12 +41,13 @@ class AccessRecord(logging.LogRecord):
 
 
 class Observed:
-    """Counts and times each HTTP request by route template and writes its access line."""
+    """Counts and times each HTTP request by route template (plexzoom.core.metrics' figures,
+    the counts tallied: plexzoom.tiles.metrics) and writes its access line."""
 
     def __init__(self, app: ASGIApp, access_lines: bool) -> None:
         self.app = app
-        self.metrics = RequestMetrics(app, "tiles", route_of)
         self.access_lines = access_lines
+        self._timers: dict[str, Any] = {}  # label children by route (labels() takes a lock)
         self.describe = describe_request_json if json_lines() else describe_request
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -64,9 +66,19 @@ class Observed:
             await self.app(scope, receive, record_status)
         finally:
             seconds = time.perf_counter() - started
-            self.metrics.observe(scope, status, seconds)
+            self.observe(scope, status, seconds)
             if self.access_lines and access_log.isEnabledFor(logging.INFO):
                 access_log.handle(AccessRecord(self.describe(scope, status, seconds)))
+
+    def observe(self, scope: Scope, status: int, seconds: float) -> None:
+        """Count one answered request (status 0: the client left before an answer), time it."""
+        route = scope.get(ROUTE, "unmatched")
+        key = ("tiles", route, scope["method"], status)
+        TALLY.requests[key] = TALLY.requests.get(key, 0) + 1
+        timer = self._timers.get(route)
+        if timer is None:
+            timer = self._timers[route] = HTTP_SECONDS.labels("tiles", route)
+        timer.observe(seconds)
 
 
 def light_records_suffice() -> bool:
@@ -74,9 +86,3 @@ def light_records_suffice() -> bool:
     only the time and the message of a record)."""
     formats = (AccessFormatter, JsonAccessFormatter)
     return all(isinstance(handler.formatter, formats) for handler in access_log.handlers)
-
-
-def route_of(scope: Scope) -> str:
-    """The route template the tile process matched, or "unmatched"."""
-    route: str = scope.get(ROUTE, "unmatched")
-    return route
