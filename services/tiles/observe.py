@@ -19,7 +19,6 @@ from plexzoom.api.accesslog import (
     describe_request_json,
 )
 from plexzoom.core.logs import json_lines
-from plexzoom.core.metrics import HTTP_SECONDS
 from plexzoom.tiles.app import ROUTE
 from plexzoom.tiles.metrics import TALLY
 
@@ -47,7 +46,6 @@ class Observed:
     def __init__(self, app: ASGIApp, access_lines: bool) -> None:
         self.app = app
         self.access_lines = access_lines
-        self._timers: dict[str, Any] = {}  # label children by route (labels() takes a lock)
         self.describe = describe_request_json if json_lines() else describe_request
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -66,19 +64,9 @@ class Observed:
             await self.app(scope, receive, record_status)
         finally:
             seconds = time.perf_counter() - started
-            self.observe(scope, status, seconds)
+            TALLY.request(scope.get(ROUTE, "unmatched"), scope["method"], status, seconds)
             if self.access_lines and access_log.isEnabledFor(logging.INFO):
                 access_log.handle(AccessRecord(self.describe(scope, status, seconds)))
-
-    def observe(self, scope: Scope, status: int, seconds: float) -> None:
-        """Count one answered request (status 0: the client left before an answer), time it."""
-        route = scope.get(ROUTE, "unmatched")
-        key = ("tiles", route, scope["method"], status)
-        TALLY.requests[key] = TALLY.requests.get(key, 0) + 1
-        timer = self._timers.get(route)
-        if timer is None:
-            timer = self._timers[route] = HTTP_SECONDS.labels("tiles", route)
-        timer.observe(seconds)
 
 
 def light_records_suffice() -> bool:

@@ -152,6 +152,8 @@ def test_alone_serves_tiles_health_and_metrics(tmp_path: Path) -> None:
         assert len(spots) <= misses <= count  # a tile misses once in each process that serves it
         served = "plexzoom_tile_bytes_served_total"
         assert after[served] - before[served] == sent
+        timed = f"plexzoom_http_request_duration_seconds_count{{route={TILE_ROUTE},service=tiles}}"
+        assert after[timed] - before.get(timed, 0) == count
     finally:
         tiles.stop()
     log = tiles.log_path.read_text()
