@@ -26,7 +26,7 @@ from plexzoom.core.render import channel_table, settings_from_query
 from plexzoom.core.storage import LocalStorage, Storage
 from plexzoom.tiles import composite, guard
 from plexzoom.tiles.cache import LruCache, SingleFlight
-from plexzoom.tiles.metrics import MANIFEST_DROPS, TALLY
+from plexzoom.tiles.metrics import TALLY
 
 PREFIX = "/tiles/"
 _ROUTE = re.compile(
@@ -192,13 +192,11 @@ class TileService:
         """Forget an image's cached record (it changed): the next request reads it again."""
         self.manifests.discard(image_id)
         self._manifest_reads.forget(image_id)  # a read under way may predate the change
-        MANIFEST_DROPS.inc()
 
     def drop_manifests(self) -> None:
         """Forget every cached record (changes may have been missed)."""
         self._manifest_reads.forget_all()
         self.manifests.clear()
-        MANIFEST_DROPS.inc()
 
     def forget(self, image_id: str) -> None:
         """Drop a deleted image's cached record, indexes and tiles."""

@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 
 from plexzoom.core.eventlog import STREAM, Event, parse_event, text
 from plexzoom.tiles.app import TileService
+from plexzoom.tiles.metrics import MANIFEST_DROPS
 
 log = logging.getLogger(__name__)
 BLOCK_MS = 2000  # an idle XREAD returns this often; a silent network loss shows within ~5 s
@@ -84,6 +85,7 @@ class EventFollower:
             # as any event up to that id; later events are read by XREAD.
             newest = await client.xrevrange(self.stream, count=1)
             self.service.drop_manifests()
+            MANIFEST_DROPS.inc()
             self.last_id = text(newest[0][0]) if newest else "0-0"
         self._set_following(True)
 
@@ -98,6 +100,7 @@ class EventFollower:
                     self.apply(parse_event(entry_id, fields))
                 except ValueError:  # not an event we can read: it may have changed anything
                     self.service.drop_manifests()
+                    MANIFEST_DROPS.inc()
                 self.last_id = text(entry_id)
                 applied += 1
         return applied
@@ -111,6 +114,7 @@ class EventFollower:
             self.service.forget(image_id)
         else:
             self.service.drop_manifest(image_id)
+        MANIFEST_DROPS.inc()
 
     def _set_following(self, following: bool) -> None:
         if following and not self.following:

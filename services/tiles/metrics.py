@@ -30,7 +30,7 @@ TILE_BYTES_SERVED = Counter(
 )
 MANIFEST_DROPS = Counter(
     "plexzoom_tile_manifest_drops",
-    "Cached image records dropped because an event said the image changed (or all, after a gap).",
+    "Drops of cached image records on image events (of all of them, after a gap in the events).",
 )
 
 
