@@ -18,6 +18,7 @@ from typing import Any
 
 from plexzoom.core.access import bearer_key, key_fingerprint
 from plexzoom.core.logs import json_lines, utc_stamp
+from plexzoom.core.metrics import answered
 
 access_log = logging.getLogger("plexzoom.access")
 _IMAGE_IN_PATH = re.compile(r"^/(?:v1/images|tiles)/([0-9a-z]{26})(?:/|$)")
@@ -35,52 +36,50 @@ class AccessLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started, status = time.perf_counter(), 0
+        await answered(self.app, scope, receive, send, self.write)
 
-        async def record_status(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, record_status)
-        finally:
-            if access_log.isEnabledFor(logging.INFO):
-                line = self.describe(scope, status, time.perf_counter() - started)
-                # makeRecord, not info(): no walk up the stack for the caller's file and line.
-                access_log.handle(
-                    access_log.makeRecord(access_log.name, logging.INFO, "", 0, line, (), None)
-                )
+    def write(self, scope: dict[str, Any], status: int, seconds: float) -> None:
+        """Write the request's line."""
+        if access_log.isEnabledFor(logging.INFO):
+            line = self.describe(scope, status, seconds)
+            # makeRecord, not info(): no walk up the stack for the caller's file and line.
+            access_log.handle(
+                access_log.makeRecord(access_log.name, logging.INFO, "", 0, line, (), None)
+            )
 
 
-def request_fields(scope: dict[str, Any], status: int, seconds: float) -> dict[str, Any]:
-    """What the access log tells of a request (the key by fingerprint; tokens live in the
-    query, which is never logged)."""
+def _key_and_image(scope: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The fingerprint of the Bearer key the request carries, and the image its path names."""
     authorization = None
     for name, value in scope["headers"]:
         if name == b"authorization":
             authorization = value.decode("latin-1")
-    key = bearer_key(authorization)
-    path: str = scope["path"]
-    found = _IMAGE_IN_PATH.match(path)
-    return {
-        "method": scope["method"],
-        "path": path[:300],
-        "status": status or None,
-        "key": key_fingerprint(key) if key else None,
-        "image": found.group(1) if found else None,
-        "ms": round(seconds * 1000, 1),
-    }
+    key = bearer_key(authorization) if authorization else None
+    found = _IMAGE_IN_PATH.match(scope["path"])
+    return (key_fingerprint(key) if key else None), (found.group(1) if found else None)
 
 
 def describe_request(scope: dict[str, Any], status: int, seconds: float) -> str:
-    """The access log line of a request."""
-    f = request_fields(scope, status, seconds)
+    """The access log line of a request (built directly: it is written for every tile)."""
+    key, image = _key_and_image(scope)
     return (
-        f"{f['method']} {f['path']!r} {f['status'] or '-'} key={f['key'] or '-'} "
-        f"image={f['image'] or '-'} {f['ms']:.1f}ms"
+        f"{scope['method']} {scope['path'][:300]!r} {status or '-'} key={key or '-'} "
+        f"image={image or '-'} {seconds * 1000:.1f}ms"
     )
+
+
+def request_fields(scope: dict[str, Any], status: int, seconds: float) -> dict[str, Any]:
+    """What the access log tells of a request, as fields (the key by fingerprint; tokens live
+    in the query, which is never logged)."""
+    key, image = _key_and_image(scope)
+    return {
+        "method": scope["method"],
+        "path": scope["path"][:300],
+        "status": status or None,
+        "key": key,
+        "image": image,
+        "ms": round(seconds * 1000, 1),
+    }
 
 
 def describe_request_json(scope: dict[str, Any], status: int, seconds: float) -> str:

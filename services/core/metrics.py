@@ -89,18 +89,7 @@ class RequestMetrics:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started, status = time.perf_counter(), 0
-
-        async def record_status(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, record_status)
-        finally:
-            self.observe(scope, status, time.perf_counter() - started)
+        await answered(self.app, scope, receive, send, self.observe)
 
     def observe(self, scope: dict[str, Any], status: int, seconds: float) -> None:
         """Count one answered request (status 0: the client left before an answer)."""
@@ -115,6 +104,30 @@ class RequestMetrics:
             timer = self._times[route] = HTTP_SECONDS.labels(self.service, route)
         count.inc()
         timer.observe(seconds)
+
+
+async def answered(
+    app: ASGIApp,
+    scope: dict[str, Any],
+    receive: Any,
+    send: Any,
+    then: Callable[[dict[str, Any], int, float], None],
+) -> None:
+    """Run ``app`` on an HTTP request, then ``then(scope, status, seconds)`` whatever happened
+    (status 0: no answer started; the client left). The one way request metrics and access
+    lines learn how a request ended."""
+    started, status = time.perf_counter(), 0
+
+    async def record_status(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        await send(message)
+
+    try:
+        await app(scope, receive, record_status)
+    finally:
+        then(scope, status, time.perf_counter() - started)
 
 
 def fastapi_route(scope: dict[str, Any]) -> str:

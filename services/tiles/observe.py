@@ -1,15 +1,13 @@
 """Request metrics and the access log of the tile process, in one ASGI layer (tiles are the hot
 path: one wrapped ``send`` and one clock reading per request instead of one per layer).
 
-The access line is the api's (plexzoom.api.accesslog.describe_request; ``text_line`` builds
-the same text without its dict of fields), handed straight to the ``plexzoom.access`` logger's
-handlers in a light record: a LogRecord's constructor looks up the process, the thread and the
-caller's file for every line, which cost the tile path a tenth of its speed, and the access
-formatters read only the time and the message.
+The access line is the api's (plexzoom.api.accesslog.describe_request), handed straight to
+the ``plexzoom.access`` logger's handlers in a light record: a LogRecord's constructor looks
+up the process, the thread and the caller's file for every line, which cost the tile path a
+tenth of its speed, and the access formatters read only the time and the message.
 """
 
 import logging
-import re
 import time
 from typing import Any
 
@@ -17,16 +15,16 @@ from plexzoom.api.accesslog import (
     AccessFormatter,
     JsonAccessFormatter,
     access_log,
+    describe_request,
     describe_request_json,
 )
-from plexzoom.core.access import bearer_key, key_fingerprint
 from plexzoom.core.logs import json_lines
+from plexzoom.core.metrics import answered
 from plexzoom.tiles.app import ROUTE
 from plexzoom.tiles.metrics import TALLY
 
 Scope = dict[str, Any]
 ASGIApp = Any
-_IMAGE_IN_PATH = re.compile(r"^/(?:v1/images|tiles)/([0-9a-z]{26})(?:/|$)")
 
 
 class AccessRecord(logging.LogRecord):
@@ -49,45 +47,21 @@ class Observed:
     def __init__(self, app: ASGIApp, access_lines: bool) -> None:
         self.app = app
         self.access_lines = access_lines
-        self.describe = describe_request_json if json_lines() else text_line
+        self.describe = describe_request_json if json_lines() else describe_request
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started, status = time.perf_counter(), 0
+        await answered(self.app, scope, receive, send, self.done)
 
-        async def record_status(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, record_status)
-        finally:
-            seconds = time.perf_counter() - started
-            TALLY.request(scope.get(ROUTE, "unmatched"), scope["method"], status, seconds)
-            if self.access_lines and access_log.isEnabledFor(logging.INFO):
-                record = AccessRecord(self.describe(scope, status, seconds))
-                for handler in access_log.handlers:  # the logger's own: it does not propagate
-                    handler.handle(record)
-
-
-def text_line(scope: Scope, status: int, seconds: float) -> str:
-    """describe_request's line (a test keeps them equal), without its dict of fields."""
-    authorization = None
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            authorization = value.decode("latin-1")
-    key = bearer_key(authorization) if authorization else None
-    path: str = scope["path"]
-    found = _IMAGE_IN_PATH.match(path)
-    return (
-        f"{scope['method']} {path[:300]!r} {status or '-'} "
-        f"key={key_fingerprint(key) if key else '-'} "
-        f"image={found.group(1) if found else '-'} {seconds * 1000:.1f}ms"
-    )
+    def done(self, scope: Scope, status: int, seconds: float) -> None:
+        """Tally the request; write its access line."""
+        TALLY.request(scope.get(ROUTE, "unmatched"), scope["method"], status, seconds)
+        if self.access_lines and access_log.isEnabledFor(logging.INFO):
+            record = AccessRecord(self.describe(scope, status, seconds))
+            for handler in access_log.handlers:  # the logger's own: it does not propagate
+                handler.handle(record)
 
 
 def light_records_suffice() -> bool:
