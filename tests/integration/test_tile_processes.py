@@ -4,6 +4,7 @@
 The record TTL is an hour here, so only the image events can explain a change the processes show.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -207,3 +208,28 @@ def expect_everywhere(processes: list[TileProcess], path: str, status: int) -> N
     """Wait (bounded) until every process answers ``path`` with ``status``."""
     for process in processes:
         wait_until(lambda p=process: p.get(path).status_code == status, f"{path} -> {status}")
+
+
+def test_json_log_lines(tmp_path: Path) -> None:
+    """PLEXZOOM_LOG_FORMAT=json: uvicorn's lines and the access lines are JSON objects, the
+    access line with its fields (a token in the query is never one of them)."""
+    pyramid = convert_into(LocalStorage(tmp_path / "data"), tmp_path)
+    env = {"PLEXZOOM_DATA_DIR": str(tmp_path / "data"), "PLEXZOOM_LOG_FORMAT": "json"}
+    process = TileProcess(tmp_path, env)
+    try:
+        assert process.get(f"{pyramid.base}.dzi?t=secret-token-value").status_code == 200
+        assert process.get("/tiles/nothing-here").status_code == 404
+
+        def access_lines() -> list[dict[str, object]]:
+            lines = process.log_path.read_text().splitlines()
+            parsed = [json.loads(line) for line in lines if line.strip()]  # every line parses
+            return [line for line in parsed if line.get("logger") == "plexzoom.access"]
+
+        wait_until(lambda: len(access_lines()) >= 3, "three access lines")  # /healthz too
+    finally:
+        process.stop()
+    paths = {line["path"]: line for line in access_lines()}
+    assert paths[f"{pyramid.base}.dzi"]["status"] == 200
+    assert paths["/tiles/nothing-here"]["status"] == 404
+    assert "secret-token-value" not in process.log_path.read_text()
+    assert any("uvicorn" in line for line in process.log_path.read_text().splitlines())
