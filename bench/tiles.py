@@ -338,22 +338,9 @@ def start_memapp(pack: Path, pyramid: Pyramid, log: Path) -> tuple[subprocess.Po
     """The same tiles from a dict in a bare ASGI app under uvicorn --workers 2."""
     port = free_port()
     app = ["--app-dir", str(HERE), "memapp:app", "--workers", "2", "--no-access-log"]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", *app, "--host", "127.0.0.1", "--port", str(port)],
-            env={**os.environ, "BENCH_TILES_PACK": str(pack)},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(base + pyramid.paths()[0], proc)
-        time.sleep(1.0)  # let the second worker come up too
-    except BaseException:
-        stop_process(proc)
-        raise
-    return proc, base
+    command = ["-m", "uvicorn", *app, "--host", "127.0.0.1", "--port", str(port)]
+    env = {**os.environ, "BENCH_TILES_PACK": str(pack)}
+    return _start_server(command, env, port, pyramid, log)
 
 
 def start_tiles_alone(
@@ -368,9 +355,16 @@ def start_tiles_alone(
         "PLEXZOOM_PORT": str(port),
         "PLEXZOOM_PROCESSES": "2",
     }
+    return _start_server(["-m", "plexzoom.tiles"], env, port, pyramid, log)
+
+
+def _start_server(
+    command: list[str], env: dict[str, str], port: int, pyramid: Pyramid, log: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``python <command>`` serving two processes on ``port``, once it answers a tile."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "plexzoom.tiles"],
+            [sys.executable, *command],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

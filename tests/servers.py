@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import boto3
 import httpx
+import pytest
 import redis
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -309,6 +310,41 @@ def _redis_base() -> str:
     server = RedisServer()
     atexit.register(server.kill)
     return server.base
+
+
+def shared_redis(db: int) -> str:
+    """URL of a Redis database tests share without emptying it (each keeps keys of its own)."""
+    url = f"{REDIS_URL}/{db}"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        if CI:
+            raise
+        pytest.skip(f"no Redis at {url}: {exc}")
+    return url
+
+
+def start_module(
+    module: str, env: Mapping[str, str], log_path: Path, inherit_plexzoom: bool = True
+) -> subprocess.Popen[bytes]:
+    """``python -m <module>`` (a service started alone) in a session of its own, so that its
+    children die with it; stdout and stderr to ``log_path``. ``inherit_plexzoom=False`` leaves
+    out this process's PLEXZOOM_* variables; metrics folders are never inherited."""
+    inherited = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PROMETHEUS_MULTIPROC_DIR", "dramatiq_prom_db")
+        and (inherit_plexzoom or not k.startswith("PLEXZOOM_"))
+    }
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", module],
+            env=inherited | dict(env),
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def require_redis(db: int) -> str:

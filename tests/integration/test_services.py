@@ -2,10 +2,7 @@
 origin: metrics from every process, a metrics port of its own, JSON log lines."""
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import quadrant_bytes
-from tests.servers import REPO, Stack, free_port, require_redis, stop, wait_http
+from tests.servers import Stack, free_port, require_redis, start_module, stop, wait_http
 
 pytestmark = pytest.mark.slow
 KEY = "services-key-8e21"
@@ -46,7 +43,6 @@ def api_alone(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
     port, metrics_port = free_port(), free_port()
     log = tmp_path / "api.log"
     env = {
-        **os.environ,
         "PLEXZOOM_DATA_DIR": str(tmp_path / "data"),
         "PLEXZOOM_REDIS_URL": require_redis(3),
         "PLEXZOOM_PORT": str(port),
@@ -55,21 +51,12 @@ def api_alone(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
         "PLEXZOOM_METRICS_PORT": str(metrics_port),
         "PLEXZOOM_LOG_FORMAT": "json",
     }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "plexzoom.api"],
-            env=env,
-            cwd=REPO,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            wait_http(f"http://127.0.0.1:{port}/healthz", proc, timeout_s=60)
-            yield f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}", log
-        finally:
-            stop(proc, signal.SIGTERM)
+    proc = start_module("plexzoom.api", env, log)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", proc, timeout_s=60)
+        yield f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}", log
+    finally:
+        stop(proc, signal.SIGTERM)
 
 
 def test_the_api_alone_counts_requests_of_every_process(

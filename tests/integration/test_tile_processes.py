@@ -5,9 +5,6 @@ The record TTL is an hour here, so only the image events can explain a change th
 """
 
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,7 +19,7 @@ from plexzoom.core.convert import ConvertOptions, convert_image
 from plexzoom.core.eventlog import EventingStorage, EventLog
 from plexzoom.core.images import delete_image, reconvert_image, set_public
 from plexzoom.core.storage import LocalStorage
-from tests.servers import CI, REDIS_URL, REPO, free_port, stop, wait_http
+from tests.servers import free_port, shared_redis, start_module, stop, wait_http
 from tests.tiles.test_tiles import convert_into
 
 KEY = "tile-processes-test-key"
@@ -37,18 +34,8 @@ class TileProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = folder / f"tiles-{self.port}.log"
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith("PLEXZOOM_")}
-        inherited.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        full_env = inherited | {"PLEXZOOM_PORT": str(self.port)} | env
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "plexzoom.tiles"],
-                env=full_env,
-                cwd=REPO,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        env = {"PLEXZOOM_PORT": str(self.port)} | env
+        self.proc = start_module("plexzoom.tiles", env, self.log_path, inherit_plexzoom=False)
         try:
             wait_http(f"{self.url}/healthz", self.proc, timeout_s=60)
         except BaseException:
@@ -92,14 +79,7 @@ def tile_requests(sample: dict[str, float]) -> float:
 @pytest.fixture
 def redis_url() -> str:
     """Redis database 3 of the machine's Redis (never flushed: the test's stream is its own)."""
-    url = f"{REDIS_URL}/3"
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        if CI:
-            raise
-        pytest.skip(f"no Redis at {url}: {exc}")
-    return url
+    return shared_redis(3)
 
 
 @pytest.fixture

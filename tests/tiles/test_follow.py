@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from plexzoom.core.eventlog import EventLog
 from plexzoom.tiles.follow import EventFollower, connect_to
-from tests.servers import CI, REDIS_URL
+from tests.servers import shared_redis
 
 pytestmark = pytest.mark.anyio
 IMAGE = "0" * 26
@@ -41,14 +41,7 @@ class Recorder:
 @pytest.fixture
 def url() -> str:
     """Redis database 3 (never flushed: each test has a stream of its own)."""
-    url = f"{REDIS_URL}/3"
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        if CI:
-            raise
-        pytest.skip(f"no Redis at {url}: {exc}")
-    return url
+    return shared_redis(3)
 
 
 @pytest.fixture

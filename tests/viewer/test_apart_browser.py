@@ -4,7 +4,6 @@ viewer served by the api draws tiles served by the tile service on another origi
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,24 +13,11 @@ import pytest
 from playwright.sync_api import BrowserContext
 
 from tests.integration.test_pipeline import quadrant_image
-from tests.servers import REPO, free_port, require_redis, wait_http
+from tests.servers import free_port, require_redis, start_module, wait_http
 from tests.viewer.conftest import artifact
 from tests.viewer.test_browser import HEIGHT, WIDTH, check_quadrants
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-
-
-def start(module: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """``python -m <module>`` in a session of its own (its children die with it)."""
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", module],
-            env={**os.environ, **env},
-            cwd=REPO,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
 
 
 def stop_group(proc: subprocess.Popen[bytes]) -> None:
@@ -53,7 +39,7 @@ def apart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]
     api_url, tiles_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{tiles_port}"
     common = {"PLEXZOOM_DATA_DIR": str(folder / "data"), "PLEXZOOM_REDIS_URL": require_redis(3)}
     procs = [
-        start(
+        start_module(
             "plexzoom.tiles",
             {
                 **common,
@@ -64,12 +50,12 @@ def apart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]
             },
             folder / "tiles.log",
         ),
-        start(
+        start_module(
             "plexzoom.api",
             {**common, "PLEXZOOM_PORT": str(api_port), "PLEXZOOM_TILES_URL": tiles_url},
             folder / "api.log",
         ),
-        start("plexzoom.worker", common, folder / "worker.log"),
+        start_module("plexzoom.worker", common, folder / "worker.log"),
     ]
     try:
         wait_http(f"{tiles_url}/healthz", procs[0], timeout_s=60)

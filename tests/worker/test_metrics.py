@@ -5,7 +5,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from plexzoom.core.manifest import read_manifest
 from plexzoom.core.queue import QUEUE, enqueue_conversion
 from plexzoom.core.storage import LocalStorage
 from tests.conftest import quadrant_bytes
-from tests.servers import REPO, free_port, require_redis, wait_http
+from tests.servers import free_port, require_redis, start_module, wait_http
 
 pytestmark = pytest.mark.slow
 CONVERSIONS = 3
@@ -52,7 +51,6 @@ def worker(tmp_path: Path) -> Iterator[Worker]:
     client = redis.Redis.from_url(url)
     port = free_port()
     env = {
-        **os.environ,
         "PLEXZOOM_REDIS_URL": url,
         "PLEXZOOM_DATA_DIR": str(tmp_path / "data"),
         "PLEXZOOM_PROCESSES": "2",
@@ -61,16 +59,7 @@ def worker(tmp_path: Path) -> Iterator[Worker]:
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
         "PLEXZOOM_LOG_FORMAT": "json",
     }
-    env.pop("dramatiq_prom_db", None)
-    with (tmp_path / "worker.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "plexzoom.worker"],
-            env=env,
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = start_module("plexzoom.worker", env, tmp_path / "worker.log")
     broker = RedisBroker(client=client)  # type: ignore[no-untyped-call]
     try:
         metrics_url = f"http://127.0.0.1:{port}/metrics"
