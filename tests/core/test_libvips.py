@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.servers import REPO, require_redis
 
 # Loads each sample, runs the set-up code given as argument, loads them again; prints which loaded.
@@ -74,10 +76,12 @@ def test_the_worker_process_restricts_loaders_at_start() -> None:
     assert found["after"]["tiff"] and found["after"]["png"]
 
 
-def test_the_web_process_restricts_loaders_at_start(tmp_path: Path) -> None:
-    """The uvicorn factory restricts loaders before the tile service decodes anything."""
+@pytest.mark.parametrize("factory", ["plexzoom.api.main", "plexzoom.tiles.main", "plexzoom.web"])
+def test_each_web_service_restricts_loaders_at_start(tmp_path: Path, factory: str) -> None:
+    """Each uvicorn factory (the api alone, the tile service alone, make run's one origin)
+    restricts loaders before anything is decoded."""
     env = {"PLEXZOOM_REDIS_URL": require_redis(13), "PLEXZOOM_DATA_DIR": str(tmp_path)}
-    found = probe("import plexzoom.api.main as m; m.create_app_from_env()", env)
+    found = probe(f"import {factory} as m; m.create_app_from_env()", env)
     assert found["before"]["svg"]
     assert not found["after"]["svg"]
     assert found["after"]["png"]
