@@ -14,6 +14,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 from wsgiref.simple_server import WSGIServer
 
 from pydantic import Field
@@ -37,6 +38,8 @@ class ServeSettings(CommonSettings):
     # worker serves its metrics only there.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_host: str | None = None  # None: the service's host
+    # The worker's role (plexzoom.worker.config): "maintain" consumes no queue, in one process.
+    worker_role: Literal["all", "convert", "maintain"] = "all"
 
 
 def is_loopback(host: str) -> bool:
@@ -143,15 +146,22 @@ def serve_web(factory: str, default_port: int) -> int:
     return 0
 
 
-def worker_command(processes: int, threads: int) -> list[str]:
-    """The Dramatiq command line of a worker."""
+MAINTENANCE_QUEUE = "plexzoom-maintenance"  # no actor: a worker on it consumes nothing
+
+
+def worker_command(processes: int, threads: int, queue: str | None = None) -> list[str]:
+    """The Dramatiq command line of a worker (``queue``: the conversions' unless named)."""
+    # Imported here: prometheus_client (which plexzoom.core.queue loads) must first be imported
+    # after the metrics folder is set, and Dramatiq's worker processes are forks of this one.
+    from plexzoom.core.queue import QUEUE
+
     return [
         sys.executable,
         "-m",
         "dramatiq",
         "plexzoom.worker.main",
         "--queues",
-        "conversions",
+        queue or QUEUE,
         "--processes",
         str(processes),
         "--threads",
@@ -173,6 +183,9 @@ def serve_worker() -> int:
     from dramatiq.cli import main as dramatiq_main
     from dramatiq.cli import make_argument_parser
 
-    arguments = worker_command(settings.processes, settings.threads)[3:]
+    if settings.worker_role == "maintain":  # the passes, once: one process, no queue
+        arguments = worker_command(1, 1, MAINTENANCE_QUEUE)[3:]
+    else:
+        arguments = worker_command(settings.processes, settings.threads)[3:]
     parsed = make_argument_parser().parse_args(arguments)  # type: ignore[no-untyped-call]
     return int(dramatiq_main(parsed) or 0)  # type: ignore[no-untyped-call]

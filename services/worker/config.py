@@ -5,6 +5,7 @@ import binascii
 import functools
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -84,6 +85,15 @@ class WorkerSettings(CommonSettings):
     # of its own on this port when it is set; the host is loopback unless changed.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_host: str = "127.0.0.1"
+    # What this worker does (README, "Running the services apart"): "all" (conversions and the
+    # passes: reconciler, inbox scanner, SQS consumer, webhook sender), "convert" (conversions
+    # only: workers that scale to zero), "maintain" (the passes only; consumes no queue).
+    worker_role: Literal["all", "convert", "maintain"] = "all"
+
+    @property
+    def runs_passes(self) -> bool:
+        """True when this worker runs the reconciler, scanner, SQS consumer and webhooks."""
+        return self.worker_role in ("all", "maintain")
 
     def convert_options(self) -> ConvertOptions:
         """Conversion options for core."""

@@ -45,22 +45,29 @@ def enqueue(image_id: str) -> None:
     enqueue_conversion(broker, image_id)
 
 
-reconciling = reconcile_pass(
-    actors.storage, enqueue, settings.queued_grace_s, settings.upload_stale_s
-)
-broker.add_middleware(Periodic("reconciler", reconciling, settings.reconcile_interval_s))
-if settings.inbox_scan_interval_s > 0:
-    bucket = functools.cache(partial(build_storage, settings, agent="plexzoom-worker"))
-    scanning = inbox_pass(actors.storage, enqueue, settings.inbox(), settings.watches(), bucket)
-    scanner = Periodic("inbox", scanning, settings.inbox_scan_interval_s)
-    broker.add_middleware(scanner)
-    if not settings.uses_s3:  # the local folder: a file that lands starts a scan soon after
-        folder = settings.data_dir / settings.inbox_prefix
-        broker.add_middleware(FolderWatcher(folder, scanner.wake, settings.inbox_settle_s))
-if settings.sqs_queue_url:
-    queue = SqsQueue(settings.sqs_queue_url, wait_s=settings.sqs_wait_s)
-    polling = sqs_pass(actors.storage, enqueue, settings.inbox(), queue, settings.s3_region)
-    broker.add_middleware(Periodic("sqs", polling, interval_s=0))  # each poll waits itself
+def add_passes() -> None:
+    """The work done on a clock rather than on messages: the reconciler, the inbox scanner (and
+    the local folder's watcher), the SQS consumer, the webhook sender."""
+    reconciling = reconcile_pass(
+        actors.storage, enqueue, settings.queued_grace_s, settings.upload_stale_s
+    )
+    broker.add_middleware(Periodic("reconciler", reconciling, settings.reconcile_interval_s))
+    if settings.inbox_scan_interval_s > 0:
+        bucket = functools.cache(partial(build_storage, settings, agent="plexzoom-worker"))
+        scanning = inbox_pass(actors.storage, enqueue, settings.inbox(), settings.watches(), bucket)
+        scanner = Periodic("inbox", scanning, settings.inbox_scan_interval_s)
+        broker.add_middleware(scanner)
+        if not settings.uses_s3:  # the local folder: a file that lands starts a scan soon after
+            folder = settings.data_dir / settings.inbox_prefix
+            broker.add_middleware(FolderWatcher(folder, scanner.wake, settings.inbox_settle_s))
+    if settings.sqs_queue_url:
+        queue = SqsQueue(settings.sqs_queue_url, wait_s=settings.sqs_wait_s)
+        polling = sqs_pass(actors.storage, enqueue, settings.inbox(), queue, settings.s3_region)
+        broker.add_middleware(Periodic("sqs", polling, interval_s=0))  # each poll waits itself
+    webhooks = settings.webhook_options()
+    if webhooks is not None:
+        events = redis.Redis.from_url(settings.redis_url or "", health_check_interval=30)
+        broker.add_middleware(Webhooks(WebhookSender(events, webhooks)))
 
 
 class Webhooks(dramatiq.Middleware):
@@ -79,12 +86,6 @@ class Webhooks(dramatiq.Middleware):
         self.sender.stop()
 
 
-webhooks = settings.webhook_options()
-if webhooks is not None:
-    events = redis.Redis.from_url(settings.redis_url or "", health_check_interval=30)
-    broker.add_middleware(Webhooks(WebhookSender(events, webhooks)))
-
-
 class SpareChild(dramatiq.Middleware):
     """Starts the spare conversion child once this worker process consumes."""
 
@@ -93,6 +94,9 @@ class SpareChild(dramatiq.Middleware):
         start_spare_child(settings.convert_options())
 
 
-broker.add_middleware(SpareChild())
+if settings.runs_passes:
+    add_passes()
+if settings.worker_role != "maintain":
+    broker.add_middleware(SpareChild())
 
 __all__ = ["actors", "broker"]
