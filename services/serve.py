@@ -40,6 +40,10 @@ class ServeSettings(CommonSettings):
     metrics_host: str | None = None  # None: the service's host
     # The worker's role (plexzoom.worker.config): "maintain" consumes no queue, in one process.
     worker_role: Literal["all", "convert", "maintain"] = "all"
+    # How long a stopping worker lets its running conversions finish before it kills them
+    # (Dramatiq's --worker-shutdown-timeout; its default is 600 s). Kubernetes' termination
+    # grace period must be at least as long.
+    worker_shutdown_timeout_s: float = Field(default=600, gt=0)
 
 
 def is_loopback(host: str) -> bool:
@@ -169,6 +173,16 @@ def worker_command(processes: int, threads: int, queue: str | None = None) -> li
     ]
 
 
+def worker_arguments(settings: ServeSettings) -> list[str]:
+    """Dramatiq's command-line arguments for a worker with these settings."""
+    if settings.worker_role == "maintain":  # the passes, once: one process, no queue
+        arguments = worker_command(1, 1, MAINTENANCE_QUEUE)[3:]
+    else:
+        arguments = worker_command(settings.processes, settings.threads)[3:]
+    shutdown_ms = int(settings.worker_shutdown_timeout_s * 1000)
+    return [*arguments, "--worker-shutdown-timeout", str(shutdown_ms)]
+
+
 def serve_worker() -> int:
     """Run the worker: Dramatiq's command, in this process (its worker processes are forks of
     it, so a JSON log set up here is theirs too)."""
@@ -183,9 +197,6 @@ def serve_worker() -> int:
     from dramatiq.cli import main as dramatiq_main
     from dramatiq.cli import make_argument_parser
 
-    if settings.worker_role == "maintain":  # the passes, once: one process, no queue
-        arguments = worker_command(1, 1, MAINTENANCE_QUEUE)[3:]
-    else:
-        arguments = worker_command(settings.processes, settings.threads)[3:]
+    arguments = worker_arguments(settings)
     parsed = make_argument_parser().parse_args(arguments)  # type: ignore[no-untyped-call]
     return int(dramatiq_main(parsed) or 0)  # type: ignore[no-untyped-call]

@@ -21,6 +21,9 @@ class CommonSettings(BaseSettings):
 
     data_dir: Path = Path("./data")
     s3_endpoint_url: str | None = None
+    # Where browsers reach the S3 server when the endpoint above is an internal name (presigned
+    # mode signs its URLs for this one).
+    s3_public_endpoint_url: str | None = Field(default=None, pattern=r"^https?://[^/?#\s]+/?$")
     s3_bucket: str | None = None
     s3_region: str | None = None
     s3_max_attempts: int = 8  # botocore's retries of timeouts, resets and 503 SlowDown
@@ -78,6 +81,7 @@ def build_storage(
             connect_timeout_s=settings.s3_connect_timeout_s,
             read_timeout_s=settings.s3_read_timeout_s,
             agent=agent,
+            public_endpoint_url=settings.s3_public_endpoint_url,
         )
         return S3Storage(config)
     return LocalStorage(settings.data_dir)

@@ -49,6 +49,9 @@ class S3Config:
     connect_timeout_s: float = 5
     read_timeout_s: float = 30
     agent: str = "plexzoom"  # added to the User-Agent: server logs tell the services apart
+    # Where browsers reach the S3 server, when not at endpoint_url (an in-cluster name):
+    # presigned URLs are signed for this host (SigV4 signs the host), never sent to it here.
+    public_endpoint_url: str | None = None
 
 
 class S3Storage:
@@ -71,6 +74,14 @@ class S3Storage:
             ),
         )
         self._transfer = TransferConfig(multipart_chunksize=PART_SIZE, max_concurrency=4)
+        self._signer: S3Client = self.client
+        if config.public_endpoint_url:
+            self._signer = boto3.client(
+                "s3",
+                endpoint_url=config.public_endpoint_url,
+                region_name=config.region,
+                config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"),
+            )
 
     def __reduce__(self) -> tuple[type["S3Storage"], tuple[S3Config]]:
         """Pickle as the configuration (a boto3 client cannot cross into a child process)."""
@@ -279,7 +290,7 @@ class S3Storage:
         return sorted(names)[:limit]
 
     def presign_get(self, key: str, expires_s: int) -> str | None:
-        return self.client.generate_presigned_url(
+        return self._signer.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_s
         )
 
