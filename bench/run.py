@@ -23,6 +23,7 @@ import mixing
 import multichannel
 import psutil
 import pyvips
+import scale
 import slides
 import tiles
 import values
@@ -32,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 SECTIONS = (
     "options", "convert", "memory", "tiles", "multichannel", "mixing", "values", "events", "slides",
+    "scale",
 )  # fmt: skip
 
 
@@ -67,7 +69,7 @@ def main() -> int:
     """Run the chosen sections, print a summary table, write results.json."""
     args = parse_args()
     sections = args.only or list(SECTIONS)
-    if "tiles" in sections and shutil.which("wrk") is None:
+    if {"tiles", "scale"} & set(sections) and shutil.which("wrk") is None:
         print(
             "bench: wrk is not installed; the tile benchmark needs it "
             "(Debian: apt-get install -y wrk). Or run with --only convert / --only memory.",
@@ -93,7 +95,7 @@ def main() -> int:
     results: dict[str, Any] = {"environment": environment(), "quick": quick}
     print(f"bench: {results['environment']}", flush=True)
     print("== images (cached in bench/out/images) ==", flush=True)
-    needed = {big} if "tiles" in sections else set()
+    needed = {big} if {"tiles", "scale"} & set(sections) else set()
     needed |= set(memory_sizes) if "memory" in sections else set()
     images = {size: ensure_image(OUT / "images", size) for size in sorted(needed)}
     access = "sequential"  # unless the options section measures another to be faster
@@ -160,6 +162,11 @@ def main() -> int:
             results["slides"] = slides.run(OUT / "slides", work, runs, quick)
             summary += slides.table(results["slides"])
             timing["slides"] = round(time.monotonic() - mark, 1)
+        if "scale" in sections:
+            mark = time.monotonic()
+            results["scale"] = scale.run(images[big], work, duration_s, runs)
+            summary += scale.table(results["scale"])
+            timing["scale"] = round(time.monotonic() - mark, 1)
     finally:
         logs = OUT / "logs"
         shutil.rmtree(logs, ignore_errors=True)

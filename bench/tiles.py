@@ -340,28 +340,28 @@ def start_memapp(pack: Path, pyramid: Pyramid, log: Path) -> tuple[subprocess.Po
     app = ["--app-dir", str(HERE), "memapp:app", "--workers", "2", "--no-access-log"]
     command = ["-m", "uvicorn", *app, "--host", "127.0.0.1", "--port", str(port)]
     env = {**os.environ, "BENCH_TILES_PACK": str(pack)}
-    return _start_server(command, env, port, pyramid, log)
+    return _start_server(command, env, port, pyramid.paths()[0], log)
 
 
 def start_tiles_alone(
-    data: Path, pyramid: Pyramid, log: Path
+    data: Path, ready_path: str, log: Path, processes: int = 2
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """The tile service alone (``python -m plexzoom.tiles``, 2 processes, access log on) on the
-    stack's storage folder."""
+    """The tile service alone (``python -m plexzoom.tiles``, 2 processes unless told, access
+    log on) on the stack's storage folder."""
     port = free_port()
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("PLEXZOOM_")}
     env = inherited | {
         "PLEXZOOM_DATA_DIR": str(data),
         "PLEXZOOM_PORT": str(port),
-        "PLEXZOOM_PROCESSES": "2",
+        "PLEXZOOM_PROCESSES": str(processes),
     }
-    return _start_server(["-m", "plexzoom.tiles"], env, port, pyramid, log)
+    return _start_server(["-m", "plexzoom.tiles"], env, port, ready_path, log)
 
 
 def _start_server(
-    command: list[str], env: dict[str, str], port: int, pyramid: Pyramid, log: Path
+    command: list[str], env: dict[str, str], port: int, ready_path: str, log: Path
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """``python <command>`` serving two processes on ``port``, once it answers a tile."""
+    """``python <command>`` serving on ``port``, once ``ready_path`` answers."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, *command],
@@ -372,8 +372,8 @@ def _start_server(
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_http(base + pyramid.paths()[0], proc)
-        time.sleep(1.0)  # let the second process come up too
+        wait_http(base + ready_path, proc)
+        time.sleep(1.0)  # let a second process come up too
     except BaseException:
         stop_process(proc)
         raise
@@ -446,7 +446,8 @@ def run_local(
         print("  baseline: in-memory dict, bare ASGI, uvicorn --workers 2", flush=True)
         memapp, base = start_memapp(pack, pyramid, work / "memapp.log")
         print("  the tile service alone: python -m plexzoom.tiles, 2 processes", flush=True)
-        alone_proc, alone_base = start_tiles_alone(data, pyramid, work / "tiles-alone.log")
+        first = pyramid.paths()[0]
+        alone_proc, alone_base = start_tiles_alone(data, first, work / "tiles-alone.log")
         try:
             mem = dataclasses.replace(pyramid, base=base)
             mem_watch = {"web": psutil.Process(memapp.pid)}
