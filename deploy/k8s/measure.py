@@ -9,6 +9,7 @@ Load: four concurrent uploads of a 8192x8192 RGB noise TIFF (192 MiB each, strea
 16 threads poll the api; then 16 threads fetching tiles of the converted images for 20 s.
 """
 
+import contextlib
 import os
 import re
 import subprocess
@@ -37,10 +38,8 @@ def tree_rss(pid: int) -> int:
         return 0
     total = 0
     for proc in procs:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             total += proc.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
     return total
 
 
@@ -228,7 +227,7 @@ def main() -> None:
         print(f"tiles served in 20 s: {sum(counts)}")
         for name in pids:
             print(f"{name:9} idle {idle[name] / MIB:7.0f} MiB   peak {peaks[name] / MIB:7.0f} MiB")
-        print(f"api CPU while uploading: {api_cpu:.2f} cores; tiles CPU under load: {tiles_cpu:.2f}")
+        print(f"api CPU while uploading: {api_cpu:.2f} cores; tiles under load: {tiles_cpu:.2f}")
     finally:
         for proc in procs.values():
             os.killpg(proc.pid, 15)
