@@ -49,8 +49,8 @@ run: install
 	PLEXZOOM_PORT=$(PORT) $(PY) -m plexzoom.run
 
 lint: install
-	$(VENV)/bin/ruff check services tests bench
-	$(VENV)/bin/ruff format --check services tests bench
+	$(VENV)/bin/ruff check services tests bench deploy
+	$(VENV)/bin/ruff format --check services tests bench deploy
 
 typecheck: install
 	$(VENV)/bin/mypy -p plexzoom
