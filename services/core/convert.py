@@ -111,12 +111,14 @@ def _convert(
                 raise
             failed = fail(storage, lease, exc.message)
             run.end("failed", exc)
+            log.info("image %s: failed (%s)", image_id, type(exc).__name__)
             return failed
         with StageClock("committing"):
             if built.notes.get("filename_withheld") and manifest.source is not None:
                 withhold_inbox_key(storage, manifest)  # a slide found by its content
             committed = commit(storage, lease, built)
         run.end("ready")
+        log.info("image %s: ready", image_id)
     except LeaseLost:
         run.end("lease_lost")
         return _after_losing(storage, lease, manifest)

@@ -46,9 +46,9 @@ def storage() -> Storage:
     throws=(NotFound,),
 )
 def convert(image_id: str) -> None:
-    """Convert one image; permanent errors are recorded in its manifest by core."""
-    manifest = convert_image(storage(), image_id, settings.convert_options())
-    log.info("image %s: %s", image_id, manifest.status)
+    """Convert one image; permanent errors are recorded in its manifest by core (which logs
+    what this run did: converted, failed, or nothing to do)."""
+    convert_image(storage(), image_id, settings.convert_options())
 
 
 @dramatiq.actor(

@@ -31,6 +31,14 @@ from plexzoom.worker.webhooks import WebhookSender
 
 settings = WorkerSettings()
 configure_logging(settings.log_format)
+if settings.scratch_dir is not None:  # conversions make their folders in it
+    try:
+        settings.scratch_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SystemExit(
+            f"plexzoom: PLEXZOOM_SCRATCH_DIR ({settings.scratch_dir}) cannot be made: "
+            f"{exc.strerror}"
+        ) from exc
 prepare_decoding_process(settings.malloc_arenas)  # before Dramatiq starts its threads
 broker = connect_broker(settings.redis_url)
 # Dramatiq's message metrics; at shutdown it marks the process dead, dropping its live gauges

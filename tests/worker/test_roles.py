@@ -33,8 +33,12 @@ def test_convert_and_maintain_workers_share_the_work(tmp_path: Path) -> None:
         "PLEXZOOM_INBOX_SETTLE_S": "0.2",
     }
     logs = {role: tmp_path / f"{role}.log" for role in ("convert", "maintain")}
+    # A scratch folder that does not exist yet: the worker makes it at start.
+    scratch = {"PLEXZOOM_SCRATCH_DIR": str(tmp_path / "scratch" / "not-yet")}
     procs = [
-        start_module("plexzoom.worker", {**common, "PLEXZOOM_WORKER_ROLE": role}, logs[role])
+        start_module(
+            "plexzoom.worker", {**common, **scratch, "PLEXZOOM_WORKER_ROLE": role}, logs[role]
+        )
         for role in ("convert", "maintain")
     ]
     try:
