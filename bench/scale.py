@@ -2,6 +2,7 @@
 worker processes (this machine has 2 cores: what a second process adds here is what the second
 core gives, and how much the two share)."""
 
+import os
 import statistics
 import time
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 import psutil
 from images import ensure_image
-from stack import Stack, stop_process
+from stack import S3_ENV, Stack, stop_process
 from tiles import WARMUP_PASSES, convert_once, measured, read_pyramid, start_tiles_alone
 
 CONVERSIONS = 12  # images per worker run: several rounds for 1 and for 2 processes
@@ -70,6 +71,7 @@ def run(tif: Path, work: Path, duration_s: float, reps: int) -> dict[str, Any]:
     return {
         "tiles": tiles_scaling(tif, work, duration_s, reps),
         "conversions": conversions_scaling(work, reps),
+        "requests": requests_per_conversion(ensure_image(work.parent / "images", 4096), work),
     }
 
 
@@ -82,4 +84,54 @@ def table(result: dict[str, Any]) -> list[str]:
         f"2 processes {tiles['tiles_per_s'][2]:.0f} tiles/s ({tiles['ratio']:.2f}x)",
         f"  conversions of 4096² images: 1 worker process {conv['per_minute'][1]:.1f}/min, "
         f"2 processes {conv['per_minute'][2]:.1f}/min ({conv['ratio']:.2f}x)",
+        f"  one 4096² upload: S3 requests {result['requests']['upload']}",
+        f"  its conversion: S3 requests {result['requests']['conversion']}, "
+        f"image events {result['requests']['events']}",
     ]
+
+
+def requests_per_conversion(tif: Path, work: Path) -> dict[str, Any]:
+    """S3 requests (by operation) and image events of one upload and its conversion, counted on
+    the client: plexzoom's core functions on moto's server, in this process."""
+    from collections import Counter
+
+    import redis
+    from stack import MotoServer
+
+    from plexzoom.core import keys
+    from plexzoom.core.convert import ConvertOptions, convert_image
+    from plexzoom.core.eventlog import EventingStorage, EventLog
+    from plexzoom.core.formats import TIFF
+    from plexzoom.core.images import start_image, submit_image
+    from plexzoom.core.storage import S3Config, S3Storage
+
+    print("\n== scale: S3 requests and events of one conversion ==", flush=True)
+    moto = MotoServer(work / "scale-moto.log")
+    try:
+        os.environ.update(S3_ENV)
+        s3 = S3Storage(S3Config(bucket="scale", endpoint_url=moto.endpoint, region="us-east-1"))
+        s3.ensure_bucket()
+        calls: Counter[str] = Counter()
+        s3.client.meta.events.register(
+            "before-call.s3", lambda model, **_: calls.update([model.name])
+        )
+        published: list[str] = []
+
+        class Counting(EventLog):
+            def publish(self, kind: str, data: dict[str, Any]) -> str:
+                published.append(kind)
+                return "0-0"
+
+        storage = EventingStorage(s3, Counting(redis.Redis()))  # never reaches Redis
+        manifest = start_image(storage, tif.name)
+        storage.upload_file(keys.original_key(manifest.id), tif)
+        submit_image(storage, manifest, TIFF, tif.stat().st_size, lambda _id: None)
+        upload = dict(calls)
+        calls.clear()
+        convert_image(storage, manifest.id, ConvertOptions(progress_interval_s=1.0))
+        conversion = dict(calls)
+    finally:
+        moto.stop()
+    result = {"upload": upload, "conversion": conversion, "events": len(published)}
+    print(f"    upload: {upload}\n    conversion: {conversion}\n    events: {len(published)}")
+    return result
