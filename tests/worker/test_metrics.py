@@ -156,9 +156,10 @@ def test_the_queue_gauge_is_the_length_of_the_queue(worker: Worker) -> None:
         process.send_signal(signal.SIGSTOP)
     for n in range(4):
         enqueue_conversion(worker.broker, f"no-such-image-{n}")
-    samples = scrape(worker.metrics_url)
-    waiting = total(samples, "plexzoom_queue_messages", queue=QUEUE, state="waiting")
-    assert waiting == worker.redis.llen(f"dramatiq:{QUEUE}") == 4
+    # A consumer caught between its fetch and the stop may still take one or two (seen once in
+    # a full run): compare the gauge with the list's length read just after the scrape.
+    waiting = total(scrape(worker.metrics_url), "plexzoom_queue_messages", state="waiting")
+    assert waiting == worker.redis.llen(f"dramatiq:{QUEUE}") >= 1
 
 
 def _listens(process: psutil.Process, port: int) -> bool:
