@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from plexzoom.core.errors import NotFound, StorageError
+from plexzoom.core.errors import BadRequest, Conflict, NotFound, PlexzoomError, StorageError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -16,6 +16,23 @@ MISSING = {"NoSuchKey", "404", "NotFound", "NoSuchUpload"}
 # Sent when the caller names no type: S3 itself defaults to binary/octet-stream, but some servers
 # (SeaweedFS) sniff the bytes and would serve an HTML-looking object as text/html.
 BYTES = "application/octet-stream"
+# Refusals of multipart uploads: what each means to whoever drives the upload.
+_UPLOAD_REFUSALS: dict[str, tuple[type[PlexzoomError], str]] = {
+    "NoSuchUpload": (
+        NotFound,
+        "No such upload: it was completed or aborted, or never started; start a new one.",
+    ),
+    "InvalidPart": (
+        Conflict,
+        "A part named to complete the upload is not stored with that ETag; "
+        "list the parts and complete with those.",
+    ),
+    "InvalidPartOrder": (Conflict, "The parts named to complete the upload are out of order."),
+    "EntityTooSmall": (
+        BadRequest,
+        "Every part but the last must have at least 5 MiB; upload those parts again larger.",
+    ),
+}
 
 
 def error_code(exc: ClientError) -> str:
@@ -24,9 +41,12 @@ def error_code(exc: ClientError) -> str:
 
 
 def translate(exc: Exception, what: str) -> Exception:
-    """Turn a boto3 error into NotFound or StorageError."""
+    """Turn a boto3 error into NotFound, a refused upload's error, or StorageError."""
     if isinstance(exc, ClientError):
         code = error_code(exc)
+        if code in _UPLOAD_REFUSALS:
+            kind, message = _UPLOAD_REFUSALS[code]
+            return kind(message)
         if code in MISSING:
             return NotFound("No such object.")
         return StorageError(f"Object storage refused to {what} ({code}).")
