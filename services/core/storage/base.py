@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import IO, NamedTuple, Protocol
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,23 @@ class ObjectInfo:
     size: int
     modified: datetime
     version_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Part:
+    """One stored part of a multipart upload."""
+
+    number: int
+    size: int
+    etag: str  # without quotes
+
+
+class UploadInfo(NamedTuple):
+    """One unfinished multipart upload."""
+
+    key: str
+    upload_id: str
+    initiated: datetime
 
 
 class ObjectWriter(Protocol):
@@ -103,6 +120,41 @@ class Storage(Protocol):
 
     def presign_get(self, key: str, expires_s: int) -> str | None:
         """A URL a browser can GET (with Range) without credentials, or None if unsupported."""
+
+    # Multipart uploads, resumable from a client: parts are numbered 1..10,000 and each part but
+    # the last must be at least 5 MiB (S3's rule, enforced by the local backend too).
+
+    def create_multipart(self, key: str, content_type: str = "") -> str:
+        """Start a multipart upload of ``key``; returns its upload id."""
+
+    def presign_part(self, key: str, upload_id: str, number: int, expires_s: int) -> str | None:
+        """A URL a client can PUT part ``number`` to without credentials, or None if unsupported.
+
+        The URL is signed offline: an unknown upload shows only when the client uses it.
+        """
+
+    def put_part(self, key: str, upload_id: str, number: int, data: bytes | IO[bytes]) -> str:
+        """Store (or replace) part ``number``; returns its ETag without quotes.
+
+        NotFound for an unknown upload, BadRequest for a number outside 1..10,000.
+        """
+
+    def list_parts(self, key: str, upload_id: str) -> list[Part]:
+        """Every stored part, ascending by number; NotFound for an unknown upload."""
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        """Join the named (number, ETag) parts, in ascending order, into the object ``key``.
+
+        Parts not named are discarded. NotFound for an unknown upload; Conflict when a part is
+        not stored or has another ETag; BadRequest when a part but the last is under 5 MiB, a
+        part is named twice or the list is empty. A refused completion keeps the upload.
+        """
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Discard an upload and its parts; an unknown upload is fine."""
+
+    def list_multipart_uploads(self, prefix: str) -> list[UploadInfo]:
+        """Every unfinished upload of a key under ``prefix``, by key then start time."""
 
     def ping(self) -> None:
         """Raise StorageError when the backend does not answer."""

@@ -10,11 +10,14 @@ import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 from plexzoom.core.errors import NotFound, StorageError, WriteConflict
-from plexzoom.core.storage.base import ObjectInfo
+from plexzoom.core.storage.base import ObjectInfo, Part, UploadInfo
+from plexzoom.core.storage.local_uploads import UPLOADS, LocalUploads, concatenate
 
 _TMP = ".tmp"
+_HIDDEN = (_TMP, UPLOADS)  # never keys: unfinished writes and multipart uploads
 
 
 class _LocalWriter:
@@ -46,10 +49,11 @@ class LocalStorage:
         self.root = Path(root).resolve()
         self._tmp = self.root / _TMP
         self._tmp.mkdir(parents=True, exist_ok=True)
+        self._uploads = LocalUploads(self.root / UPLOADS)
 
     def path_of(self, key: str) -> Path:
         """The file that holds ``key`` (keys come from plexzoom.core.keys, never user text)."""
-        if key.startswith("/") or ".." in key.split("/") or key.startswith(_TMP):
+        if key.startswith("/") or ".." in key.split("/") or key.startswith(_HIDDEN):
             raise NotFound("No such object.")
         return self.root / key
 
@@ -167,6 +171,8 @@ class LocalStorage:
             # Unfinished writes under the prefix go too (as S3 aborts multipart uploads).
             for unfinished in self._tmp.glob(prefix.replace("/", "~") + "*"):
                 unfinished.unlink(missing_ok=True)
+            for upload in self._uploads.list_uploads(prefix):
+                self._uploads.abort(upload.key, upload.upload_id)
 
     def list_keys(self, prefix: str) -> list[str]:
         base = self.path_of(prefix.rstrip("/")) if prefix else self.root
@@ -175,7 +181,7 @@ class LocalStorage:
         keys = [
             p.relative_to(self.root).as_posix()
             for p in base.rglob("*")
-            if p.is_file() and not p.relative_to(self.root).as_posix().startswith(_TMP)
+            if p.is_file() and not p.relative_to(self.root).as_posix().startswith(_HIDDEN)
         ]
         return sorted(keys)
 
@@ -183,7 +189,7 @@ class LocalStorage:
         base = self.path_of(prefix.rstrip("/")) if prefix else self.root
         for path in sorted(_regular_files(base)):
             key = path.relative_to(self.root).as_posix()
-            if key.startswith(prefix) and not key.startswith(_TMP):
+            if key.startswith(prefix) and not key.startswith(_HIDDEN):
                 with contextlib.suppress(FileNotFoundError):  # moved away meanwhile
                     yield _info(key, path.lstat())
 
@@ -221,6 +227,29 @@ class LocalStorage:
 
     def presign_get(self, key: str, expires_s: int) -> str | None:
         return None
+
+    def create_multipart(self, key: str, content_type: str = "") -> str:
+        self.path_of(key)  # refuses a key outside the folder now, not at completion
+        return self._uploads.create(key)
+
+    def presign_part(self, key: str, upload_id: str, number: int, expires_s: int) -> str | None:
+        return None
+
+    def put_part(self, key: str, upload_id: str, number: int, data: bytes | IO[bytes]) -> str:
+        return self._uploads.put(key, upload_id, number, data)
+
+    def list_parts(self, key: str, upload_id: str) -> list[Part]:
+        return self._uploads.list_parts(key, upload_id)
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        with self._uploads.completing(key, upload_id, parts) as paths:
+            concatenate(paths, self.open_writer(key))  # a temp file in .tmp, then a rename
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        self._uploads.abort(key, upload_id)
+
+    def list_multipart_uploads(self, prefix: str) -> list[UploadInfo]:
+        return self._uploads.list_uploads(prefix)
 
     def ping(self) -> None:
         if not os.access(self.root, os.W_OK):

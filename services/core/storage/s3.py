@@ -6,7 +6,7 @@ Where servers differ, this follows the S3 specification and accepts each documen
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import IO, TYPE_CHECKING, Literal
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -14,13 +14,13 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from plexzoom.core.errors import NotFound, StorageError, WriteConflict
-from plexzoom.core.storage.base import ObjectInfo
+from plexzoom.core.storage.base import ObjectInfo, Part, UploadInfo
+from plexzoom.core.storage.s3_uploads import S3Uploads
 from plexzoom.core.storage.s3_writer import (
     BYTES,
     MISSING,
     PART_SIZE,
     S3Writer,
-    abort_upload,
     error_code,
     translate,
 )
@@ -82,6 +82,7 @@ class S3Storage:
                 region_name=config.region,
                 config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"),
             )
+        self._uploads = S3Uploads(self.client, self._signer, self.bucket)
 
     def __reduce__(self) -> tuple[type["S3Storage"], tuple[S3Config]]:
         """Pickle as the configuration (a boto3 client cannot cross into a child process)."""
@@ -196,12 +197,8 @@ class S3Storage:
 
     def _abort_uploads(self, prefix: str) -> None:
         """Abort unfinished multipart uploads under ``prefix`` (they hold storage invisibly)."""
-        try:
-            found = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=prefix)
-        except (BotoCoreError, ClientError) as exc:
-            raise translate(exc, "list uploads") from exc
-        for upload in found.get("Uploads", []):
-            abort_upload(self.client, self.bucket, upload["Key"], upload["UploadId"])
+        for upload in self._uploads.list_uploads(prefix):
+            self._uploads.abort(upload.key, upload.upload_id)
 
     def list_keys(self, prefix: str) -> list[str]:
         keys: list[str] = []
@@ -293,6 +290,27 @@ class S3Storage:
         return self._signer.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_s
         )
+
+    def create_multipart(self, key: str, content_type: str = "") -> str:
+        return self._uploads.create(key, content_type)
+
+    def presign_part(self, key: str, upload_id: str, number: int, expires_s: int) -> str | None:
+        return self._uploads.presign(key, upload_id, number, expires_s)
+
+    def put_part(self, key: str, upload_id: str, number: int, data: bytes | IO[bytes]) -> str:
+        return self._uploads.put(key, upload_id, number, data)
+
+    def list_parts(self, key: str, upload_id: str) -> list[Part]:
+        return self._uploads.list_parts(key, upload_id)
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        self._uploads.complete(key, upload_id, parts)
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        self._uploads.abort(key, upload_id)
+
+    def list_multipart_uploads(self, prefix: str) -> list[UploadInfo]:
+        return self._uploads.list_uploads(prefix)
 
     def ping(self) -> None:
         try:
