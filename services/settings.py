@@ -3,9 +3,10 @@
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from plexzoom.core.access import AccessPolicy, TokenSigner, load_or_create_secret
 from plexzoom.core.inbox import CLAIMS
 from plexzoom.core.keys import IMAGES
 from plexzoom.core.storage import LocalStorage, S3Config, S3Storage, Storage
@@ -85,3 +86,42 @@ def build_storage(
         )
         return S3Storage(config)
     return LocalStorage(settings.data_dir)
+
+
+def long_enough(value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+    """A secret setting of at least 16 characters (named, never echoed, when refused)."""
+    if value is not None and len(value.get_secret_value()) < 16:
+        raise ValueError(
+            f"PLEXZOOM_{str(info.field_name).upper()} must be at least 16 characters long"
+        )
+    return value
+
+
+class WebSettings(CommonSettings):
+    """What every web service reads besides storage and Redis: tile tokens, CORS, the access
+    log, the tile cache (the api's and the tile service's settings extend it)."""
+
+    # Tile tokens (only when API keys are set): lifetime, and the HMAC secret shared by every
+    # web process; unset, it is kept in {data_dir}/secrets/token-secret (created once, 0600).
+    token_ttl_s: int = Field(3600, ge=1, le=7 * 24 * 3600)
+    token_secret: SecretStr | None = None
+    # Origins that may call the API and tiles from other sites; empty: no CORS headers at all.
+    cors_origins: tuple[str, ...] = ()
+    # One log line per request (plexzoom.access logger).
+    access_log: bool = True
+    # In-memory tile cache of each process that serves tiles.
+    tile_cache_bytes: int = 256 * 1024**2
+
+    _token_secret_long = field_validator("token_secret")(long_enough)
+
+
+def build_access(settings: WebSettings) -> AccessPolicy:
+    """The access policy of the settings (reads or creates the token secret when keys are set)."""
+    keys = settings.api_key_list
+    if not keys:
+        return AccessPolicy()
+    if settings.token_secret is not None:
+        secret = settings.token_secret.get_secret_value().encode()
+    else:
+        secret = load_or_create_secret(settings.data_dir / "secrets" / "token-secret")
+    return AccessPolicy(keys, TokenSigner(secret, settings.token_ttl_s))

@@ -16,9 +16,9 @@ from fastapi import FastAPI
 
 from plexzoom.api.config import ApiSettings
 from plexzoom.api.main import ApiCollaborators, api_parts_from_env, create_api
-from plexzoom.api.security import wrap_app
 from plexzoom.core.metrics import RequestMetrics, fastapi_route
 from plexzoom.core.storage import Storage
+from plexzoom.middleware import wrap_app
 from plexzoom.tiles.app import PREFIX as TILES_PREFIX
 from plexzoom.tiles.app import TileService
 from plexzoom.tiles.follow import EventFollower, connect_to

@@ -17,13 +17,13 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client.registry import Collector
 
-from plexzoom.api.accesslog import log_requests_to_stderr
 from plexzoom.api.config import ApiSettings
 from plexzoom.api.errors import install_error_handlers
 from plexzoom.api.routes import events as event_routes
 from plexzoom.api.routes import formats, health, hooks, images, render
 from plexzoom.api.routes.events import EventHub
-from plexzoom.api.security import build_access, require_key, wrap_app
+from plexzoom.api.security import require_key
+from plexzoom.core.accesslog import log_requests_to_stderr
 from plexzoom.core.eventlog import EventingStorage, EventLog
 from plexzoom.core.images import Enqueue
 from plexzoom.core.libvips import restrict_loaders
@@ -38,7 +38,8 @@ from plexzoom.core.queue import (
     ping,
 )
 from plexzoom.core.storage import S3Storage, Storage
-from plexzoom.settings import build_storage
+from plexzoom.middleware import wrap_app
+from plexzoom.settings import build_access, build_storage
 
 log = logging.getLogger(__name__)
 ASGIApp = Any

@@ -1,14 +1,14 @@
-"""The tile process's settings: the API's (storage, keys, token secret, cache size, CORS, access
-log) and how long it keeps image records."""
+"""The tile process's settings: every web service's (storage, keys, token secret, cache size,
+CORS, access log) and how long it keeps image records."""
 
 from pydantic import Field
 
-from plexzoom.api.config import ApiSettings
 from plexzoom.core.eventlog import STREAM
+from plexzoom.settings import WebSettings
 from plexzoom.tiles.app import FOLLOWED_MANIFEST_TTL_S, MANIFEST_TTL_S
 
 
-class TileSettings(ApiSettings):
+class TileSettings(WebSettings):
     """PLEXZOOM_* variables read by the tile service."""
 
     # Seconds a cached image record is trusted without events (no Redis, or Redis unreachable)...

@@ -17,15 +17,15 @@ import redis.asyncio as aioredis
 from anyio import to_thread
 from redis.exceptions import RedisError
 
-from plexzoom.api.accesslog import log_requests_to_stderr
-from plexzoom.api.security import build_access, wrap_app
 from plexzoom.core import metrics
 from plexzoom.core.access import AccessPolicy
+from plexzoom.core.accesslog import log_requests_to_stderr
 from plexzoom.core.errors import PlexzoomError
 from plexzoom.core.libvips import restrict_loaders
 from plexzoom.core.logs import configure_logging
 from plexzoom.core.storage import Storage
-from plexzoom.settings import build_storage
+from plexzoom.middleware import wrap_app
+from plexzoom.settings import build_access, build_storage
 from plexzoom.tiles.app import PREFIX, ROUTE, TileService
 from plexzoom.tiles.config import TileSettings
 from plexzoom.tiles.follow import EventFollower, connect_to

@@ -1,7 +1,7 @@
 """Request metrics and the access log of the tile process, in one ASGI layer (tiles are the hot
 path: one wrapped ``send`` and one clock reading per request instead of one per layer).
 
-The access line is the api's (plexzoom.api.accesslog.describe_request), handed straight to
+The access line is the api's (plexzoom.core.accesslog.describe_request), handed straight to
 the ``plexzoom.access`` logger's handlers in a light record: a LogRecord's constructor looks
 up the process, the thread and the caller's file for every line, which cost the tile path a
 tenth of its speed, and the access formatters read only the time and the message.
@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Any
 
-from plexzoom.api.accesslog import (
+from plexzoom.core.accesslog import (
     AccessFormatter,
     JsonAccessFormatter,
     access_log,

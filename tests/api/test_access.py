@@ -9,12 +9,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from pydantic import ValidationError
 
-from plexzoom.api.accesslog import AccessFormatter, BatchedHandler
 from plexzoom.api.config import ApiSettings
-from plexzoom.api.security import build_access
 from plexzoom.core.access import TokenSigner
+from plexzoom.core.accesslog import AccessFormatter, BatchedHandler
 from plexzoom.core.errors import Forbidden
 from plexzoom.core.storage import Storage
+from plexzoom.settings import build_access
 from tests.api.conftest import Api, MakeApi
 from tests.conftest import quadrant_bytes
 from tests.tiles.test_tiles import Pyramid, convert_into

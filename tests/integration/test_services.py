@@ -104,7 +104,7 @@ def test_json_logs_are_one_object_per_line(api_alone: tuple[str, str, Path]) -> 
 
 def test_text_logs_do_not_pass_for_json(tmp_path: Path) -> None:
     """The JSON check can fail: text lines do not parse."""
-    from plexzoom.api.accesslog import AccessFormatter, describe_request
+    from plexzoom.core.accesslog import AccessFormatter, describe_request
 
     scope = {"method": "GET", "path": "/v1/images", "headers": []}
     record = __import__("logging").makeLogRecord({"msg": describe_request(scope, 200, 0.001)})

@@ -2,7 +2,7 @@
 
 import pytest
 
-from plexzoom.api.accesslog import describe_request, request_fields
+from plexzoom.core.accesslog import describe_request, request_fields
 
 IMAGE = "7ybpyc9ytshcaave3pmjmehy52"
 TILE = f"/tiles/{IMAGE}/rhh544akyt0g/image_files/12/1_1.jpeg"
