@@ -78,11 +78,11 @@ class TileService:
         if time.monotonic() > TALLY.due:
             TALLY.flush()
         if scope["method"] not in ("GET", "HEAD"):
-            await _answer(send, 405, b"Only GET and HEAD are allowed.", [(b"allow", b"GET, HEAD")])
+            await answer(send, 405, b"Only GET and HEAD are allowed.", [(b"allow", b"GET, HEAD")])
             return
         match = _ROUTE.fullmatch(scope["path"])  # fullmatch: "$" alone lets a final "\n" through
         if match is None:
-            await _answer(send, 404, b"No such tile.")
+            await answer(send, 404, b"No such tile.")
             return
         image_id, gen, name, dzi, level, col, row, ext = match.groups()
         scope[ROUTE] = _route_template(name, dzi is not None)
@@ -278,7 +278,7 @@ async def _refuse(send: Any, exc: PlexzoomError) -> None:
     extra = [(b"www-authenticate", b"Bearer")] if status == 401 else None
     # Every absent tile reads alike, whatever the reason (the table says why).
     text = "No such tile." if status == 404 else exc.message
-    await _answer(send, status, text.encode(), extra)
+    await answer(send, status, text.encode(), extra)
 
 
 async def _send_tile(
@@ -299,10 +299,15 @@ async def _send_tile(
     TALLY.bytes_served += len(body)
 
 
-async def _answer(
-    send: Any, status: int, text: bytes, extra: list[tuple[bytes, bytes]] | None = None
+async def answer(
+    send: Any,
+    status: int,
+    text: bytes,
+    extra: list[tuple[bytes, bytes]] | None = None,
+    content_type: bytes = b"text/plain",
 ) -> None:
-    headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(text)).encode())]
+    """A short answer that is not a tile (an error, the health check, the metrics)."""
+    headers = [(b"content-type", content_type), (b"content-length", str(len(text)).encode())]
     await send(
         {"type": "http.response.start", "status": status, "headers": headers + (extra or [])}
     )

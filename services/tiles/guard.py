@@ -52,13 +52,14 @@ def _private_for(access: AccessPolicy, scope: Scope, manifest: Manifest, gen: st
     signer = access.signer
     if signer is None or manifest.public:
         return None
-    if access.knows_key(_header(scope, b"authorization")):
+    if access.knows_key(header(scope, b"authorization")):
         return signer.ttl_s
     expires = signer.check(_query_token(scope), manifest.id, gen)
     return max(0, int(expires - time.time()))
 
 
-def _header(scope: Scope, wanted: bytes) -> str | None:
+def header(scope: Scope, wanted: bytes) -> str | None:
+    """The value of request header ``wanted`` (a lower-case name), if it has one."""
     for name, value in scope["headers"]:
         if name == wanted:
             return str(value.decode("latin-1"))

@@ -26,7 +26,8 @@ from plexzoom.core.logs import configure_logging
 from plexzoom.core.storage import Storage
 from plexzoom.middleware import wrap_app
 from plexzoom.settings import build_access, build_storage
-from plexzoom.tiles.app import PREFIX, ROUTE, TileService
+from plexzoom.tiles import guard
+from plexzoom.tiles.app import PREFIX, ROUTE, TileService, answer
 from plexzoom.tiles.config import TileSettings
 from plexzoom.tiles.follow import EventFollower, connect_to
 from plexzoom.tiles.metrics import FLUSH_EVERY_S, TALLY
@@ -60,7 +61,7 @@ class TileApp:
                 scope[ROUTE] = path
                 await self.metrics(scope, send)
             else:
-                await _answer(send, 404, b"Not found.", b"text/plain")
+                await answer(send, 404, b"Not found.")
         elif scope["type"] == "lifespan":
             await self.lifespan(receive, send)
 
@@ -81,19 +82,19 @@ class TileApp:
         if self.follower is not None:
             checks["events"] = "following" if self.follower.following else "reconnecting"
         body = json.dumps({"status": "ok" if healthy else "unhealthy", **checks}).encode()
-        await _answer(send, 200 if healthy else 503, body, b"application/json")
+        await answer(send, 200 if healthy else 503, body, content_type=b"application/json")
 
     async def metrics(self, scope: Scope, send: Any) -> None:
         """Every process's metrics; with API keys set, only for a request that carries one."""
         access: AccessPolicy = self.tiles.access
-        if not access.is_open and not access.knows_key(_authorization(scope)):
+        if not access.is_open and not access.knows_key(guard.header(scope, b"authorization")):
             extra = [(b"www-authenticate", b"Bearer")]
             text = b"/metrics needs an API key: send 'Authorization: Bearer <key>'."
-            await _answer(send, 401, text, b"text/plain", extra)
+            await answer(send, 401, text, extra)
             return
         TALLY.flush()  # this process's figures at once; the others' within FLUSH_EVERY_S
         body, content_type = await to_thread.run_sync(metrics.exposition)
-        await _answer(send, 200, body, content_type.encode())
+        await answer(send, 200, body, content_type=content_type.encode())
 
     async def lifespan(self, receive: Any, send: Any) -> None:
         """Start the follower and the tally's flushes with the process; stop them at its end."""
@@ -162,23 +163,3 @@ async def _flush_tally() -> None:
         await asyncio.sleep(FLUSH_EVERY_S)
         if time.monotonic() > TALLY.due:
             TALLY.flush()
-
-
-def _authorization(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            return str(value.decode("latin-1"))
-    return None
-
-
-async def _answer(
-    send: Any,
-    status: int,
-    body: bytes,
-    content_type: bytes,
-    extra: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
-    headers += extra or []
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
