@@ -51,6 +51,7 @@ ApiCollaborators = tuple[
 _VENDOR = {
     "/vendor/openseadragon": "node_modules/openseadragon/build/openseadragon",
     "/vendor/swagger-ui": "node_modules/swagger-ui-dist",
+    "/vendor/uppy": "node_modules/uppy/dist",
 }
 
 
