@@ -1,0 +1,46 @@
+"""A part of a file on disk: its MD5 (a first read pass) and its bytes as a stream.
+
+Neither holds the part in memory: both read it in ``CHUNK`` pieces, so an upload's memory is
+the chunks in flight, whatever the part size.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FilePart:
+    """Bytes ``[offset, offset + size)`` of ``path``: part ``number`` of an upload."""
+
+    path: Path
+    number: int
+    offset: int
+    size: int
+
+    def content_md5(self) -> str:
+        """The Content-MD5 header's value: the base64 of the part's MD5 digest."""
+        digest = hashlib.md5(usedforsecurity=False)
+        for chunk in self.chunks():
+            digest.update(chunk)
+        return base64.b64encode(digest.digest()).decode()
+
+    def chunks(self, sent: Callable[[int], None] | None = None) -> Iterator[bytes]:
+        """The part's bytes, ``CHUNK`` at a time; ``sent`` hears the length of each."""
+        left = self.size
+        with self.path.open("rb") as file:
+            file.seek(self.offset)
+            while left > 0:
+                chunk = file.read(min(CHUNK, left))
+                if not chunk:
+                    raise OSError(f"{self.path} became shorter while it was being uploaded.")
+                left -= len(chunk)
+                if sent is not None:
+                    sent(len(chunk))
+                yield chunk
