@@ -99,7 +99,7 @@ class UploadProgress:
     """Where an upload stands (handed to a progress callback, from the upload's threads)."""
 
     path: Path
-    bytes_sent: int
+    bytes_done: int  # sent now or in an earlier run (a resumed upload starts above zero)
     bytes_total: int
     parts_done: int
     parts_total: int
