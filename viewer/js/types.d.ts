@@ -20,3 +20,11 @@ interface PlexzoomViewerPage {
 interface Window {
   plexzoom: PlexzoomViewerPage;
 }
+
+/** Uppy 5's ESM bundle, served from viewer/node_modules/uppy/dist (lib/resumable.js). */
+declare module "*/uppy/uppy.min.mjs" {
+  export const Uppy: any;
+  export const Dashboard: any;
+  export const AwsS3: any;
+  export const GoldenRetriever: any;
+}

@@ -183,6 +183,61 @@ export function uploadImage(file, onProgress = () => {}) {
   return { promise, abort: () => xhr.abort() };
 }
 
+// --- resumable uploads (/v1/uploads): the file is sent in parts to URLs the server signs ---
+
+/**
+ * POST /v1/uploads: start a resumable upload of `size` bytes; the answer gives its `id` (the image
+ * id), `part_size` and `parts`.
+ * @param {{size: number, name?: string, type?: string}} file
+ */
+export function createUpload({ size, name, type }) {
+  return request("/v1/uploads", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ size, name: name?.slice(0, 255) || null, type: type || null }),
+  });
+}
+
+/**
+ * POST /v1/uploads/{id}/parts: `{parts: [{number, url, size, headers}], expires_in}`.
+ * @param {string} id
+ * @param {number[]} numbers
+ * @param {AbortSignal} [signal]
+ */
+export function signUploadParts(id, numbers, signal) {
+  return request(`/v1/uploads/${encodeURIComponent(id)}/parts`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ numbers }),
+    signal,
+  });
+}
+
+/** GET /v1/uploads/{id}: the upload's layout and its `stored` parts `[{number, size, etag}]`. */
+export function getUpload(id, { signal = undefined } = {}) {
+  return request(`/v1/uploads/${encodeURIComponent(id)}`, { signal, cache: "no-store" });
+}
+
+/**
+ * POST /v1/uploads/{id}/complete with every part's ETag: the image's status object (queued).
+ * @param {string} id
+ * @param {{number: number, etag: string}[]} parts
+ * @param {AbortSignal} [signal]
+ */
+export function completeUpload(id, parts, signal) {
+  return request(`/v1/uploads/${encodeURIComponent(id)}/complete`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ parts }),
+    signal,
+  });
+}
+
+/** DELETE /v1/uploads/{id}: the parts and the record are deleted. */
+export function abortUpload(id) {
+  return request(`/v1/uploads/${encodeURIComponent(id)}`, { method: "DELETE" });
+}
+
 /**
  * Poll GET /v1/images/{id} every `interval` ms, calling `onUpdate(image)` each time, until the
  * image is ready or failed (the promise then gives its last status) or `signal` aborts.

@@ -1,26 +1,32 @@
 // @ts-check
-// Upload, the page script of index.html's upper half: drag-and-drop or pick files, send them with a
-// byte progress bar, then follow the conversion through the event stream (polling without one).
+// Upload, the page script of index.html's upper half: files go through Uppy's Dashboard in the
+// server's parts (lib/resumable.js), resuming by themselves after a dropped network and, once
+// chosen again, after a reload; then each image's conversion is followed through the event stream
+// (polling without one) and announced to the gallery.
 
-import { describeStatus, formatBytes, isPending, listFormats, uploadImage } from "../lib/api.js";
-import { followImage } from "../lib/events.js";
+import { describeStatus, formatBytes, getImage, getUpload, isPending, listFormats, pollImage } from "../lib/api.js";
+import { followEvents } from "../lib/events.js";
+import { createUploader, isTransient } from "../lib/resumable.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
-  zone: $("drop-zone"),
   input: /** @type {HTMLInputElement} */ ($("file-input")),
+  uploader: $("uploader"),
+  note: $("resume-note"),
   state: $("upload-state"),
   label: $("upload-label"),
   progress: /** @type {HTMLProgressElement} */ ($("upload-progress")),
   status: $("upload-status"),
   error: $("upload-error"),
   open: /** @type {HTMLAnchorElement} */ ($("upload-open")),
-  cancel: $("upload-cancel"),
+  list: $("upload-images"),
   formats: $("formats-hint"),
 };
-let busy = false;
-let currentUpload = null;
-let pollAbort = null;
+/** Images uploaded from this page, by id: the file's name and the image's last known status. */
+const images = new Map();
+let lastId = null; // the image the bar follows once no file is uploading
+let follower = null; // stops the event stream of the images still converting
+const uppy = createUploader({ target: ui.uploader, onUploaded });
 
 /** Tell the gallery an image appeared or changed. */
 function announce(image) {
@@ -32,122 +38,171 @@ function showError(message) {
   ui.error.hidden = !message;
 }
 
-function resetState() {
+/** Files whose bytes are being sent (started, not complete, not failed). */
+function sending() {
+  return uppy.getFiles().filter((f) => f.progress.uploadStarted && !f.progress.uploadComplete && !f.error);
+}
+
+/** The bar: bytes sent while any file is uploading, else the conversion of the last image. */
+function showBar() {
+  const files = sending();
+  if (files.length) {
+    const total = files.reduce((n, f) => n + (f.size || 0), 0);
+    const loaded = files.reduce((n, f) => n + (f.progress.bytesUploaded || 0), 0);
+    const fraction = total ? loaded / total : 0;
+    ui.state.hidden = false;
+    ui.state.dataset.status = "uploading";
+    ui.label.textContent = files.length > 1 ? `Uploading ${files.length} files` : `Uploading ${files[0].name}`;
+    ui.progress.value = fraction;
+    ui.status.textContent =
+      `uploading: ${formatBytes(loaded)} of ${formatBytes(total)} sent (${Math.round(fraction * 100)}%)`;
+    return;
+  }
+  const entry = images.get(lastId);
+  if (entry) showImage(entry);
+}
+
+function showImage({ name, image }) {
   ui.state.hidden = false;
-  ui.open.hidden = true;
-  showError("");
-  ui.progress.value = 0;
-  ui.state.dataset.status = "uploading";
-}
-
-function showBytes(label, loaded, total) {
-  const fraction = total ? loaded / total : 0;
-  ui.progress.value = fraction;
-  ui.status.textContent =
-    `uploading: ${formatBytes(loaded)} of ${formatBytes(total)} sent (${Math.round(fraction * 100)}%)`;
-  ui.label.textContent = label;
-}
-
-function showImage(image) {
   ui.state.dataset.status = image.status;
   ui.progress.value = image.status === "ready" ? 1 : image.progress || 0;
   ui.status.textContent = describeStatus(image);
+  ui.label.textContent = image.status === "ready" ? `${name} is ready` : `Converting ${name}`;
   if (image.status === "failed") {
-    ui.label.textContent = `Could not convert ${image.filename || "the image"}`;
+    ui.label.textContent = `Could not convert ${name}`;
     showError(image.error || "The conversion failed.");
   }
-  if (image.status === "ready") {
-    ui.open.href = image.links?.viewer || `/view.html?id=${encodeURIComponent(image.id)}`;
-    ui.open.hidden = false;
-  }
+  ui.open.hidden = image.status !== "ready";
+  ui.open.href = viewerLink(image);
 }
 
-/** Send one file; resolves with the status object the API answers. */
-async function sendFile(file, label) {
-  showBytes(label, 0, file.size);
-  currentUpload = uploadImage(file, (loaded, total) => showBytes(label, loaded, total));
-  ui.cancel.hidden = false;
-  try {
-    return await currentUpload.promise;
-  } finally {
-    ui.cancel.hidden = true;
-    currentUpload = null;
-  }
+function viewerLink(image) {
+  return image.links?.viewer || `/view.html?id=${encodeURIComponent(image.id)}`;
 }
 
-/** Follow the conversion of the last uploaded image in the same bar. */
-async function followConversion(image, filename) {
-  ui.label.textContent = `Converting ${filename}`;
-  showImage(image);
+/** The image's line in the list under the bar: name, status, and its viewer link once ready. */
+function renderItem({ name, image }) {
+  let item = /** @type {HTMLElement | null} */ (ui.list.querySelector(`[data-image-id="${CSS.escape(image.id)}"]`));
+  if (!item) {
+    item = document.createElement("li");
+    item.dataset.imageId = image.id;
+    const title = Object.assign(document.createElement("span"), { className: "name", textContent: name });
+    const status = Object.assign(document.createElement("span"), { className: "status" });
+    const open = Object.assign(document.createElement("a"), { textContent: "Open in viewer", hidden: true });
+    open.dataset.testid = "upload-image-open";
+    item.append(title, status, open);
+    ui.list.append(item);
+  }
+  item.dataset.status = image.status;
+  item.querySelector(".status").textContent =
+    image.status === "failed" ? `failed: ${image.error || "the conversion failed"}` : describeStatus(image);
+  const open = item.querySelector("a");
+  open.hidden = image.status !== "ready";
+  open.href = viewerLink(image);
+}
+
+/** A file's bytes are all stored and the server queued its conversion. */
+function onUploaded(file, image) {
+  images.set(image.id, { name: file.name, image });
+  lastId = image.id;
   announce(image);
-  if (!isPending(image)) return;
-  pollAbort = new AbortController();
-  try {
-    const last = await followImage(image.id, (update) => {
-      showImage(update);
-      // Polled updates are whole status objects the gallery can show; with the stream, the
-      // gallery follows the stream itself.
-      if (update.links) announce(update);
-    }, { signal: pollAbort.signal, onState: (state) => { ui.state.dataset.updates = state; } });
-    if (last.status === "ready") ui.label.textContent = `${filename} is ready`;
-  } catch (err) {
-    if (err?.name !== "AbortError") showError(err.message);
+  renderItem(images.get(image.id));
+  showBar();
+  followPending();
+}
+
+/** A new state of an uploaded image (a stream event or a polled status object). */
+function update(data) {
+  const entry = images.get(data.id);
+  if (!entry) return;
+  entry.image = { ...entry.image, ...data };
+  renderItem(entry);
+  if (data.id === lastId && !sending().length) showImage(entry);
+  // Polled updates are whole status objects the gallery can show; with the stream, the gallery
+  // follows the stream itself.
+  if (data.links) announce(entry.image);
+  if (![...images.values()].some((e) => isPending(e.image))) {
+    follower?.abort();
+    follower = null;
   }
 }
 
-/** Upload the files one after another; the bar then follows the conversion of the last one. */
-async function uploadFiles(files) {
-  if (busy || !files.length) return;
-  const last = await sendAll(files);
-  if (last) await followConversion(last.image, last.name);
+/** One event stream for every uploaded image still converting (a new upload restarts it). */
+function followPending() {
+  follower?.abort();
+  follower = null;
+  const ids = [...images.values()].filter((e) => isPending(e.image)).map((e) => e.image.id);
+  if (!ids.length) return;
+  const stop = new AbortController();
+  follower = stop;
+  const refresh = () => ids.forEach((id) => getImage(id, { signal: stop.signal }).then(update, () => {}));
+  followEvents({
+    images: ids,
+    signal: stop.signal,
+    onEvent: ({ type, data }) => {
+      if (type === "deleted") update({ id: data.id, status: "failed", error: "This image was deleted." });
+      else update(data);
+    },
+    onReset: refresh, // the conversion may have moved on before the stream opened
+    onState: (state) => {
+      ui.state.dataset.updates = state;
+      if (state === "polling") {
+        ids.forEach((id) => pollImage(id, update, { signal: stop.signal }).catch(() => {}));
+      }
+    },
+  });
 }
 
-/** Send every file; resolves with the last `{image, name}`, or null after an error (shown). */
-async function sendAll(files) {
-  busy = true;
-  pollAbort?.abort();
-  ui.zone.classList.add("is-busy");
-  ui.input.disabled = true;
-  resetState();
-  let name = "";
+/**
+ * After a reload: files whose bytes the browser did not keep (large ones) must be chosen again;
+ * say which, and how far each got. Once none is missing, the uploads resume by themselves.
+ */
+async function showRecovery() {
+  if (!uppy.getState().recoveredState) {
+    ui.note.hidden = true;
+    return;
+  }
+  const ghosts = uppy.getFiles().filter((f) => f.isGhost);
+  if (!ghosts.length) {
+    ui.note.hidden = true;
+    uppy.emit("restore-confirmed");
+    return;
+  }
+  const lines = await Promise.all(ghosts.map(describeGhost));
+  if (!uppy.getState().recoveredState) return;
+  ui.note.textContent = lines.join(" ");
+  ui.note.hidden = false;
+}
+
+/** "Choose slide.tif again to resume: 12 of 40 parts are stored." */
+async function describeGhost(file) {
+  const id = file.s3Multipart?.uploadId;
+  if (!id) return `Choose ${file.name} again to resume its upload.`;
   try {
-    let last = null;
-    for (const [i, file] of files.entries()) {
-      name = file.name;
-      const counter = files.length > 1 ? ` (${i + 1} of ${files.length})` : "";
-      const image = await sendFile(file, `Uploading ${name}${counter}`);
-      announce(image);
-      last = { image, name };
-    }
-    return last;
+    const state = await getUpload(id);
+    return `Choose ${file.name} again to resume: ${state.stored.length} of ${state.parts} parts are stored.`;
   } catch (err) {
-    ui.state.dataset.status = "failed";
-    ui.label.textContent = `Could not upload ${name}`;
-    ui.status.textContent = "upload failed";
-    showError(err.message);
-    return null;
-  } finally {
-    ui.zone.classList.remove("is-busy");
-    ui.input.disabled = false;
-    busy = false;
+    if (err.status !== 404) return `Choose ${file.name} again to resume its upload.`;
+    uppy.removeFile(file.id); // cancelled or expired: the parts are gone
+    return `The server no longer holds the upload of ${file.name} (cancelled or expired): choose it again to upload it anew.`;
   }
 }
 
-function onDrag(event) {
-  if (!event.dataTransfer?.types.includes("Files")) return;
-  event.preventDefault();
-  event.dataTransfer.dropEffect = busy ? "none" : "copy";
-  ui.zone.classList.add("is-over");
+function onFilesAdded(files) {
+  showError("");
+  if (uppy.getState().recoveredState) showRecovery();
+  // Files chosen again after a reload resume with the restored upload; new ones start now.
+  if (files.some((f) => !f.isRestored)) uppy.upload().catch(() => {});
 }
 
-function onDragLeave(event) {
-  if (!ui.zone.contains(event.relatedTarget)) ui.zone.classList.remove("is-over");
-}
-
-function onDrop(event) {
-  event.preventDefault();
-  ui.zone.classList.remove("is-over");
-  uploadFiles([...(event.dataTransfer?.files || [])]);
+function onUploadError(file, error) {
+  if (!file) return;
+  if (isTransient(error)) {
+    ui.status.textContent = `connection lost: ${file.name} resumes by itself`;
+    return;
+  }
+  ui.state.hidden = false;
+  showError(`Could not upload ${file.name}: ${error?.message || "the upload failed"}`);
 }
 
 /** The formats the server takes, from the server (GET /v1/formats): one list for every page. */
@@ -165,19 +220,22 @@ async function showFormats() {
 
 function init() {
   showFormats();
-  ui.zone.addEventListener("dragenter", onDrag);
-  ui.zone.addEventListener("dragover", onDrag);
-  ui.zone.addEventListener("dragleave", onDragLeave);
-  ui.zone.addEventListener("drop", onDrop);
-  // A file dropped beside the zone must not make the browser navigate away from the page.
+  // A file dropped beside the Dashboard must not make the browser navigate away from the page.
   window.addEventListener("dragover", (e) => e.preventDefault());
   window.addEventListener("drop", (e) => e.preventDefault());
   ui.input.addEventListener("change", () => {
     const files = [...ui.input.files];
     ui.input.value = "";
-    uploadFiles(files);
+    // Uppy tells in the Dashboard about a file it refuses (one already in the list, say).
+    uppy.addFiles(files.map((file) => ({ name: file.name, type: file.type, data: file, source: "file-input" })));
   });
-  ui.cancel.addEventListener("click", () => currentUpload?.abort());
+  uppy.on("files-added", onFilesAdded);
+  uppy.on("restored", () => showRecovery());
+  uppy.on("file-removed", () => showRecovery());
+  uppy.on("upload-progress", showBar);
+  uppy.on("upload-success", showBar);
+  uppy.on("upload-error", onUploadError);
+  uppy.on("upload-retry", () => showError(""));
 }
 
 init();

@@ -1,0 +1,244 @@
+// @ts-check
+// Resumable uploads with Uppy: its Dashboard, its AwsS3 plugin in multipart mode driven by
+// plexzoom's /v1/uploads routes (the server decides the part size and signs each part's URL), and
+// Golden Retriever, which keeps the upload state across a reload (small files' bytes too; a large
+// file must be chosen again, and then only the parts the server lacks are sent).
+
+import { AwsS3, Dashboard, GoldenRetriever, Uppy } from "/vendor/uppy/uppy.min.mjs";
+import {
+  ApiError, abortUpload, completeUpload, createUpload, getUpload, signUploadParts,
+} from "./api.js";
+
+const MIN_PART = 5 * 1024 * 1024; // Uppy never cuts smaller parts (nor does S3 take them)
+const SIGN_AHEAD = 16; // part URLs asked for in one call
+const URL_LIFE = 0.8; // share of a signed URL's life it is used for
+const RETRY_MS = [0, 1000, 2000, 4000, 8000, 15000]; // a part's PUT or signature, retried
+const RESUME_MS = [1000, 2000, 4000, 8000, 15000, 30000, 60000]; // a failed file, sent again
+
+/** True for a failure worth trying again: no network, a timeout, 429 or a server error. */
+export function isTransient(error) {
+  if (typeof navigator !== "undefined" && navigator.onLine === false) return true;
+  const status = error?.status ?? error?.source?.status;
+  if (status === undefined) return error?.source !== undefined; // an XHR that failed to send
+  return status === 0 || status === 408 || status === 429 || status >= 500;
+}
+
+/** Size of part `number` (1-based) of an upload of `size` bytes in parts of `partSize`. */
+export function partBytes(size, partSize, number) {
+  return Math.min(partSize, size - (number - 1) * partSize);
+}
+
+/**
+ * Signed part URLs of one upload: concurrent requests for URLs are answered by one call that
+ * also signs the next parts; each URL is reused until most of its life has passed.
+ */
+export class PartSigner {
+  /**
+   * @param {string} id
+   * @param {number} parts
+   * @param {typeof signUploadParts} [sign]
+   */
+  constructor(id, parts, sign = signUploadParts) {
+    this.id = id;
+    this.parts = parts;
+    this.sign = sign;
+    /** @type {Map<number, {url: string, headers: Record<string, string>, until: number}>} */
+    this.urls = new Map();
+    /** @type {Map<number, {resolve: (v: any) => void, reject: (e: any) => void}[]>} */
+    this.waiting = new Map();
+    this.flushing = false;
+  }
+
+  /** The URL and headers to PUT part `number` to. */
+  get(number) {
+    const known = this.urls.get(number);
+    if (known && known.until > Date.now()) return Promise.resolve(known);
+    return new Promise((resolve, reject) => {
+      this.waiting.set(number, [...(this.waiting.get(number) || []), { resolve, reject }]);
+      if (!this.flushing) {
+        this.flushing = true;
+        setTimeout(() => this.flush(), 0); // gather the calls made in this turn
+      }
+    });
+  }
+
+  /** Forget a URL the storage refused (expired): the next get() signs it again. */
+  forget(url) {
+    for (const [number, known] of this.urls) if (known.url === url) this.urls.delete(number);
+  }
+
+  async flush() {
+    const asked = [...this.waiting.keys()].sort((a, b) => a - b);
+    const numbers = new Set(asked);
+    for (let n = asked[0] + 1; n <= this.parts && numbers.size < SIGN_AHEAD; n += 1) {
+      if (!this.urls.has(n)) numbers.add(n);
+    }
+    const waiting = new Map(asked.map((n) => [n, this.waiting.get(n)]));
+    this.waiting.clear();
+    this.flushing = false;
+    try {
+      const answer = await this.sign(this.id, [...numbers].sort((a, b) => a - b));
+      const until = Date.now() + answer.expires_in * 1000 * URL_LIFE;
+      for (const part of answer.parts) {
+        this.urls.set(part.number, { url: part.url, headers: part.headers || {}, until });
+      }
+      for (const [n, calls] of waiting) calls.forEach(({ resolve }) => resolve(this.urls.get(n)));
+    } catch (err) {
+      for (const calls of waiting.values()) calls.forEach(({ reject }) => reject(err));
+    }
+  }
+}
+
+/**
+ * The Uppy instance of the upload page: Dashboard inline in `target`, uploads in the server's
+ * parts, state kept across reloads. `onUploaded(file, image)` gets each completed file with the
+ * image status the server answered.
+ * @param {{target: HTMLElement, onUploaded: (file: any, image: any) => void}} options
+ */
+export function createUploader({ target, onUploaded }) {
+  const uppy = new Uppy({ id: "plexzoom-uploads", autoProceed: false });
+  /** @type {Map<string, PartSigner>} */
+  const signers = new Map();
+  const signer = (file) => {
+    const { uploadId, parts } = file.s3Multipart;
+    if (!signers.has(uploadId)) signers.set(uploadId, new PartSigner(uploadId, parts));
+    return signers.get(uploadId);
+  };
+
+  uppy.use(Dashboard, {
+    inline: true,
+    target,
+    width: "100%",
+    height: 320,
+    hideUploadButton: true, // uploads start as soon as files are chosen
+    showProgressDetails: true,
+    proudlyDisplayPoweredByUppy: false,
+    disableThumbnailGenerator: true, // a microscopy image of gigabytes is no thumbnail
+    fileManagerSelectionType: "files",
+  });
+  uppy.use(AwsS3, {
+    shouldUseMultipart: true,
+    limit: 6,
+    retryDelays: RETRY_MS,
+    getChunkSize: (data) => partSizeOf(uppy, data),
+    createMultipartUpload: (file) => {
+      const prepared = file.s3Multipart;
+      if (!prepared?.uploadId) throw new Error(`${file.name} has no upload on the server.`);
+      return { uploadId: prepared.uploadId, key: prepared.key };
+    },
+    signPart: async (file, { partNumber, signal }) => {
+      const { url, headers } = await signer(file).get(partNumber);
+      signal?.throwIfAborted();
+      return { method: "PUT", url, headers };
+    },
+    uploadPartBytes: async (options) => {
+      try {
+        return await AwsS3.uploadPartBytes(options);
+      } catch (err) {
+        if (err?.source?.status !== 403) throw err;
+        // The URL expired (or the storage no longer takes it): Uppy signs again when told so.
+        for (const s of signers.values()) s.forget(options.signature.url);
+        const expired = new Error("Request has expired");
+        Object.assign(expired, { source: { status: 403 } });
+        throw expired;
+      }
+    },
+    listParts: async (file, { uploadId, signal }) => {
+      const state = await getUpload(uploadId, { signal });
+      return state.stored
+        .filter((p) => p.size === partBytes(state.size, state.part_size, p.number))
+        .map((p) => ({ PartNumber: p.number, Size: p.size, ETag: p.etag }));
+    },
+    completeMultipartUpload: async (file, { uploadId, parts, signal }) => {
+      const done = parts.map((p) => ({ number: p.PartNumber, etag: p.ETag }));
+      const image = await completeUpload(uploadId, done, signal);
+      return { location: image.links?.viewer, image };
+    },
+    abortMultipartUpload: async (file, { uploadId }) => {
+      signers.delete(uploadId);
+      await abortUpload(uploadId).catch((err) => {
+        if (!(err instanceof ApiError && err.status === 404)) throw err;
+      });
+    },
+  });
+  uppy.use(GoldenRetriever, { expires: 7 * 24 * 3600 * 1000 }); // the server keeps parts 7 days
+
+  uppy.addPreProcessor((fileIDs) => prepare(uppy, fileIDs));
+  uppy.on("upload-success", (file, response) => {
+    if (file?.s3Multipart?.uploadId) signers.delete(file.s3Multipart.uploadId);
+    if (file && response.body?.image) onUploaded(file, response.body.image);
+  });
+  resumeAfterFailures(uppy);
+  return uppy;
+}
+
+/** The server's part size of the file whose bytes are `data` (Uppy asks with the bytes only). */
+function partSizeOf(uppy, data) {
+  const file = uppy.getFiles().find((f) => f.data === data);
+  return file?.s3Multipart?.partSize || MIN_PART;
+}
+
+/**
+ * Preprocessor: create the server's upload of each file that has none, before Uppy cuts the file
+ * into parts, since the server decides the part size. A file the server refuses ends in error.
+ */
+async function prepare(uppy, fileIDs) {
+  await Promise.all(fileIDs.map(async (id) => {
+    const file = uppy.getFile(id);
+    if (!file || file.error || file.s3Multipart?.uploadId) return;
+    try {
+      const created = await retrying(() => createUpload({
+        size: file.data.size, name: file.name, type: file.type,
+      }));
+      if (created.parts > 1 && created.part_size < MIN_PART) {
+        throw new Error(`The server cut ${file.name} into parts smaller than 5 MiB, which this page cannot send.`);
+      }
+      uppy.setFileState(id, {
+        s3Multipart: {
+          uploadId: created.id, key: created.id, partSize: created.part_size, parts: created.parts,
+        },
+      });
+    } catch (err) {
+      uppy.emit("upload-error", uppy.getFile(id), err);
+    }
+  }));
+}
+
+/** Call `fn` until it succeeds or fails for good (a refusal), waiting longer after each failure. */
+async function retrying(fn) {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isTransient(err) || attempt >= RETRY_MS.length) throw err;
+      await new Promise((resolve) => setTimeout(resolve, RETRY_MS[attempt]));
+    }
+  }
+}
+
+/**
+ * A file whose upload failed for a passing reason (network, server busy) is sent again by
+ * itself, sooner when the browser says it is back online; Uppy then lists the stored parts and
+ * sends only the others.
+ */
+function resumeAfterFailures(uppy) {
+  /** @type {Map<string, {attempt: number, timer: any}>} */
+  const pending = new Map();
+  const retry = (id) => {
+    const entry = pending.get(id);
+    if (entry) clearTimeout(entry.timer);
+    if (uppy.getFile(id)?.error) uppy.retryUpload(id).catch(() => {});
+  };
+  uppy.on("upload-error", (file, error) => {
+    if (!file || !isTransient(error)) return;
+    const attempt = (pending.get(file.id)?.attempt ?? -1) + 1;
+    const delay = RESUME_MS[Math.min(attempt, RESUME_MS.length - 1)];
+    pending.set(file.id, { attempt, timer: setTimeout(() => retry(file.id), delay) });
+  });
+  uppy.on("upload-success", (file) => file && pending.delete(file.id));
+  uppy.on("file-removed", (file) => {
+    clearTimeout(pending.get(file.id)?.timer);
+    pending.delete(file.id);
+  });
+  uppy.on("back-online", () => [...pending.keys()].forEach(retry));
+}
