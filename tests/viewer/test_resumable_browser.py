@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 _DB = 1  # Redis database of this module's stack (only tests/worker/test_actors.py uses it too)
 PART = 5 * 1024 * 1024
 PART_PUT = re.compile(r"/v1/uploads/(?P<id>[0-9a-z]+)/parts/(?P<number>\d+)\b")
+PART_URL = re.compile(r"/v1/uploads/[0-9a-z]+/parts/\d+")  # for routes: JavaScript's syntax
 STATUS = "document.querySelector('[data-testid=upload-status]').textContent.trim()"
 
 
@@ -65,7 +66,7 @@ class PartGate:
         self.page, self.number = page, number
         self.held: Route | None = None
         self.upload_id = ""
-        page.route(PART_PUT, self.handle)
+        page.route(PART_URL, self.handle)
 
     def handle(self, route: Route) -> None:
         match = PART_PUT.search(urlsplit(route.request.url).path)
@@ -84,7 +85,7 @@ class PartGate:
 
     def open(self) -> None:
         """Let later PUTs of the part through (the held one stays as it is)."""
-        self.page.unroute(PART_PUT, self.handle)
+        self.page.unroute(PART_URL, self.handle)
 
 
 def stored(stack: Stack, upload_id: str) -> list[int]:
