@@ -58,8 +58,9 @@ class Signer:
             return hit[0]
 
     def _sign_from(self, number: int) -> None:
-        start = self.numbers.index(number) if number in self.numbers else 0
-        later = [n for n in self.numbers[start + 1 :] if n not in self._used | self._signed.keys()]
+        """Sign ``number`` and the earliest parts not signed or sent yet, in one call."""
+        taken = self._used | self._signed.keys() | {number}
+        later = [n for n in self.numbers if n not in taken]
         batch = [number, *later[: SIGN_BATCH - 1]]
         parts, expires_in = self.sign(batch)
         good_until = self.clock() + expires_in * EXPIRY_MARGIN
