@@ -6,7 +6,8 @@
 
 import { describeStatus, formatBytes, getImage, getUpload, isPending, listFormats, pollImage } from "../lib/api.js";
 import { followEvents } from "../lib/events.js";
-import { createUploader, isTransient } from "../lib/resumable.js";
+import { createUploader } from "../lib/resumable.js";
+import { isTransient } from "../lib/uploadparts.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
