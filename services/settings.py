@@ -41,6 +41,8 @@ class CommonSettings(BaseSettings):
     # Whole-slide scans: store and serve their label and macro images and show their file
     # names (README, "Private by default"). Off: a slide's label often shows a patient's name.
     show_slide_labels: bool = False
+    # A resumable upload nobody touched this long is aborted by the reconciler (its parts go).
+    resumable_upload_ttl_s: int = Field(7 * 24 * 3600, ge=600)
     # Log lines as text, or as one JSON object per line (plexzoom.core.logs).
     log_format: Literal["text", "json"] = "text"
 
@@ -120,8 +122,12 @@ def build_access(settings: WebSettings) -> AccessPolicy:
     keys = settings.api_key_list
     if not keys:
         return AccessPolicy()
+    return AccessPolicy(keys, TokenSigner(token_secret(settings), settings.token_ttl_s))
+
+
+def token_secret(settings: WebSettings) -> bytes:
+    """The secret that signs tile tokens and local part URLs: PLEXZOOM_TOKEN_SECRET, else the
+    one kept in {data_dir}/secrets/token-secret (created once)."""
     if settings.token_secret is not None:
-        secret = settings.token_secret.get_secret_value().encode()
-    else:
-        secret = load_or_create_secret(settings.data_dir / "secrets" / "token-secret")
-    return AccessPolicy(keys, TokenSigner(secret, settings.token_ttl_s))
+        return settings.token_secret.get_secret_value().encode()
+    return load_or_create_secret(settings.data_dir / "secrets" / "token-secret")

@@ -14,6 +14,10 @@ class ApiSettings(WebSettings):
     """PLEXZOOM_* variables read by the api (and the viewer it serves)."""
 
     max_upload_bytes: int = 100 * 1024**3
+    # Resumable uploads (POST /v1/uploads): the part size they start from (it grows with the
+    # file so no upload needs more than 10,000 parts), and how long a part URL stays valid.
+    upload_part_bytes: int = Field(16 * 1024**2, ge=5 * 1024**2, le=5 * 1024**3)
+    upload_part_url_ttl_s: int = Field(3600, ge=60, le=7 * 24 * 3600)
     # proxy: tiles through /tiles; presigned: the browser reads the pyramid from S3 with Range.
     tile_mode: Literal["proxy", "presigned"] = "proxy"
     presign_expires_s: int = 3600

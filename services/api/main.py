@@ -5,6 +5,7 @@ origin (plexzoom.web).
 """
 
 import logging
+import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ from plexzoom.api.config import ApiSettings
 from plexzoom.api.errors import install_error_handlers
 from plexzoom.api.routes import events as event_routes
 from plexzoom.api.routes import formats, health, hooks, images, render
+from plexzoom.api.routes import uploads as upload_routes
 from plexzoom.api.routes.events import EventHub
 from plexzoom.api.security import require_key
 from plexzoom.core.accesslog import log_requests_to_stderr
@@ -38,8 +40,9 @@ from plexzoom.core.queue import (
     ping,
 )
 from plexzoom.core.storage import S3Storage, Storage
+from plexzoom.core.uploads import PartUrls
 from plexzoom.middleware import wrap_app
-from plexzoom.settings import build_access, build_storage
+from plexzoom.settings import build_access, build_storage, token_secret
 
 log = logging.getLogger(__name__)
 ASGIApp = Any
@@ -94,12 +97,18 @@ def create_api(
     api.state.enqueue_hint = enqueue_hint
     api.state.forget_image = lambda _image_id: None
     api.state.pixels = PixelLookup(storage)
+    # Part URLs the api serves itself: the local backend's (S3 presigns its own).
+    api.state.part_urls = PartUrls(
+        token_secret(settings) if not settings.uses_s3 else secrets.token_bytes(32)
+    )
     install_error_handlers(api)
     api.include_router(images.router)
     api.include_router(render.router)
     api.include_router(formats.router)
     api.include_router(event_routes.router)
     api.include_router(health.router)
+    api.include_router(upload_routes.router)
+    api.include_router(upload_routes.part_router)
     if settings.s3_hook_token is not None and enqueue_hint is not None:
         api.include_router(hooks.router)
 

@@ -39,6 +39,12 @@ def key_fingerprint(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:8]
 
 
+def key_owner(key: str | None) -> str:
+    """Who owns what a key starts (a resumable upload): the SHA-256 of the key, never the key;
+    "" for no key (an open API)."""
+    return hashlib.sha256(key.encode()).hexdigest() if key else ""
+
+
 def match_key(presented: str, keys: tuple[str, ...]) -> bool:
     """True when ``presented`` is one of ``keys`` (each compared in constant time)."""
     found = False

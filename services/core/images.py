@@ -8,7 +8,14 @@ from plexzoom.core import keys
 from plexzoom.core.errors import BadRenderSettings, Conflict, DamagedRecord, NotFound
 from plexzoom.core.formats import Format
 from plexzoom.core.ids import is_image_id, new_generation, new_image_id
-from plexzoom.core.manifest import Manifest, Source, create_manifest, read_manifest, update_manifest
+from plexzoom.core.manifest import (
+    Manifest,
+    ResumableUpload,
+    Source,
+    create_manifest,
+    read_manifest,
+    update_manifest,
+)
 from plexzoom.core.render import ChannelRender, RenderSettings
 from plexzoom.core.storage import Storage
 
@@ -23,8 +30,10 @@ def start_image(
     source: Source | None = None,
     image_id: str | None = None,
     filename_pending: str | None = None,
+    upload: ResumableUpload | None = None,
 ) -> Manifest:
-    """Create the record of an image whose original is about to be written.
+    """Create the record of an image whose original is about to be written (``upload``: the
+    multipart upload a client sends it in, plexzoom.core.uploads).
 
     WriteConflict when ``image_id`` (chosen by the caller, as an inbox claim does) exists.
     """
@@ -37,17 +46,25 @@ def start_image(
         filename_pending=filename_pending,
         variable=variable,
         source=source,
+        upload=upload,
     )
     create_manifest(storage, manifest)
     return manifest
 
 
 def submit_image(
-    storage: Storage, manifest: Manifest, fmt: Format, size: int, enqueue: Enqueue
+    storage: Storage,
+    manifest: Manifest,
+    fmt: Format,
+    size: int,
+    enqueue: Enqueue,
+    names: tuple[str | None, str | None] | None = None,
 ) -> Manifest:
     """Mark the original as stored and enqueue its conversion (the entry point of every source).
 
-    Only an image still ``uploading`` moves on (two completers of one inbox claim queue it once).
+    ``names``: the (shown, pending) file names, when they are only known now (a resumable
+    upload's first bytes are read after its parts are joined). Only an image still
+    ``uploading`` moves on (two completers of one inbox claim queue it once).
     """
     moved = False
 
@@ -57,7 +74,9 @@ def submit_image(
         if not moved:
             return None
         stored.status, stored.stage, stored.progress = "queued", "queued", 0.0
-        stored.format, stored.size = fmt.name, size
+        stored.format, stored.size, stored.upload = fmt.name, size, None
+        if names is not None:
+            stored.filename, stored.filename_pending = names
         return stored
 
     queued = update_manifest(storage, manifest.id, queue)

@@ -66,6 +66,18 @@ class Source(BaseModel):
     size: int
 
 
+class ResumableUpload(BaseModel):
+    """An upload sent in parts (POST /v1/uploads) that is not complete yet."""
+
+    upload_id: str  # the storage backend's multipart upload
+    owner: str  # plexzoom.core.access.key_owner of the API key that started it ("" when open)
+    size: int  # declared, in bytes: every part but the last has ``part_size``
+    part_size: int
+    # The file name as the client gave it: kept hidden until the completed bytes tell whether
+    # the file is a slide (plexzoom.core.privacy).
+    name: str | None = None
+
+
 class Manifest(BaseModel):
     """Everything plexzoom knows about one image."""
 
@@ -86,6 +98,8 @@ class Manifest(BaseModel):
     source: Source | None = None
     # Upload option: the MATLAB/HDF5 variable that holds the image (default: the largest array).
     variable: str | None = None
+    # While a resumable upload is open: its parts' layout and owner (never shown).
+    upload: ResumableUpload | None = None
     format: str | None = None
     size: int | None = None
     width: int | None = None

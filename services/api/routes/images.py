@@ -61,7 +61,7 @@ class Visibility(BaseModel):
     public: bool
 
 
-def _context(request: Request, settings: SettingsDep) -> LinkContext:
+def link_context(request: Request, settings: SettingsDep) -> LinkContext:
     access: AccessPolicy = request.app.state.access
     presign = settings.presign_expires_s if settings.tile_mode == "presigned" else None
     if presign and not access.is_open:
@@ -95,7 +95,7 @@ async def upload_image(
             variable,
             settings.show_slide_labels,
         )
-    return to_status(manifest, _context(request, settings), storage)
+    return to_status(manifest, link_context(request, settings), storage)
 
 
 @router.get("", response_model=ImagePage)
@@ -108,7 +108,7 @@ def get_images(
 ) -> ImagePage:
     """List images, newest first; pass `next_cursor` back as `cursor` for the next page."""
     page = list_images(storage, limit, cursor)
-    ctx = _context(request, settings)
+    ctx = link_context(request, settings)
     return ImagePage(
         images=[to_status(m, ctx, storage) for m in page.images], next_cursor=page.next_cursor
     )
@@ -119,7 +119,7 @@ def get_image(
     image_id: str, request: Request, storage: StorageDep, settings: SettingsDep
 ) -> ImageStatus:
     """Status, progress, size and channels of one image."""
-    return to_status(read_manifest(storage, image_id), _context(request, settings), storage)
+    return to_status(read_manifest(storage, image_id), link_context(request, settings), storage)
 
 
 @router.delete("/{image_id}", status_code=204)
@@ -140,7 +140,7 @@ def reconvert(
 ) -> ImageStatus:
     """Convert the original again into a new pyramid generation (new tile URLs)."""
     manifest = reconvert_image(storage, image_id, enqueue)
-    return to_status(manifest, _context(request, settings), storage)
+    return to_status(manifest, link_context(request, settings), storage)
 
 
 @router.get("/{image_id}/values", response_model=PixelValues)
@@ -180,4 +180,4 @@ async def put_public(
     """Make an image public (tiles without tokens, cached by anyone) or private again."""
     manifest = await to_thread.run_sync(set_public, storage, image_id, visibility.public)
     request.app.state.forget_image(image_id)  # this process sees the change at once
-    return to_status(manifest, _context(request, settings), storage)
+    return to_status(manifest, link_context(request, settings), storage)

@@ -140,7 +140,12 @@ class Storage(Protocol):
         """
 
     def list_parts(self, key: str, upload_id: str) -> list[Part]:
-        """Every stored part, ascending by number; NotFound for an unknown upload."""
+        """Every stored part, ascending by number; NotFound for an unknown upload.
+
+        A number is listed once, except on servers that keep every upload of a part until
+        completion (SeaweedFS): there each stored copy is listed, and completion takes the
+        one whose ETag it names.
+        """
 
     def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
         """Join the named (number, ETag) parts, in ascending order, into the object ``key``.

@@ -49,16 +49,14 @@ class S3Uploads:
         return sent["ETag"].strip('"')
 
     def list_parts(self, key: str, upload_id: str) -> list[Part]:
-        """ListParts, one part a number, ascending.
+        """ListParts, every page, ascending by number (then by time stored).
 
-        SeaweedFS keeps every upload of a part number until completion and lists each of them
-        (and completes with the one whose ETag is named): the newest is given, as far as its
-        LastModified, in whole seconds, tells.
+        SeaweedFS keeps every upload of a part number until completion, lists each of them and
+        completes with the one whose ETag is named; its LastModified, in whole seconds, cannot
+        tell which is newest, so all are given.
         """
-        newest: dict[int, Part] = {}
-        for part, _ in sorted(self._stored_parts(key, upload_id), key=lambda found: found[1]):
-            newest[part.number] = part
-        return sorted(newest.values(), key=lambda part: part.number)
+        found = sorted(self._stored_parts(key, upload_id), key=lambda f: (f[0].number, f[1]))
+        return [part for part, _ in found]
 
     def _stored_parts(self, key: str, upload_id: str) -> list[tuple[Part, datetime]]:
         """Every part ListParts names and when it was stored, every page (1,000 parts each)."""
