@@ -164,8 +164,8 @@ def api_parts_from_env() -> tuple[ApiSettings, Storage, ApiCollaborators]:
         log.warning("no API keys (PLEXZOOM_API_KEYS): the API is open; serve it on loopback only")
     storage = build_storage(settings, agent="plexzoom-api")
     if isinstance(storage, S3Storage):
-        cors = list(settings.s3_cors_origins) if settings.tile_mode == "presigned" else None
-        storage.ensure_bucket(cors)
+        # Browsers read pyramids (presigned mode) and PUT upload parts straight to the bucket.
+        storage.ensure_bucket(list(settings.s3_cors_origins))
     broker = connect_broker(settings.redis_url)
     events = None
     if settings.redis_url:

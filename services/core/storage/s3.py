@@ -31,6 +31,20 @@ if TYPE_CHECKING:
 
 # A conditional write lost: 412 on a changed ETag, 409 when another conditional write to the
 # key is in flight, 404 when If-Match names an object that was deleted meanwhile.
+# The bucket's CORS rule for plexzoom's browsers (set_cors): ranged reads of pyramids and PUTs
+# of upload parts, with the headers browsers and S3 clients send for them.
+CORS_RULE_ID = "plexzoom"
+CORS_ALLOWED_HEADERS = (
+    "Range",
+    "If-None-Match",
+    "Content-Type",
+    "Content-MD5",
+    "x-amz-checksum-crc32",
+    "x-amz-checksum-crc32c",
+    "x-amz-checksum-sha1",
+    "x-amz-checksum-sha256",
+    "x-amz-sdk-checksum-algorithm",
+)
 _LOST_RACE = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409", *MISSING}
 
 
@@ -342,15 +356,34 @@ class S3Storage:
             raise translate(exc, "create the bucket") from exc
 
     def set_cors(self, origins: list[str]) -> None:
-        """Let these origins read objects with Range requests (presigned tile mode)."""
+        """Let these origins read objects with Range requests (presigned tile mode) and PUT the
+        parts of resumable uploads to presigned URLs, reading each part's ETag.
+
+        One rule, ``CORS_RULE_ID``, replaces the one written before; rules an operator added
+        for other uses are kept.
+        """
         rule: CORSRuleTypeDef = {
+            "ID": CORS_RULE_ID,
             "AllowedOrigins": origins,
-            "AllowedMethods": ["GET", "HEAD"],
-            "AllowedHeaders": ["Range", "If-None-Match"],
-            "ExposeHeaders": ["Content-Range", "Content-Length", "ETag", "Accept-Ranges"],
+            "AllowedMethods": ["GET", "HEAD", "PUT"],
+            "AllowedHeaders": list(CORS_ALLOWED_HEADERS),
+            "ExposeHeaders": ["ETag", "Content-Range", "Content-Length", "Accept-Ranges"],
             "MaxAgeSeconds": 3600,
         }
         try:
-            self.client.put_bucket_cors(Bucket=self.bucket, CORSConfiguration={"CORSRules": [rule]})
+            kept = [r for r in self.cors_rules() if r.get("ID") != CORS_RULE_ID]
+            self.client.put_bucket_cors(
+                Bucket=self.bucket, CORSConfiguration={"CORSRules": [*kept, rule]}
+            )
         except (BotoCoreError, ClientError) as exc:
             raise translate(exc, "set CORS rules") from exc
+
+    def cors_rules(self) -> list["CORSRuleTypeDef"]:
+        """The bucket's CORS rules (none set: an empty list)."""
+        try:
+            found = self.client.get_bucket_cors(Bucket=self.bucket)
+        except ClientError as exc:
+            if error_code(exc) == "NoSuchCORSConfiguration":
+                return []
+            raise
+        return list(found.get("CORSRules", []))  # type: ignore[arg-type]
