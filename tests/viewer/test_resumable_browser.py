@@ -211,8 +211,7 @@ def test_a_reload_mid_upload_sends_only_the_missing_parts(
         arg=upload_id,
     )
     page.wait_for_timeout(600)  # the save after the last part's progress
-    gate.open()
-    page.reload()
+    page.reload()  # the gate stays: it lets the part's later PUTs through
     puts = part_puts(page)
     note = page.get_by_test_id("resume-note")
     note.wait_for(state="visible", timeout=20_000)
