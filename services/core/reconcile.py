@@ -26,6 +26,9 @@ PAGE = 500
 # minute while bytes arrive).
 QUEUED_GRACE_S = 120.0
 UPLOAD_STALE_S = 600.0
+# A resumable upload (POST /v1/uploads) untouched this long is aborted; every call on it
+# touches it (plexzoom.core.uploads).
+RESUMABLE_UPLOAD_TTL_S = 7 * 24 * 3600.0
 
 
 @dataclass
@@ -34,6 +37,7 @@ class Reconciled:
 
     requeued: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)  # storage prefixes
+    aborted: list[str] = field(default_factory=list)  # keys of multipart uploads
 
 
 def reconcile(
@@ -41,18 +45,31 @@ def reconcile(
     enqueue: Callable[[str], None],
     queued_grace_s: float = QUEUED_GRACE_S,
     upload_stale_s: float = UPLOAD_STALE_S,
+    resumable_ttl_s: float = RESUMABLE_UPLOAD_TTL_S,
 ) -> Reconciled:
     """One pass over every image: re-queue stalled jobs, remove what no manifest names and
-    uploads that stopped (a streaming upload touches its manifest every minute)."""
+    uploads that stopped (a streaming upload touches its manifest every minute, a resumable
+    one each time its client calls), then abort multipart uploads no record names."""
     done, after = Reconciled(), ""
+    stale = Stale(upload_stale_s, resumable_ttl_s)
     while True:
         ids = storage.list_children(keys.IMAGES, after, PAGE)
         for image_id in ids:
             if is_image_id(image_id):
-                _reconcile_image(storage, image_id, enqueue, queued_grace_s, upload_stale_s, done)
+                _reconcile_image(storage, image_id, enqueue, queued_grace_s, stale, done)
         if len(ids) < PAGE:
-            return done
+            break
         after = ids[-1]
+    abort_stranded_uploads(storage, upload_stale_s, done)
+    return done
+
+
+@dataclass(frozen=True)
+class Stale:
+    """How long an upload may go untouched: one streamed through a web process, one in parts."""
+
+    streamed_s: float
+    resumable_s: float
 
 
 def _reconcile_image(
@@ -60,7 +77,7 @@ def _reconcile_image(
     image_id: str,
     enqueue: Callable[[str], None],
     queued_grace_s: float,
-    upload_stale_s: float,
+    stale: Stale,
     done: Reconciled,
 ) -> None:
     # List first, then read: a manifest is always written before the pyramids it will name,
@@ -81,7 +98,14 @@ def _reconcile_image(
         if waited > timedelta(seconds=queued_grace_s):  # its taker died before queueing it
             _complete_inbox_claim(storage, manifest.id, manifest.source, enqueue, done)
         return
-    if manifest.status == "uploading" and waited > timedelta(seconds=upload_stale_s):
+    if manifest.status == "uploading" and manifest.upload is not None:
+        if waited > timedelta(seconds=stale.resumable_s):  # its client gave up
+            storage.abort_multipart(keys.original_key(image_id), manifest.upload.upload_id)
+            storage.delete_prefix(keys.image_prefix(image_id))
+            done.aborted.append(keys.original_key(image_id))
+            done.removed.append(keys.image_prefix(image_id))
+        return
+    if manifest.status == "uploading" and waited > timedelta(seconds=stale.streamed_s):
         storage.delete_prefix(keys.image_prefix(image_id))  # its web process died mid-upload
         done.removed.append(keys.image_prefix(image_id))
         return
@@ -146,3 +170,28 @@ def _remove_unnamed_generations(
         prefix = keys.generation_prefix(manifest.id, generation)
         storage.delete_prefix(prefix)
         done.removed.append(prefix)
+
+
+def abort_stranded_uploads(storage: Storage, grace_s: float, done: Reconciled) -> None:
+    """Abort the multipart uploads of originals that no record names as open (an api that died
+    between starting one and writing the record, a record deleted since): their parts would
+    cost storage until a lifecycle rule, if any, removed them. Uploads younger than ``grace_s``
+    are left to the request that started them; streamed uploads to their record's own rule."""
+    for upload in storage.list_multipart_uploads(keys.IMAGES):
+        image_id = upload.key.removeprefix(keys.IMAGES).removesuffix("/original")
+        if not is_image_id(image_id) or upload.key != keys.original_key(image_id):
+            continue
+        if now() - upload.initiated < timedelta(seconds=grace_s):
+            continue
+        try:
+            manifest: Manifest | None = read_manifest(storage, image_id)
+        except NotFound:
+            manifest = None
+        except DamagedRecord:
+            continue
+        if manifest is not None and manifest.status == "uploading":
+            named = manifest.upload.upload_id if manifest.upload is not None else None
+            if named in (None, upload.upload_id):
+                continue
+        storage.abort_multipart(upload.key, upload.upload_id)
+        done.aborted.append(upload.key)

@@ -57,7 +57,11 @@ def add_passes() -> None:
     """The work done on a clock rather than on messages: the reconciler, the inbox scanner (and
     the local folder's watcher), the SQS consumer, the webhook sender."""
     reconciling = reconcile_pass(
-        actors.storage, enqueue, settings.queued_grace_s, settings.upload_stale_s
+        actors.storage,
+        enqueue,
+        settings.queued_grace_s,
+        settings.upload_stale_s,
+        settings.resumable_upload_ttl_s,
     )
     broker.add_middleware(Periodic("reconciler", reconciling, settings.reconcile_interval_s))
     if settings.inbox_scan_interval_s > 0:

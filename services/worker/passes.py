@@ -22,15 +22,18 @@ def reconcile_pass(
     enqueue: Enqueue,
     queued_grace_s: float,
     upload_stale_s: float,
+    resumable_ttl_s: float,
 ) -> Callable[[], None]:
     """One reconciler pass, logging what it did."""
 
     def run() -> None:
-        done = reconcile(storage(), enqueue, queued_grace_s, upload_stale_s)
+        done = reconcile(storage(), enqueue, queued_grace_s, upload_stale_s, resumable_ttl_s)
         for image_id in done.requeued:
             log.info("image %s queued again (its job was lost or stalled)", image_id)
         for prefix in done.removed:
-            log.info("removed %s (named by no manifest)", prefix)
+            log.info("removed %s (named by no manifest, or an upload that stopped)", prefix)
+        for key in done.aborted:
+            log.info("aborted the multipart upload of %s (stopped, or named by no record)", key)
 
     return run
 
