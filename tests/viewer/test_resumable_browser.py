@@ -8,7 +8,8 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import NamedTuple
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import numpy as np
@@ -16,15 +17,14 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, Request, Route
 
 from tests.integration.test_pipeline import QUADRANTS, quadrant_image
-from tests.servers import Stack, require_redis
+from tests.servers import RedisServer, SeaweedServer, Stack, free_port, require_redis
 from tests.viewer.conftest import artifact
 from tests.viewer.test_browser import screen_pixel, wait_drawn
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 _DB = 1  # Redis database of this module's stack (only tests/worker/test_actors.py uses it too)
 PART = 5 * 1024 * 1024
-PART_PUT = re.compile(r"/v1/uploads/(?P<id>[0-9a-z]+)/parts/(?P<number>\d+)\b")
-PART_URL = re.compile(r"/v1/uploads/[0-9a-z]+/parts/\d+")  # for routes: JavaScript's syntax
+LOCAL_PART = re.compile(r"/v1/uploads/([0-9a-z]+)/parts/(\d+)$")  # the api's own part URLs
 STATUS = "document.querySelector('[data-testid=upload-status]').textContent.trim()"
 
 
@@ -46,46 +46,72 @@ def tiff(folder: Path, name: str, width: int, height: int) -> Path:
     return path
 
 
-def part_puts(page: Page) -> list[tuple[str, int]]:
-    """Every part PUT the page sends from now on, as (upload id, part number)."""
-    seen: list[tuple[str, int]] = []
+def part_of(url: str) -> tuple[str, int] | None:
+    """(upload, part number) of a part URL: the api's own, or S3's presigned UploadPart."""
+    parts = urlsplit(url)
+    local = LOCAL_PART.search(parts.path)
+    if local:
+        return local[1], int(local[2])
+    query = parse_qs(parts.query)
+    if "uploadId" in query and "partNumber" in query:
+        return query["uploadId"][0], int(query["partNumber"][0])
+    return None
+
+
+def is_part_url(url: str) -> bool:
+    return part_of(url) is not None
+
+
+class PartPut(NamedTuple):
+    """One part PUT the page sent."""
+
+    origin: str
+    upload: str
+    number: int
+
+
+def part_puts(page: Page) -> list[PartPut]:
+    """Every part PUT the page sends from now on."""
+    seen: list[PartPut] = []
 
     def record(request: Request) -> None:
-        match = PART_PUT.search(urlsplit(request.url).path)
-        if request.method == "PUT" and match:
-            seen.append((match["id"], int(match["number"])))
+        found = part_of(request.url)
+        if request.method == "PUT" and found is not None:
+            url = urlsplit(request.url)
+            seen.append(PartPut(f"{url.scheme}://{url.netloc}", *found))
 
     page.on("request", record)
     return seen
 
 
 class PartGate:
-    """Holds the first PUT of part ``number`` until released or dropped; others pass."""
+    """Holds the first PUT of part ``number`` until the test drops it; later ones pass."""
 
     def __init__(self, page: Page, number: int) -> None:
         self.page, self.number = page, number
         self.held: Route | None = None
-        self.upload_id = ""
-        page.route(PART_URL, self.handle)
+        page.route(is_part_url, self.handle)
 
     def handle(self, route: Route) -> None:
-        match = PART_PUT.search(urlsplit(route.request.url).path)
-        if self.held is None and match and int(match["number"]) == self.number:
-            self.held, self.upload_id = route, match["id"]
-        else:
-            route.fallback()
+        found = part_of(route.request.url) if route.request.method == "PUT" else None
+        if self.held is None and found and found[1] == self.number:
+            self.held = route
+            return
+        route.fallback()
 
-    def wait_held(self, timeout_s: float = 60) -> str:
-        """Wait until the part's PUT is held; its upload id."""
+    def wait_held(self, stack: Stack, timeout_s: float = 60) -> str:
+        """Wait until the part's PUT is held; the id of the image being uploaded."""
         deadline = time.monotonic() + timeout_s
         while self.held is None:
             assert time.monotonic() < deadline, f"part {self.number} was never sent"
             self.page.wait_for_timeout(50)
-        return self.upload_id
+        newest = httpx.get(f"{stack.url}/v1/images", params={"limit": 1}).json()["images"][0]
+        assert newest["status"] == "uploading"
+        return str(newest["id"])
 
     def open(self) -> None:
-        """Let later PUTs of the part through (the held one stays as it is)."""
-        self.page.unroute(PART_URL, self.handle)
+        """Stop holding. (Playwright then lets a PUT still held go on: drop it first.)"""
+        self.page.unroute(is_part_url, self.handle)
 
 
 def stored(stack: Stack, upload_id: str) -> list[int]:
@@ -136,8 +162,9 @@ def test_several_files_at_once_become_ready_and_draw(
         timeout=180_000,
     )
     page.screenshot(path=artifact("resumable-three-ready.png"))
-    assert sorted(n for _, n in puts) == [1, 1, 1, 2, 2, 2, 3, 3, 3]
-    assert len({upload for upload, _ in puts}) == 3
+    assert sorted(p.number for p in puts) == [1, 1, 1, 2, 2, 2, 3, 3, 3]
+    assert len({p.upload for p in puts}) == 3
+    assert {p.origin for p in puts} == {stack.url}
     links = page.eval_on_selector_all(
         f"{items} [data-testid=upload-image-open]",
         "(links) => links.map((a) => [a.closest('li').querySelector('.name').textContent, a.href])",
@@ -166,7 +193,7 @@ def test_a_dropped_network_mid_upload_resumes_by_itself(
     gate = PartGate(page, 2)
     source = tiff(tmp_path, "offline.tif", 2400, 1800)
     page.set_input_files("[data-testid=file-input]", str(source))
-    upload_id = gate.wait_held()
+    upload_id = gate.wait_held(stack)
     ctx.set_offline(True)
     assert gate.held is not None
     gate.held.abort("internetdisconnected")
@@ -175,8 +202,8 @@ def test_a_dropped_network_mid_upload_resumes_by_itself(
     assert "completed" not in stored_or_gone(stack, upload_id)
     ctx.set_offline(False)
     wait_ready(page)
-    assert sorted({n for _, n in puts}) == [1, 2, 3]
-    assert [n for _, n in puts].count(2) >= 2  # the dropped part was sent again
+    assert sorted({p.number for p in puts}) == [1, 2, 3]
+    assert [p.number for p in puts].count(2) >= 2  # the dropped part was sent again
     image = httpx.get(f"{stack.url}/v1/images/{upload_id}").json()
     assert image["status"] == "ready"
     page.screenshot(path=artifact("resumable-offline-ready.png"))
@@ -196,14 +223,53 @@ def test_a_reload_mid_upload_sends_only_the_missing_parts(
 ) -> None:
     """Reloaded while part 3 is held, the page asks for the file again, names how far it got,
     and sends part 3 alone; the image then converts and draws."""
+    reload_mid_upload(stack, context, tmp_path, stack.url)
+
+
+def test_a_reload_mid_upload_on_seaweedfs(
+    context: tuple[BrowserContext, list[str]], tmp_path: Path
+) -> None:
+    """The same on S3 (SeaweedFS): parts go straight to the bucket, cross-origin, and the ETags
+    its CORS rules expose complete the upload."""
+    seaweed = SeaweedServer(tmp_path / "seaweedfs")
+    redis = RedisServer()  # a stack of its own: the module's stack must not take its jobs
+    port = free_port()
+    env = {
+        "AWS_ACCESS_KEY_ID": seaweed.ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": seaweed.SECRET_KEY,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PLEXZOOM_REDIS_URL": redis.url,
+        "PLEXZOOM_S3_ENDPOINT_URL": seaweed.endpoint,
+        "PLEXZOOM_S3_BUCKET": "resumable",
+        "PLEXZOOM_S3_CORS_ORIGINS": f'["http://127.0.0.1:{port}"]',
+        "PLEXZOOM_UPLOAD_PART_BYTES": str(PART),
+    }
+    try:
+        s3_stack = Stack(tmp_path / "data", env, tmp_path / "stack.log", port=port)
+        try:
+            reload_mid_upload(s3_stack, context, tmp_path, seaweed.endpoint)
+        finally:
+            s3_stack.stop()
+    finally:
+        redis.kill()
+        seaweed.stop()
+
+
+def reload_mid_upload(
+    stack: Stack, context: tuple[BrowserContext, list[str]], folder: Path, part_origin: str
+) -> None:
+    """Upload a file of three parts, reload while part 3 is held, choose the file again: only
+    part 3 is sent (to ``part_origin``), then the image is ready and drawn."""
     ctx, blocked = context
     page = ctx.new_page()
     page.goto(stack.url)
     gate = PartGate(page, 3)
-    source = tiff(tmp_path, "reloaded.tif", 2400, 1800)
+    before = part_puts(page)
+    source = tiff(folder, "reloaded.tif", 2400, 1800)
     page.set_input_files("[data-testid=file-input]", str(source))
-    upload_id = gate.wait_held()
+    upload_id = gate.wait_held(stack)
     wait_stored(page, stack, upload_id, [1, 2])
+    assert {p.origin for p in before} == {part_origin}
     # Golden Retriever saves the state to localStorage at most every 0.5 s.
     page.wait_for_function(
         "(id) => Object.keys(localStorage).some((k) => k.startsWith('uppyState:')"
@@ -212,14 +278,14 @@ def test_a_reload_mid_upload_sends_only_the_missing_parts(
     )
     page.wait_for_timeout(600)  # the save after the last part's progress
     page.reload()  # the gate stays: it lets the part's later PUTs through
-    puts = part_puts(page)
+    after = part_puts(page)
     note = page.get_by_test_id("resume-note")
     note.wait_for(state="visible", timeout=20_000)
     assert note.text_content() == "Choose reloaded.tif again to resume: 2 of 3 parts are stored."
     page.screenshot(path=artifact("resumable-choose-again.png"))
     page.set_input_files("[data-testid=file-input]", str(source))
     wait_ready(page)
-    assert puts == [(upload_id, 3)]
+    assert [(p.origin, p.number) for p in after] == [(part_origin, 3)]
     assert note.is_hidden()
     with page.expect_navigation():
         page.click("[data-testid=upload-open]")
