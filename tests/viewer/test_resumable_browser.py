@@ -4,6 +4,7 @@ Files of about 12 MiB go in 5 MiB parts (three per file). "Mid-upload" is made b
 chosen part's PUT in a route until the test lets it go (or drops it), never by timing.
 """
 
+import contextlib
 import re
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import httpx
 import numpy as np
 import pytest
 from playwright.sync_api import BrowserContext, Page, Request, Route
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.integration.test_pipeline import QUADRANTS, quadrant_image
 from tests.servers import RedisServer, SeaweedServer, Stack, free_port, require_redis
@@ -290,4 +292,74 @@ def reload_mid_upload(
     with page.expect_navigation():
         page.click("[data-testid=upload-open]")
     check_home(page, 2400, 1800, "reloaded")
+    assert blocked == []
+
+
+def test_pause_and_resume_send_only_the_missing_part(
+    stack: Stack, context: tuple[BrowserContext, list[str]], tmp_path: Path
+) -> None:
+    """Paused while part 3 is in flight, resumed: part 3 alone is sent again, then ready."""
+    ctx, blocked = context
+    page = ctx.new_page()
+    page.goto(stack.url)
+    gate = PartGate(page, 3)
+    page.set_input_files("[data-testid=file-input]", str(tiff(tmp_path, "paused.tif", 2400, 1800)))
+    upload_id = gate.wait_held(stack)
+    wait_stored(page, stack, upload_id, [1, 2])
+    page.locator(".uppy-StatusBar [aria-label=Pause]").click()
+    page.locator(".uppy-StatusBar [aria-label=Resume]").wait_for()
+    assert gate.held is not None
+    with contextlib.suppress(PlaywrightError):  # pausing cancelled it already
+        gate.held.abort()
+    gate.open()
+    after = part_puts(page)
+    page.locator(".uppy-StatusBar [aria-label=Resume]").click()
+    wait_ready(page)
+    assert [p.number for p in after] == [3]
+    assert blocked == []
+
+
+def test_cancel_deletes_the_upload_and_its_image(
+    stack: Stack, context: tuple[BrowserContext, list[str]], tmp_path: Path
+) -> None:
+    """Cancel mid-upload: the api is told (DELETE), its parts and the image go, and so does the
+    gallery's card."""
+    ctx, blocked = context
+    page = ctx.new_page()
+    page.goto(stack.url)
+    gate = PartGate(page, 3)
+    page.set_input_files("[data-testid=file-input]", str(tiff(tmp_path, "dropped.tif", 2400, 1800)))
+    upload_id = gate.wait_held(stack)
+    wait_stored(page, stack, upload_id, [1, 2])
+    card = page.get_by_test_id(f"card-{upload_id}")
+    card.wait_for()
+    with page.expect_request(
+        lambda r: r.method == "DELETE" and r.url.endswith(f"/v1/uploads/{upload_id}")
+    ):
+        page.locator(".uppy-StatusBar [aria-label=Cancel]").click()
+    card.wait_for(state="detached", timeout=20_000)
+    assert httpx.get(f"{stack.url}/v1/uploads/{upload_id}").status_code == 404
+    assert httpx.get(f"{stack.url}/v1/images/{upload_id}").status_code == 404
+    assert page.get_by_test_id("upload-error").is_hidden()
+    assert blocked == []
+
+
+def test_a_file_that_is_no_image_says_why(
+    stack: Stack, context: tuple[BrowserContext, list[str]], tmp_path: Path
+) -> None:
+    """Bytes the server cannot read: completion is refused (415) and the page shows the
+    server's sentence, not a retry loop."""
+    ctx, blocked = context
+    page = ctx.new_page()
+    page.goto(stack.url)
+    junk = tmp_path / "notes.tif"
+    junk.write_bytes(b"not an image at all\n" * 1000)
+    page.set_input_files("[data-testid=file-input]", str(junk))
+    error = page.get_by_test_id("upload-error")
+    error.wait_for(state="visible", timeout=30_000)
+    text = error.text_content() or ""
+    assert text.startswith("Could not upload notes.tif: "), text
+    assert "415" not in text and len(text) > 40, text
+    assert page.evaluate(STATUS) == "upload failed"
+    page.screenshot(path=artifact("resumable-not-an-image.png"))
     assert blocked == []

@@ -204,6 +204,10 @@ function onUploadError(file, error) {
   }
   ui.state.hidden = false;
   showError(`Could not upload ${file.name}: ${error?.message || "the upload failed"}`);
+  if (sending().length) return; // the bar goes on with the others
+  ui.state.dataset.status = "failed";
+  ui.label.textContent = `Could not upload ${file.name}`;
+  ui.status.textContent = "upload failed";
 }
 
 /** The formats the server takes, from the server (GET /v1/formats): one list for every page. */
