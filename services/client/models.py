@@ -66,7 +66,7 @@ class Upload:
     def from_json(cls, body: dict[str, Any]) -> Upload:
         """An upload from the API's JSON."""
         stored = {
-            int(p["number"]): (int(p["size"]), str(p["etag"])) for p in body.get("stored", [])
+            int(p["number"]): (int(p["size"]), str(p["etag"])) for p in body.get("stored") or []
         }
         return cls(str(body["id"]), int(body["size"]), int(body["part_size"]),
                    int(body["parts"]), stored)  # fmt: skip

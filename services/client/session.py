@@ -36,7 +36,8 @@ class Session:
     def failed(self, subject: str, exc: PlexzoomError, body: Mapping[str, object]) -> Exit:
         """Report one item's failure (stderr, and a JSON line with --json); its exit code."""
         code = exit_for(exc)
-        self.output.problem(subject, exc.detail)
+        hint = " (the key comes from --key, $PLEXZOOM_KEY or the config file)" if code == 4 else ""
+        self.output.problem(subject, exc.detail + hint)
         if self.output.as_json:
             self.output.record({**body, "error": exc.detail, "exit": int(code)}, "")
         return code

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
@@ -86,7 +87,7 @@ class PartSender:
 
     def send(self, part: FilePart) -> str:
         """Send the part; the ETag its PUT answered."""
-        md5 = part.content_md5()
+        md5: str | None = None
         fresh, problem = False, ""
         for attempt in range(self.retry.tries):
             signed = self.signer.url(part.number, fresh)
@@ -102,7 +103,10 @@ class PartSender:
                 sent += n
                 self.counted(n)
 
-            headers = {**signed.headers, "content-length": str(part.size), "content-md5": md5}
+            headers = {**signed.headers, "content-length": str(part.size)}
+            if takes_md5(signed.url):
+                md5 = md5 or part.content_md5()
+                headers["content-md5"] = md5
             retry_after: float | None = None
             try:
                 answer = self.http.put(signed.url, content=part.chunks(count), headers=headers)
@@ -123,6 +127,13 @@ class PartSender:
             f"Part {part.number} of {part.path.name} failed {self.retry.tries} times "
             f"(last: {problem}); run the upload again to resume."
         )
+
+
+def takes_md5(url: str) -> bool:
+    """Whether a Content-MD5 header may be added to a PUT to ``url``: not to an S3 URL
+    presigned with signature version 2, whose signature covers Content-MD5 (as signed: none)."""
+    query = parse_qs(urlsplit(url).query)
+    return not ("Signature" in query and "AWSAccessKeyId" in query)
 
 
 def etag_of(answer: httpx.Response, number: int) -> str:

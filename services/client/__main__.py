@@ -1,0 +1,5 @@
+"""``python -m plexzoom.client``: the plexzoom command."""
+
+from plexzoom.client.cli import main
+
+main(prog_name="plexzoom")
