@@ -71,6 +71,7 @@ class Waiter:
     ) -> None:
         self.client, self.on_change, self.sleep = client, on_change, sleep
         self.deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        self.last_id: str | None = None  # the last event seen: a new stream resumes after it
 
     def run(self, image_ids: Iterable[str]) -> dict[str, Image]:
         """The final status of each image."""
@@ -82,12 +83,11 @@ class Waiter:
 
     def _batch(self, ids: list[str]) -> dict[str, Image]:
         images = {i: self._changed(self.client.status(i)) for i in ids}
-        last_id: str | None = None
-        failures = 0
+        self.last_id, failures = None, 0
         while not all(image.finished for image in images.values()):
             self._check_time(images)
             try:
-                last_id = self._follow(images, last_id)
+                self._follow(images)
                 failures = 0
             except ServerUnreachable as exc:
                 if exc.status == 503:
@@ -98,16 +98,17 @@ class Waiter:
                 self.sleep(min(15.0, 0.5 * 2 ** (failures - 1)))
         return images
 
-    def _follow(self, images: dict[str, Image], last_id: str | None) -> str | None:
-        """Read one stream until every image finished or it ends; the last event id seen."""
+    def _follow(self, images: dict[str, Image]) -> None:
+        """Read one stream until every image finished or the stream ends."""
         waiting = [i for i, image in images.items() if not image.finished]
-        with self.client.event_stream(waiting, last_id, self._read_timeout()) as response:
+        with self.client.event_stream(waiting, self.last_id, self._read_timeout()) as response:
             for event in parse_sse(response.iter_lines()):
                 self._check_time(images)
                 if event.kind == "reset":
-                    images.update({i: self.client.status(i) for i in waiting})
-                    return None
-                last_id = event.id or last_id
+                    self.last_id = None
+                    images.update({i: self._changed(self.client.status(i)) for i in waiting})
+                    return
+                self.last_id = event.id or self.last_id
                 image_id = str(event.data.get("id", ""))
                 if image_id not in images:
                     continue
@@ -116,8 +117,7 @@ class Waiter:
                 if event.kind in ("created", "image"):
                     self._update(images, Image.from_json(event.data))
                 if all(image.finished for image in images.values()):
-                    return last_id
-        return last_id
+                    return
 
     def _update(self, images: dict[str, Image], seen: Image) -> None:
         """Take an event's state; a finished image's full status (its links) is read once."""
