@@ -5,9 +5,9 @@ origin (plexzoom.web).
 """
 
 import logging
-import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -97,10 +97,7 @@ def create_api(
     api.state.enqueue_hint = enqueue_hint
     api.state.forget_image = lambda _image_id: None
     api.state.pixels = PixelLookup(storage)
-    # Part URLs the api serves itself: the local backend's (S3 presigns its own).
-    api.state.part_urls = PartUrls(
-        token_secret(settings) if not settings.uses_s3 else secrets.token_bytes(32)
-    )
+    api.state.part_urls = PartUrls(partial(token_secret, settings))
     install_error_handlers(api)
     api.include_router(images.router)
     api.include_router(render.router)
@@ -108,7 +105,8 @@ def create_api(
     api.include_router(event_routes.router)
     api.include_router(health.router)
     api.include_router(upload_routes.router)
-    api.include_router(upload_routes.part_router)
+    if not settings.uses_s3:  # part URLs the api serves itself (S3 presigns its own)
+        api.include_router(upload_routes.part_router)
     if settings.s3_hook_token is not None and enqueue_hint is not None:
         api.include_router(hooks.router)
 

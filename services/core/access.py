@@ -84,7 +84,9 @@ class TokenSigner:
         if len(token) > MAX_TOKEN_CHARS or not expiry_text.isdigit() or not signature:
             raise Forbidden("This tile token is malformed.")
         expires = int(expiry_text)
-        if not hmac.compare_digest(signature, self._sign(image_id, generation, expires)):
+        if not hmac.compare_digest(
+            signature.encode(), self._sign(image_id, generation, expires).encode()
+        ):
             raise Forbidden("This tile token does not open this image.")
         if expires < time.time():
             raise NotAuthenticated("This tile token has expired; fetch the image status again.")

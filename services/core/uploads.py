@@ -8,11 +8,12 @@ image is submitted like every other source (plexzoom.core.images.submit_image).
 """
 
 import base64
+import functools
 import hashlib
 import hmac
 import math
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from plexzoom.core import keys
@@ -248,20 +249,21 @@ def abort_upload(storage: Storage, manifest: Manifest, upload: ResumableUpload) 
     delete_image(storage, manifest.id)
 
 
-@dataclass(frozen=True)
 class PartUrls:
     """Signs and checks the part URLs the api serves itself (storage without presigned URLs).
 
     A signature is the URL-safe base64 (no padding) of HMAC-SHA256(secret,
     "part/{image id}/{number}/{expiry}"): it lets one part of one upload be PUT until it expires.
+    The secret is loaded at the first use (most apis never serve a part).
     """
 
-    secret: bytes
+    def __init__(self, load_secret: Callable[[], bytes]) -> None:
+        self._load_secret = functools.cache(load_secret)
 
     def sign(self, image_id: str, number: int, expires: int) -> str:
         """The signature of one part URL."""
         message = f"part/{image_id}/{number}/{expires}".encode()
-        digest = hmac.new(self.secret, message, hashlib.sha256).digest()
+        digest = hmac.new(self._load_secret(), message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
     def query(self, image_id: str, number: int, ttl_s: int) -> str:
@@ -271,7 +273,9 @@ class PartUrls:
 
     def check(self, image_id: str, number: int, expires: int, signature: str) -> None:
         """Forbidden unless the signature is ours and has not expired."""
-        if not hmac.compare_digest(signature, self.sign(image_id, number, expires)):
+        if not hmac.compare_digest(
+            signature.encode(), self.sign(image_id, number, expires).encode()
+        ):
             raise Forbidden("This part URL is not valid; ask the api for a new one.")
         if expires < time.time():
             raise Forbidden(

@@ -2,7 +2,7 @@
 
 Create, sign part URLs, list the stored parts, complete, abort. On S3 the client PUTs parts
 straight to the bucket with presigned URLs; on the local backend it PUTs them to this api at
-URLs signed by plexzoom.core.uploads.PartUrls (``PUT /v1/uploads/{id}/parts/{number}``, which
+URLs signed by plexzoom.core.uploads.PartUrls (``PUT /uploads/{id}/parts/{number}``, which
 needs no API key: its signature is the permission).
 """
 
@@ -35,8 +35,9 @@ router = APIRouter(
     dependencies=[Depends(require_key)],
     responses=KEY_RESPONSES,
 )
-# Part URLs of the local backend: signed, so no API key (a browser PUTs them like S3's).
-part_router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
+# Part URLs of the local backend: signed, so no API key (a browser PUTs them like S3's); like
+# presigned storage URLs they live outside /v1, where every call needs a key.
+part_router = APIRouter(prefix="/uploads", tags=["uploads"])
 VARIABLE = r"^[A-Za-z][A-Za-z0-9_]{0,62}$"
 SIGN_BATCH = 1000
 
@@ -188,7 +189,7 @@ def sign_parts(
         if url is None:
             own = True
             query = signer.query(manifest.id, number, ttl)
-            url = f"{base}/v1/uploads/{manifest.id}/parts/{number}?{query}"
+            url = f"{base}/uploads/{manifest.id}/parts/{number}?{query}"
         size = uploads.expected_part_size(upload, number)
         parts.append(PartUrl(number=number, url=url, size=size, headers={}))
     return SignedParts(parts=parts, expires_in=ttl, content_md5=own)
