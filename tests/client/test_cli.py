@@ -173,6 +173,11 @@ def test_images_are_listed_followed_reconverted_and_deleted(stack: Stack, tmp_pa
     again = plexzoom(env, "--json", "reconvert", image_id)
     assert again.returncode == 0 and lines(again.stdout)[0]["status"] in ("queued", "processing")
     assert plexzoom(env, "wait", image_id).stdout.split()[:2] == [image_id, "ready"]
+    opened = tmp_path / "opened"
+    record = f"import sys, pathlib; pathlib.Path({str(opened)!r}).write_text(sys.argv[1])"
+    shown = plexzoom(env | {"BROWSER": f'{sys.executable} -c "{record}" %s'}, "open", image_id)
+    assert shown.returncode == 0 and opened.read_text() == shown.stdout.strip()
+    assert opened.read_text().endswith(f"/view.html?id={image_id}")
     assert plexzoom(env, "rm", image_id).returncode == 0
     gone = plexzoom(env, "status", image_id)
     assert gone.returncode == 5 and gone.stderr.startswith(f"plexzoom: {image_id}: ")
