@@ -10,6 +10,7 @@ import hashlib
 import io
 import random
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -410,3 +411,19 @@ async def test_an_abort_removes_parts_and_record(make_api: MakeApi, any_storage:
     with pytest.raises(NotFound):
         read_manifest(any_storage, upload_id)
     assert any_storage.list_keys(keys.image_prefix(upload_id)) == []
+
+
+async def test_each_call_keeps_an_upload_alive(make_api: MakeApi, local_storage: Storage) -> None:
+    """A client coming back after hours moves the upload's expiry (the reconciler's clock);
+    calls within a minute of each other write nothing."""
+    api = await _api(make_api, local_storage)
+    up = Uploader(api)
+    upload_id = (await up.create(PART)).json()["id"]
+    manifest = read_manifest(local_storage, upload_id)
+    manifest.updated -= timedelta(hours=5)
+    local_storage.put_bytes(keys.manifest_key(upload_id), manifest.model_dump_json().encode())
+    before = datetime.fromisoformat((await up.state(upload_id)).json()["expires"])
+    assert read_manifest(local_storage, upload_id).updated > manifest.updated + timedelta(hours=4)
+    after = datetime.fromisoformat((await up.state(upload_id)).json()["expires"])
+    assert after - before < timedelta(hours=1)  # the second call, within a minute: untouched
+    assert before - manifest.updated > timedelta(days=7, hours=4)
