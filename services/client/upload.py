@@ -137,9 +137,14 @@ class Uploader:
             if exc.status != 409:
                 self.store.forget(key)  # 400, 413, 415: the server will not take this file
                 raise
-        again = self.client.get_upload(upload.id)
-        if not again.missing():
-            raise PlexzoomError(f"The server would not complete the upload of {path}.")
-        etags |= self._send(path, upload, again.missing(), tally)
-        etags |= {n: e for n, (_s, e) in again.stored.items() if n not in again.missing()}
+            conflict = exc
+        try:
+            again = self.client.get_upload(upload.id)
+        except NotFound:  # "completed already": by another run of the same file
+            return self.client.status(upload.id)
+        missing = again.missing()
+        if not missing:
+            raise conflict
+        etags |= {n: etag for n, (_size, etag) in again.stored.items() if n not in missing}
+        etags |= self._send(path, upload, missing, tally)
         return self.client.complete_upload(upload.id, etags)

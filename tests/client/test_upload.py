@@ -171,3 +171,21 @@ def test_a_1_gib_upload_stays_under_150_mib_of_memory(tmp_path: Path) -> None:
         cwd=REPO, capture_output=True, text=True, check=True, timeout=240,
     )  # fmt: skip
     assert int(done.stdout.strip()) < 150, done.stdout
+
+
+def test_parts_the_server_lost_are_sent_again_before_completing(
+    tmp_path: Path, eleven_mib: Path
+) -> None:
+    """Completion answers 409 naming missing parts: they are sent again, then it completes."""
+    server = FakeServer()
+    complete = server.complete
+
+    def losing_part_2(upload, parts):  # type: ignore[no-untyped-def]
+        if server.puts.count(2) == 1:
+            del upload.stored[2]
+        return complete(upload, parts)
+
+    server.complete = losing_part_2  # type: ignore[method-assign]
+    with client_of(server, tmp_path) as client:
+        result = client.upload(eleven_mib)
+    assert result.image.status == "queued" and server.puts.count(2) == 2
