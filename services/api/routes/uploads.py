@@ -76,7 +76,12 @@ class UploadState(BaseModel):
     parts: int
     expires: datetime
     links: UploadLinks
-    stored: list[StoredPart] | None = None
+
+
+class UploadParts(UploadState):
+    """GET /v1/uploads/{id}: the layout and the parts stored so far."""
+
+    stored: list[StoredPart]
 
 
 class PartNumbers(BaseModel):
@@ -195,16 +200,17 @@ def sign_parts(
     return SignedParts(parts=parts, expires_in=ttl, content_md5=own)
 
 
-@router.get("/{upload_id}", response_model=UploadState)
+@router.get("/{upload_id}", response_model=UploadParts)
 def get_upload(
     upload_id: str, request: Request, storage: StorageDep, settings: SettingsDep
-) -> UploadState:
+) -> UploadParts:
     """The upload's layout and the parts stored so far (to resume: send the others)."""
     manifest, upload = _opened(request, storage, upload_id)
-    state = _state(request, manifest, upload, settings)
     stored = uploads.stored_parts(storage, manifest.id, upload)
-    state.stored = [StoredPart(number=p.number, size=p.size, etag=p.etag) for p in stored]
-    return state
+    return UploadParts(
+        **_state(request, manifest, upload, settings).model_dump(),
+        stored=[StoredPart(number=p.number, size=p.size, etag=p.etag) for p in stored],
+    )
 
 
 @router.post("/{upload_id}/complete", status_code=202, response_model=ImageStatus)
