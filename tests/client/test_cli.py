@@ -231,3 +231,47 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert (
         plexzoom(cli_env(tmp_path, "http://127.0.0.1:1"), "upload", "/no/such/file").returncode == 2
     )
+
+
+STREAM_MARKED = """
+import contextlib, sys
+from pathlib import Path
+from plexzoom.client.client import Client
+
+marker, opened = Path(sys.argv[1]), Client.event_stream
+
+@contextlib.contextmanager
+def marked(self, *args, **kwargs):
+    with opened(self, *args, **kwargs) as response:
+        marker.touch()  # the server answered: it follows the image's events from now on
+        yield response
+
+Client.event_stream = marked
+from plexzoom.client.cli import main
+main(sys.argv[2:], prog_name="plexzoom")
+"""
+
+
+def test_wait_follows_a_conversion_in_flight_to_ready(stack: Stack, tmp_path: Path) -> None:
+    """The conversion is held half way until the waiting command has its event stream open,
+    so only the stream can tell it that the image became ready."""
+    env, marker = cli_env(tmp_path, stack.url), tmp_path / "stream-open"
+    path = write_tiff(tmp_path / "held.tif", 300, 300, seed=4)
+    stack.hold.arm(0.5)
+    try:
+        (sent,) = lines(plexzoom(env, "--json", "upload", str(path)).stdout)
+        stack.hold.wait_held(0.5)
+        waiting = subprocess.Popen(
+            [sys.executable, "-c", STREAM_MARKED, str(marker), "--json", "wait", sent["image_id"]],
+            env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not marker.exists() and waiting.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert marker.exists() and waiting.poll() is None
+        stack.hold.release(0.5)
+        out, err = waiting.communicate(timeout=120)
+    finally:
+        stack.hold.disarm()
+    assert waiting.returncode == 0, err
+    assert [line["status"] for line in lines(out)] == ["ready"]
