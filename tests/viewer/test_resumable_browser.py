@@ -26,7 +26,7 @@ from tests.viewer.test_browser import screen_pixel, wait_drawn
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 _DB = 1  # Redis database of this module's stack (only tests/worker/test_actors.py uses it too)
 PART = 5 * 1024 * 1024
-LOCAL_PART = re.compile(r"/v1/uploads/([0-9a-z]+)/parts/(\d+)$")  # the api's own part URLs
+LOCAL_PART = re.compile(r"/uploads/([0-9a-z]+)/parts/(\d+)$")  # the api's own part URLs
 STATUS = "document.querySelector('[data-testid=upload-status]').textContent.trim()"
 
 
@@ -362,4 +362,30 @@ def test_a_file_that_is_no_image_says_why(
     assert "415" not in text and len(text) > 40, text
     assert page.evaluate(STATUS) == "upload failed"
     page.screenshot(path=artifact("resumable-not-an-image.png"))
+    assert blocked == []
+
+
+def test_a_lost_answer_to_complete_is_no_second_upload(
+    stack: Stack, context: tuple[BrowserContext, list[str]], tmp_path: Path
+) -> None:
+    """The server completes the upload but its answer never reaches the page: the page finds the
+    image (the upload is gone, the image is queued) and follows it; nothing is sent twice."""
+    ctx, blocked = context
+    page = ctx.new_page()
+    page.goto(stack.url)
+    completions: list[int] = []
+
+    def lose_answer(route: Route) -> None:
+        completions.append(route.fetch().status)  # the server completes it...
+        route.abort("connectionreset")  # ...and the page hears nothing
+
+    page.route(re.compile(r"/v1/uploads/[0-9a-z]+/complete$"), lose_answer)
+    puts = part_puts(page)
+    page.set_input_files("[data-testid=file-input]", str(tiff(tmp_path, "lost.tif", 2400, 1800)))
+    wait_ready(page)
+    assert completions == [202]
+    assert sorted(p.number for p in puts) == [1, 2, 3]
+    images = httpx.get(f"{stack.url}/v1/images", params={"limit": 50}).json()["images"]
+    assert [i["filename"] for i in images].count("lost.tif") == 1
+    assert page.get_by_test_id("upload-error").is_hidden()
     assert blocked == []

@@ -5,7 +5,7 @@
 // file must be chosen again, and then only the parts the server lacks are sent).
 
 import { AwsS3, Dashboard, GoldenRetriever, Uppy } from "/vendor/uppy/uppy.min.mjs";
-import { ApiError, abortUpload, completeUpload, createUpload, getUpload } from "./api.js";
+import { ApiError, abortUpload, completeUpload, createUpload, getImage, getUpload } from "./api.js";
 import { PartSigner, isTransient, partBytes } from "./uploadparts.js";
 
 const MIN_PART = 5 * 1024 * 1024; // Uppy never cuts smaller parts (nor does S3 take them)
@@ -22,6 +22,8 @@ export function createUploader({ target, onUploaded }) {
   const uppy = new Uppy({ id: "plexzoom-uploads", autoProceed: false });
   /** @type {Map<string, PartSigner>} */
   const signers = new Map();
+  /** Uploads the server completed though the page never heard its answer: their images. */
+  const completed = new Map();
   const signer = (file) => {
     const { uploadId, parts } = file.s3Multipart;
     if (!signers.has(uploadId)) signers.set(uploadId, new PartSigner(uploadId, parts));
@@ -67,12 +69,23 @@ export function createUploader({ target, onUploaded }) {
       }
     },
     listParts: async (file, { uploadId, signal }) => {
-      const state = await getUpload(uploadId, { signal });
+      const state = await getUpload(uploadId, { signal }).catch(async (err) => {
+        // The server answers 404 for an upload it no longer knows, 409 for one it completed.
+        const image = err?.status === 404 || err?.status === 409 ? await completedImage(uploadId) : null;
+        if (!image) throw err;
+        completed.set(uploadId, image); // completed, but its answer was lost: nothing to send
+        return { stored: [], completed: image };
+      });
+      if (state.completed) {
+        const { parts } = file.s3Multipart;
+        return Array.from({ length: parts }, (_, i) => ({ PartNumber: i + 1, ETag: "" }));
+      }
       return state.stored
         .filter((p) => p.size === partBytes(state.size, state.part_size, p.number))
         .map((p) => ({ PartNumber: p.number, Size: p.size, ETag: p.etag }));
     },
     completeMultipartUpload: async (file, { uploadId, parts, signal }) => {
+      if (completed.has(uploadId)) return { image: completed.get(uploadId) };
       const done = parts.map((p) => ({ number: p.PartNumber, etag: p.ETag }));
       const image = await completeUpload(uploadId, done, signal);
       return { location: image.links?.viewer, image };
@@ -93,6 +106,16 @@ export function createUploader({ target, onUploaded }) {
   });
   resumeAfterFailures(uppy);
   return uppy;
+}
+
+/** The image of an upload the server no longer knows, if it was completed (not aborted). */
+async function completedImage(id) {
+  try {
+    const image = await getImage(id);
+    return image.status === "uploading" ? null : image;
+  } catch {
+    return null;
+  }
 }
 
 /** The server's part size of the file whose bytes are `data` (Uppy asks with the bytes only). */
