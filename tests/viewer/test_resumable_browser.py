@@ -389,3 +389,44 @@ def test_a_lost_answer_to_complete_is_no_second_upload(
     assert [i["filename"] for i in images].count("lost.tif") == 1
     assert page.get_by_test_id("upload-error").is_hidden()
     assert blocked == []
+
+
+def test_with_api_keys_the_key_goes_to_the_api_and_never_to_part_urls(
+    context: tuple[BrowserContext, list[str]], tmp_path: Path
+) -> None:
+    """On a server with API keys the page asks once; /v1/uploads calls carry the key, part PUTs
+    (presigned URLs) do not."""
+    key = "resumable-browser-key-7f3a"
+    redis = RedisServer()  # a stack of its own: the module's stack must not take its jobs
+    env = {
+        "PLEXZOOM_REDIS_URL": redis.url,
+        "PLEXZOOM_API_KEYS": key,
+        "PLEXZOOM_UPLOAD_PART_BYTES": str(PART),
+    }
+    try:
+        keyed = Stack(tmp_path / "data", env, tmp_path / "stack.log")
+        try:
+            ctx, blocked = context
+            page = ctx.new_page()
+            asked: list[str] = []
+            page.on("dialog", lambda d: (asked.append(d.message), d.accept(key)))
+            sent: list[tuple[str, str, str | None]] = []
+            page.on(
+                "request",
+                lambda r: sent.append((r.method, r.url, r.headers.get("authorization"))),
+            )
+            page.goto(keyed.url)
+            source = tiff(tmp_path, "keyed.tif", 2400, 1800)
+            page.set_input_files("[data-testid=file-input]", str(source))
+            wait_ready(page)
+            assert len(asked) == 1
+            api = [(m, a) for m, u, a in sent if urlsplit(u).path.startswith("/v1/uploads")]
+            assert {m for m, _ in api} >= {"POST", "GET"}
+            assert all(a == f"Bearer {key}" for _, a in api), api
+            parts = [a for m, u, a in sent if m == "PUT" and is_part_url(u)]
+            assert len(parts) == 3 and parts == [None, None, None]
+            assert blocked == []
+        finally:
+            keyed.stop()
+    finally:
+        redis.kill()
