@@ -201,6 +201,10 @@ def send_files(
                 result = session.client.upload(
                     path, variable=variable, parallel=parallel, progress=bars.update
                 )
+            except KeyboardInterrupt:
+                resume = "interrupted; run the same command again to resume."
+                session.output.problem(str(path), resume)
+                raise SystemExit(Exit.INTERRUPTED) from None
             except PlexzoomError as exc:
                 body = {"path": str(path), "image_id": None, "status": "error", "size": sizes[path]}
                 failure = session.failed(str(path), exc, body)

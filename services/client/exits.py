@@ -23,6 +23,7 @@ class Exit(IntEnum):
     NOT_AUTHORISED = 4  # no API key, or one the server does not take
     NOT_FOUND = 5  # no such image
     TIMEOUT = 6  # wait --timeout ran out while images were still converting
+    INTERRUPTED = 130  # Ctrl-C (the shell's convention: 128 + SIGINT); an upload resumes
 
 
 def exit_for(exc: PlexzoomError) -> Exit:
