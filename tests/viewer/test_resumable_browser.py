@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import numpy as np
 import pytest
-from playwright.sync_api import BrowserContext, Page, Request, Route
+from playwright.sync_api import BrowserContext, Dialog, Page, Request, Route
 from playwright.sync_api import Error as PlaywrightError
 
 from tests.integration.test_pipeline import QUADRANTS, quadrant_image
@@ -409,7 +409,12 @@ def test_with_api_keys_the_key_goes_to_the_api_and_never_to_part_urls(
             ctx, blocked = context
             page = ctx.new_page()
             asked: list[str] = []
-            page.on("dialog", lambda d: (asked.append(d.message), d.accept(key)))
+
+            def answer(dialog: Dialog) -> None:
+                asked.append(dialog.message)
+                dialog.accept(key)
+
+            page.on("dialog", answer)
             sent: list[tuple[str, str, str | None]] = []
             page.on(
                 "request",
