@@ -33,7 +33,7 @@ def main(ctx: click.Context, url: str | None, key: str | None, as_json: bool) ->
 
     Config file: $XDG_CONFIG_HOME/plexzoom/config.toml with `url` and `key`. Exit codes: 0 ok,
     1 an image failed or was refused, 2 usage, 3 server unreachable, 4 not authorised,
-    5 not found, 6 wait timed out.
+    5 not found, 6 wait timed out, 130 interrupted.
     """
     try:
         target = resolve(url, key)
@@ -166,23 +166,30 @@ def upload(
         raise click.UsageError("There are no files in the folders given.")
     results, code = send_files(session, files, parallel, variable, announce=not then_wait)
     if then_wait and results:
-        try:
-            finals = wait_for(session, [r.image.id for r in results], timeout)
-        except PlexzoomError as exc:
-            for result in results:
-                session.output.record(result.as_json(), describe(result))
-            failure = session.failed("", exc, {})
-            raise SystemExit(code or failure) from None
-        results = [dataclasses.replace(r, image=finals[r.image.id]) for r in results]
+        results = follow(session, results, timeout)
     for result in results:
-        if then_wait:
-            session.output.record(result.as_json(), describe(result))
         if result.image.status == "failed":
             session.output.problem(str(result.path), f"failed: {result.image.error}")
             code = code or Exit.FAILED
         if then_open and result.image.links.get("viewer"):
             webbrowser.open(str(result.image.links["viewer"]))
     raise SystemExit(code)
+
+
+def follow(
+    session: Session, results: list[UploadResult], timeout: float | None
+) -> list[UploadResult]:
+    """Wait for the uploads' conversions and print each upload with its final status."""
+    try:
+        finals = wait_for(session, [r.image.id for r in results], timeout)
+    except PlexzoomError as exc:
+        for result in results:
+            session.output.record(result.as_json(), describe(result))
+        raise SystemExit(session.failed("", exc, {})) from None
+    results = [dataclasses.replace(r, image=finals[r.image.id]) for r in results]
+    for result in results:
+        session.output.record(result.as_json(), describe(result))
+    return results
 
 
 def send_files(
