@@ -51,8 +51,16 @@ test("a refused URL is signed again; so is one past most of its life", async () 
   assert.equal(calls.length, 2);
   const fresh = new PartSigner("u4", 1, fakeSign(calls));
   const first = await fresh.get(1);
-  fresh.forget(first.url);
+  assert.equal(fresh.forget(first.url), true);
   assert.notEqual((await fresh.get(1)).url, first.url);
+  assert.equal(fresh.forget("http://elsewhere/1"), false); // not one of this upload's URLs
+});
+
+test("a part refused again and again is no longer signed anew: the refusal is not about time", async () => {
+  const signer = new PartSigner("u6", 1, fakeSign([]));
+  const answers = [];
+  for (let i = 0; i < 4; i += 1) answers.push(signer.forget((await signer.get(1)).url));
+  assert.deepEqual(answers, [true, true, true, false]);
 });
 
 test("a failed signing call fails every waiting part, and the next get asks again", async () => {

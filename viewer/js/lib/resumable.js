@@ -20,16 +20,7 @@ const RESUME_MS = [1000, 2000, 4000, 8000, 15000, 30000, 60000]; // a failed fil
  */
 export function createUploader({ target, onUploaded }) {
   const uppy = new Uppy({ id: "plexzoom-uploads", autoProceed: false });
-  /** @type {Map<string, PartSigner>} */
-  const signers = new Map();
-  /** Uploads the server completed though the page never heard its answer: their images. */
-  const completed = new Map();
-  const signer = (file) => {
-    const { uploadId, parts } = file.s3Multipart;
-    if (!signers.has(uploadId)) signers.set(uploadId, new PartSigner(uploadId, parts));
-    return signers.get(uploadId);
-  };
-
+  const server = new ServerUploads(uppy);
   uppy.use(Dashboard, {
     inline: true,
     target,
@@ -41,71 +32,106 @@ export function createUploader({ target, onUploaded }) {
     disableThumbnailGenerator: true, // a microscopy image of gigabytes is no thumbnail
     fileManagerSelectionType: "files",
   });
-  uppy.use(AwsS3, {
-    shouldUseMultipart: true,
-    limit: 6,
-    retryDelays: RETRY_MS,
-    getChunkSize: (data) => partSizeOf(uppy, data),
-    createMultipartUpload: (file) => {
-      const prepared = file.s3Multipart;
-      if (!prepared?.uploadId) throw new Error(`${file.name} has no upload on the server.`);
-      return { uploadId: prepared.uploadId, key: prepared.key };
-    },
-    signPart: async (file, { partNumber, signal }) => {
-      const { url, headers } = await signer(file).get(partNumber);
-      signal?.throwIfAborted();
-      return { method: "PUT", url, headers };
-    },
-    uploadPartBytes: async (options) => {
-      try {
-        return await AwsS3.uploadPartBytes(options);
-      } catch (err) {
-        if (err?.source?.status !== 403) throw err;
-        // The URL expired (or the storage no longer takes it): Uppy signs again when told so.
-        for (const s of signers.values()) s.forget(options.signature.url);
-        const expired = new Error("Request has expired");
-        Object.assign(expired, { source: { status: 403 } });
-        throw expired;
-      }
-    },
-    listParts: async (file, { uploadId, signal }) => {
-      const state = await getUpload(uploadId, { signal }).catch(async (err) => {
-        // The server answers 404 for an upload it no longer knows, 409 for one it completed.
-        const image = err?.status === 404 || err?.status === 409 ? await completedImage(uploadId) : null;
-        if (!image) throw err;
-        completed.set(uploadId, image); // completed, but its answer was lost: nothing to send
-        return { stored: [], completed: image };
-      });
-      if (state.completed) {
-        const { parts } = file.s3Multipart;
-        return Array.from({ length: parts }, (_, i) => ({ PartNumber: i + 1, ETag: "" }));
-      }
-      return state.stored
-        .filter((p) => p.size === partBytes(state.size, state.part_size, p.number))
-        .map((p) => ({ PartNumber: p.number, Size: p.size, ETag: p.etag }));
-    },
-    completeMultipartUpload: async (file, { uploadId, parts, signal }) => {
-      if (completed.has(uploadId)) return { image: completed.get(uploadId) };
-      const done = parts.map((p) => ({ number: p.PartNumber, etag: p.ETag }));
-      const image = await completeUpload(uploadId, done, signal);
-      return { location: image.links?.viewer, image };
-    },
-    abortMultipartUpload: async (file, { uploadId }) => {
-      signers.delete(uploadId);
-      await abortUpload(uploadId).catch((err) => {
-        if (!(err instanceof ApiError && err.status === 404)) throw err;
-      });
-    },
-  });
+  uppy.use(AwsS3, server.options());
   uppy.use(GoldenRetriever, { expires: 7 * 24 * 3600 * 1000 }); // the server keeps parts 7 days
-
   uppy.addPreProcessor((fileIDs) => prepare(uppy, fileIDs));
   uppy.on("upload-success", (file, response) => {
-    if (file?.s3Multipart?.uploadId) signers.delete(file.s3Multipart.uploadId);
+    server.forget(file);
     if (file && response.body?.image) onUploaded(file, response.body.image);
   });
   resumeAfterFailures(uppy);
   return uppy;
+}
+
+/**
+ * The AwsS3 plugin's multipart functions, answered by plexzoom's /v1/uploads routes. Each file's
+ * upload is created beforehand (see prepare), so these find it in `file.s3Multipart`.
+ */
+class ServerUploads {
+  constructor(uppy) {
+    this.uppy = uppy;
+    /** @type {Map<string, PartSigner>} */
+    this.signers = new Map();
+    /** Uploads the server completed though the page never heard its answer: their images. */
+    this.completed = new Map();
+  }
+
+  /** Options of the AwsS3 plugin. */
+  options() {
+    return {
+      shouldUseMultipart: true, // a file of one part too: it is the same protocol
+      limit: 6,
+      retryDelays: RETRY_MS,
+      getChunkSize: (data) => partSizeOf(this.uppy, data),
+      createMultipartUpload: (file) => this.created(file),
+      signPart: (file, options) => this.signPart(file, options),
+      uploadPartBytes: (options) => this.uploadPartBytes(options),
+      listParts: (file, options) => this.listParts(file, options),
+      completeMultipartUpload: (file, options) => this.complete(options),
+      abortMultipartUpload: (file, options) => this.abort(options),
+    };
+  }
+
+  forget(file) {
+    if (file?.s3Multipart?.uploadId) this.signers.delete(file.s3Multipart.uploadId);
+  }
+
+  /** The upload made for the file before Uppy cut it (see prepare). */
+  created(file) {
+    const prepared = file.s3Multipart;
+    if (!prepared?.uploadId) throw new Error(`${file.name} has no upload on the server.`);
+    return { uploadId: prepared.uploadId, key: prepared.key };
+  }
+
+  async signPart(file, { partNumber, signal }) {
+    const { uploadId, parts } = file.s3Multipart;
+    if (!this.signers.has(uploadId)) this.signers.set(uploadId, new PartSigner(uploadId, parts));
+    const { url, headers } = await this.signers.get(uploadId).get(partNumber);
+    signal?.throwIfAborted();
+    return { method: "PUT", url, headers };
+  }
+
+  /** Uppy's PUT of a part; a 403 (the URL expired) is told to Uppy so that it signs again. */
+  async uploadPartBytes(options) {
+    try {
+      return await AwsS3.uploadPartBytes(options);
+    } catch (err) {
+      const url = options.signature.url;
+      if (err?.source?.status !== 403 || ![...this.signers.values()].some((s) => s.forget(url))) throw err;
+      throw Object.assign(new Error("Request has expired"), { source: { status: 403 } });
+    }
+  }
+
+  /** The parts the server holds with the size expected of them (others are sent again). */
+  async listParts(file, { uploadId, signal }) {
+    let state;
+    try {
+      state = await getUpload(uploadId, { signal });
+    } catch (err) {
+      // The server answers 404 for an upload it no longer knows, 409 for one it completed.
+      const image = err?.status === 404 || err?.status === 409 ? await completedImage(uploadId) : null;
+      if (!image) throw err;
+      this.completed.set(uploadId, image); // completed, but its answer was lost: nothing to send
+      return Array.from({ length: file.s3Multipart.parts }, (_, i) => ({ PartNumber: i + 1, ETag: "" }));
+    }
+    return state.stored
+      .filter((p) => p.size === partBytes(state.size, state.part_size, p.number))
+      .map((p) => ({ PartNumber: p.number, Size: p.size, ETag: p.etag }));
+  }
+
+  async complete({ uploadId, parts, signal }) {
+    if (this.completed.has(uploadId)) return { image: this.completed.get(uploadId) };
+    const done = parts.map((p) => ({ number: p.PartNumber, etag: p.ETag }));
+    const image = await completeUpload(uploadId, done, signal);
+    return { location: image.links?.viewer, image };
+  }
+
+  async abort({ uploadId }) {
+    this.signers.delete(uploadId);
+    await abortUpload(uploadId).catch((err) => {
+      if (!(err instanceof ApiError && err.status === 404)) throw err;
+    });
+  }
 }
 
 /** The image of an upload the server no longer knows, if it was completed (not aborted). */
@@ -138,6 +164,10 @@ async function prepare(uppy, fileIDs) {
       }));
       if (created.parts > 1 && created.part_size < MIN_PART) {
         throw new Error(`The server cut ${file.name} into parts smaller than 5 MiB, which this page cannot send.`);
+      }
+      if (!uppy.getFile(id)) {
+        await abortUpload(created.id).catch(() => {}); // removed meanwhile: leave nothing behind
+        return;
       }
       uppy.setFileState(id, {
         s3Multipart: {

@@ -6,6 +6,7 @@ import { signUploadParts } from "./api.js";
 
 const SIGN_AHEAD = 16; // part URLs asked for in one call
 const URL_LIFE = 0.8; // share of a signed URL's life it is used for
+const RESIGN_TRIES = 3; // a part's URL signed again after a 403 at most this often
 
 /** True for a failure worth trying again: no network, a timeout, 429 or a server error. */
 export function isTransient(error) {
@@ -39,6 +40,8 @@ export class PartSigner {
     /** @type {Map<number, {resolve: (v: any) => void, reject: (e: any) => void}[]>} */
     this.waiting = new Map();
     this.flushing = false;
+    /** @type {Map<number, number>} how often each part's URL was refused */
+    this.refused = new Map();
   }
 
   /** The URL and headers to PUT part `number` to. */
@@ -54,9 +57,19 @@ export class PartSigner {
     });
   }
 
-  /** Forget a URL the storage refused (expired): the next get() signs it again. */
+  /**
+   * Forget a URL the storage refused (expired): the next get() signs it again. False when it is
+   * not one of this upload's, or its part was refused too often already (not a matter of time).
+   */
   forget(url) {
-    for (const [number, known] of this.urls) if (known.url === url) this.urls.delete(number);
+    for (const [number, known] of this.urls) {
+      if (known.url !== url) continue;
+      this.urls.delete(number);
+      const refusals = (this.refused.get(number) || 0) + 1;
+      this.refused.set(number, refusals);
+      return refusals <= RESIGN_TRIES;
+    }
+    return false;
   }
 
   async flush() {
