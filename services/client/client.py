@@ -20,6 +20,7 @@ from plexzoom.client.models import (
     UploadProgress,
     UploadResult,
 )
+from plexzoom.client.transfer import takes_md5
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 USER_AGENT = "plexzoom-client/0.1"
@@ -158,9 +159,14 @@ class Client:
         """Presigned URLs for parts, and the seconds they stay valid."""
         body = {"numbers": sorted(numbers)}
         answer = self.call("POST", f"/v1/uploads/{upload_id}/parts", json=body).json()
+        said = answer.get("content_md5")
         parts = [
             SignedPart(
-                int(p["number"]), str(p["url"]), int(p["size"]), dict(p.get("headers") or {})
+                int(p["number"]),
+                str(p["url"]),
+                int(p["size"]),
+                dict(p.get("headers") or {}),
+                md5_header=bool(said) if said is not None else takes_md5(str(p["url"])),
             )
             for p in answer["parts"]
         ]

@@ -92,6 +92,7 @@ class SignedPart:
     url: str
     size: int
     headers: dict[str, str]
+    md5_header: bool = False  # the URL checks a Content-MD5 header (and does not refuse one)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ the chunks in flight, whatever the part size.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,12 +23,12 @@ class FilePart:
     offset: int
     size: int
 
-    def content_md5(self) -> str:
-        """The Content-MD5 header's value: the base64 of the part's MD5 digest."""
+    def md5(self) -> bytes:
+        """The MD5 digest of the part's bytes (a first read pass, before it is sent)."""
         digest = hashlib.md5(usedforsecurity=False)
         for chunk in self.chunks():
             digest.update(chunk)
-        return base64.b64encode(digest.digest()).decode()
+        return digest.digest()
 
     def chunks(self, sent: Callable[[int], None] | None = None) -> Iterator[bytes]:
         """The part's bytes, ``CHUNK`` at a time; ``sent`` hears the length of each."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -87,7 +89,7 @@ class PartSender:
 
     def send(self, part: FilePart) -> str:
         """Send the part; the ETag its PUT answered."""
-        md5: str | None = None
+        md5 = part.md5()
         fresh, problem = False, ""
         for attempt in range(self.retry.tries):
             signed = self.signer.url(part.number, fresh)
@@ -104,9 +106,8 @@ class PartSender:
                 self.counted(n)
 
             headers = {**signed.headers, "content-length": str(part.size)}
-            if takes_md5(signed.url):
-                md5 = md5 or part.content_md5()
-                headers["content-md5"] = md5
+            if signed.md5_header:
+                headers["content-md5"] = base64.b64encode(md5).decode()
             retry_after: float | None = None
             try:
                 answer = self.http.put(signed.url, content=part.chunks(count), headers=headers)
@@ -114,12 +115,16 @@ class PartSender:
                 problem = f"{type(exc).__name__}: {exc}"
             else:
                 if answer.status_code < 300:
-                    return etag_of(answer, part.number)
-                problem = f"HTTP {answer.status_code}"
-                fresh = answer.status_code == 403
-                if not (fresh or answer.status_code == 429 or answer.status_code >= 500):
-                    check(answer)  # raises: the part itself is refused (400 bad digest, ...)
-                retry_after = seconds(answer.headers.get("retry-after"))
+                    etag = etag_of(answer, part.number)
+                    if matches(etag, md5):
+                        return etag
+                    problem = f"the storage holds other bytes (ETag {etag}, MD5 {md5.hex()})"
+                else:
+                    problem = f"HTTP {answer.status_code}"
+                    fresh = answer.status_code == 403
+                    if not (fresh or answer.status_code == 429 or answer.status_code >= 500):
+                        check(answer)  # raises: the part itself is refused (400 bad digest, ...)
+                    retry_after = seconds(answer.headers.get("retry-after"))
             self.counted(-sent)
             if attempt + 1 < self.retry.tries:
                 self.sleep(self.retry.delay(attempt, retry_after))
@@ -127,6 +132,14 @@ class PartSender:
             f"Part {part.number} of {part.path.name} failed {self.retry.tries} times "
             f"(last: {problem}); run the upload again to resume."
         )
+
+
+def matches(etag: str, md5: bytes) -> bool:
+    """Whether a part's ETag fits its MD5: plexzoom's storage answers a part's MD5 in hex (the
+    protocol says so), which catches bytes changed on the way where no Content-MD5 is sent;
+    an ETag of another form is taken as it is."""
+    plain = etag.strip('"').lower()
+    return not re.fullmatch(r"[0-9a-f]{32}", plain) or plain == md5.hex()
 
 
 def takes_md5(url: str) -> bool:

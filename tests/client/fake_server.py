@@ -37,6 +37,10 @@ class FakeServer:
     uploads: dict[str, FakeUpload] = field(default_factory=dict)
     images: dict[str, dict[str, Any]] = field(default_factory=dict)
     faults: dict[int, list[int]] = field(default_factory=dict)
+    # The sign answer's content_md5 (None: left out); False: a Content-MD5 header is refused,
+    # as S3 refuses one a presigned URL did not sign.
+    content_md5: bool | None = None
+    wrong_etags: dict[int, int] = field(default_factory=dict)  # number -> answers to spoil
     signed: list[list[int]] = field(default_factory=list)
     puts: list[int] = field(default_factory=list)  # part numbers, one per PUT that arrived
     creates: int = 0
@@ -97,7 +101,10 @@ class FakeServer:
             }
             for n in numbers
         ]
-        return answer(200, {"parts": parts, "expires_in": 3600})
+        signed: dict[str, Any] = {"parts": parts, "expires_in": 3600}
+        if self.content_md5 is not None:
+            signed["content_md5"] = self.content_md5
+        return answer(200, signed)
 
     def put_part(self, request: httpx.Request) -> httpx.Response:
         assert "authorization" not in request.headers, "a part URL got the API key"
@@ -116,10 +123,16 @@ class FakeServer:
                 raise httpx.ConnectError("connection reset by the test", request=request)
             return httpx.Response(status, text="<Error><Message>Faulty.</Message></Error>")
         assert int(request.headers["content-length"]) == size
-        if base64.b64encode(digest.digest()).decode() != request.headers.get("content-md5"):
+        md5 = request.headers.get("content-md5")
+        if md5 is not None and self.content_md5 is False:
+            return httpx.Response(403, text="<Error><Code>SignatureDoesNotMatch</Code></Error>")
+        if md5 is not None and base64.b64encode(digest.digest()).decode() != md5:
             return httpx.Response(400, text="<Error><Message>Bad digest.</Message></Error>")
         etag = digest.hexdigest()
         upload.stored[number] = (size, etag)
+        if self.wrong_etags.get(number):
+            self.wrong_etags[number] -= 1
+            etag = "0" * 32  # as if other bytes had arrived
         return httpx.Response(200, headers={"etag": f'"{etag}"'})
 
     def complete(self, upload: FakeUpload, parts: list[dict[str, Any]]) -> httpx.Response:

@@ -189,3 +189,31 @@ def test_parts_the_server_lost_are_sent_again_before_completing(
     with client_of(server, tmp_path) as client:
         result = client.upload(eleven_mib)
     assert result.image.status == "queued" and server.puts.count(2) == 2
+
+
+@pytest.mark.parametrize(("content_md5", "sent"), [(True, True), (False, False), (None, True)])
+def test_content_md5_is_sent_where_the_server_says_the_urls_take_it(
+    tmp_path: Path, eleven_mib: Path, content_md5: bool | None, sent: bool
+) -> None:
+    """The sign answer's content_md5 decides; a server that does not say: every URL but an S3
+    one presigned with signature version 2 (the fake's are neither)."""
+    server = FakeServer(content_md5=content_md5)
+    seen: list[bool] = []
+    handle = server.put_part
+
+    def recording(request):  # type: ignore[no-untyped-def]
+        seen.append("content-md5" in request.headers)
+        return handle(request)
+
+    server.put_part = recording  # type: ignore[method-assign]
+    with client_of(server, tmp_path) as client:
+        assert client.upload(eleven_mib).image.status == "queued"
+    assert seen == [sent] * 3
+
+
+def test_an_etag_that_is_not_the_parts_md5_is_sent_again(tmp_path: Path, eleven_mib: Path) -> None:
+    """Without Content-MD5 the ETag (the MD5 of what the storage got) is the check."""
+    server = FakeServer(content_md5=False, wrong_etags={2: 1})
+    with client_of(server, tmp_path) as client:
+        uploader(client).run(eleven_mib)
+    assert server.puts.count(2) == 2
