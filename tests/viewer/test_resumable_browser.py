@@ -435,3 +435,105 @@ def test_with_api_keys_the_key_goes_to_the_api_and_never_to_part_urls(
             keyed.stop()
     finally:
         redis.kill()
+
+
+BLOBS_KEPT = """() => new Promise((resolve) => {
+    const open = indexedDB.open('uppy-blobs');
+    open.onsuccess = () => {
+        const db = open.result;
+        if (!db.objectStoreNames.contains('files')) return resolve(0);
+        const count = db.transaction('files').objectStore('files').count();
+        count.onsuccess = () => resolve(count.result);
+    };
+    open.onerror = () => resolve(0);
+})"""
+
+
+def test_a_small_file_kept_by_the_browser_resumes_after_a_reload_by_itself(
+    stack: Stack, context: tuple[BrowserContext, list[str]], tmp_path: Path
+) -> None:
+    """A file under Golden Retriever's 10 MiB keeps its bytes in IndexedDB: after a reload the
+    upload goes on without asking, with the missing part alone."""
+    ctx, blocked = context
+    page = ctx.new_page()
+    page.goto(stack.url)
+    gate = PartGate(page, 2)
+    small = tmp_path / "small.tif"
+    quadrant_image(1800, 1200).tiffsave(str(small), compression="none")
+    assert PART < small.stat().st_size < 10 * 1024 * 1024  # two parts; kept by the browser
+    page.set_input_files("[data-testid=file-input]", str(small))
+    upload_id = gate.wait_held(stack)
+    wait_stored(page, stack, upload_id, [1])
+    page.wait_for_function(BLOBS_KEPT)
+    page.wait_for_function(
+        "(id) => Object.keys(localStorage).some((k) => k.startsWith('uppyState:')"
+        " && localStorage.getItem(k).includes(id))",
+        arg=upload_id,
+    )
+    page.wait_for_timeout(600)  # the save after the last part's progress
+    page.reload()
+    after = part_puts(page)
+    wait_ready(page)
+    assert [p.number for p in after] == [2]
+    assert page.get_by_test_id("resume-note").is_hidden()
+    assert blocked == []
+
+
+def test_a_refused_part_url_is_signed_again(
+    stack: Stack, context: tuple[BrowserContext, list[str]], tmp_path: Path
+) -> None:
+    """The storage answers 403 to a part's PUT (its URL expired): the page asks for a new URL
+    and sends the part again."""
+    ctx, blocked = context
+    page = ctx.new_page()
+    page.goto(stack.url)
+    refused: list[str] = []
+
+    def refuse_once(route: Route) -> None:
+        if route.request.method == "PUT" and part_of(route.request.url) and not refused:
+            refused.append(route.request.url)
+            route.fulfill(status=403, json={"detail": "This part URL has expired."})
+        else:
+            route.fallback()
+
+    page.route(is_part_url, refuse_once)
+    sent: list[tuple[str, str]] = []
+    page.on("request", lambda r: sent.append((r.method, r.url)))
+    page.set_input_files("[data-testid=file-input]", str(tiff(tmp_path, "resign.tif", 2400, 1800)))
+    wait_ready(page)
+    assert len(refused) == 1
+    signing = [u for m, u in sent if m == "POST" and urlsplit(u).path.endswith("/parts")]
+    assert len(signing) == 2
+    number = (part_of(refused[0]) or ("", 0))[1]
+    urls = [u for m, u in sent if m == "PUT" and (part_of(u) or ("", 0))[1] == number]
+    # Signed anew (within the same second the server's signature is the same URL).
+    assert len(urls) == 2 and urls[0] == refused[0]
+    assert blocked == []
+
+
+def test_refused_connections_while_online_are_retried(
+    stack: Stack, context: tuple[BrowserContext, list[str]], tmp_path: Path
+) -> None:
+    """The browser still thinks it is online, yet part 2's first two PUTs find no server: Uppy
+    retries with backoff and the upload ends ready."""
+    ctx, blocked = context
+    page = ctx.new_page()
+    page.goto(stack.url)
+    failed: list[int] = []
+
+    def fail_twice(route: Route) -> None:
+        found = part_of(route.request.url) if route.request.method == "PUT" else None
+        if found and found[1] == 2 and len(failed) < 2:
+            failed.append(found[1])
+            route.abort("connectionrefused")
+        else:
+            route.fallback()
+
+    page.route(is_part_url, fail_twice)
+    puts = part_puts(page)
+    page.set_input_files("[data-testid=file-input]", str(tiff(tmp_path, "flaky.tif", 2400, 1800)))
+    wait_ready(page)
+    assert failed == [2, 2]
+    assert [p.number for p in puts].count(2) == 3
+    assert page.get_by_test_id("upload-error").is_hidden()
+    assert blocked == []
