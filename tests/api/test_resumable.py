@@ -355,11 +355,15 @@ async def test_local_part_urls_are_signed_and_expire(
     assert (await up.put(url, data)).status_code == 200
 
 
+@pytest.mark.parametrize("server", ["local_storage", "seaweed_storage"])
 async def test_a_part_that_does_not_match_its_md5_is_refused(
-    make_api: MakeApi, local_storage: Storage
+    make_api: MakeApi, server: str, request: pytest.FixtureRequest
 ) -> None:
-    """The api's own part URLs check Content-MD5: a part whose bytes do not match is not stored."""
-    api = await _api(make_api, local_storage)
+    """Part URLs take a Content-MD5 (the api's own check it; SeaweedFS checks it on SigV4 URLs,
+    which leave it unsigned; moto's server checks none): a part whose bytes do not match is not
+    stored."""
+    storage: Storage = request.getfixturevalue(server)
+    api = await _api(make_api, storage)
     up = Uploader(api)
     data = tiff_bytes(size_mib=4, seed=8)
     upload_id = (await up.create(len(data))).json()["id"]
@@ -369,21 +373,21 @@ async def test_a_part_that_does_not_match_its_md5_is_refused(
     wrong = base64.b64encode(hashlib.md5(b"other bytes").digest()).decode()
     refused = await up.put(url, data, {"Content-MD5": wrong})
     assert refused.status_code == 400
-    assert "Content-MD5" in refused.json()["detail"]
-    assert (await up.put(url, data, {"Content-MD5": "not base64!"})).status_code == 400
+    if server == "local_storage":
+        assert "Content-MD5" in refused.json()["detail"]
+        assert (await up.put(url, data, {"Content-MD5": "not base64!"})).status_code == 400
     assert (await up.state(upload_id)).json()["stored"] == []
     right = base64.b64encode(hashlib.md5(data).digest()).decode()
     assert (await up.put(url, data, {"Content-MD5": right})).status_code == 200
 
 
 async def test_every_parts_etag_is_its_md5(make_api: MakeApi, any_storage: Storage) -> None:
-    """What a client checks a part by where the URL is S3's: its ETag is the MD5 of its bytes."""
+    """What a client can check a part by on any server: its ETag is the MD5 of its bytes."""
     api = await _api(make_api, any_storage)
     up = Uploader(api)
     data = tiff_bytes(size_mib=4, seed=8)
     upload_id = (await up.create(len(data))).json()["id"]
     signed = (await up.sign(upload_id, [1])).json()
-    assert signed["content_md5"] is not isinstance(any_storage, S3Storage)
     answer = await up.put(signed["parts"][0]["url"], data)
     assert answer.headers["etag"] == f'"{hashlib.md5(data).hexdigest()}"'
 

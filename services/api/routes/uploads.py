@@ -104,9 +104,10 @@ class SignedParts(BaseModel):
 
     parts: list[PartUrl]
     expires_in: int
-    # True: the URLs check a Content-MD5 header (the api's own); false: presigned S3 URLs,
-    # which may refuse one they did not sign. Either way a part's ETag is its MD5 in hex.
-    content_md5: bool
+    # True: send a Content-MD5 header with each part; the server refuses a part that does not
+    # match it (the api's own URLs, and S3 with SigV4 URLs, which leave it unsigned). A server
+    # that would refuse the header gets false. Either way a part's ETag is its MD5 in hex.
+    content_md5: bool = True
 
 
 class PartRef(BaseModel):
@@ -188,16 +189,15 @@ def sign_parts(
     key = keys.original_key(manifest.id)
     signer: PartUrls = request.app.state.part_urls
     base = str(request.base_url).rstrip("/")
-    parts, own = [], False
+    parts = []
     for number in wanted.numbers:
         url = storage.presign_part(key, upload.upload_id, number, ttl)
         if url is None:
-            own = True
             query = signer.query(manifest.id, number, ttl)
             url = f"{base}/uploads/{manifest.id}/parts/{number}?{query}"
         size = uploads.expected_part_size(upload, number)
         parts.append(PartUrl(number=number, url=url, size=size, headers={}))
-    return SignedParts(parts=parts, expires_in=ttl, content_md5=own)
+    return SignedParts(parts=parts, expires_in=ttl)
 
 
 @router.get("/{upload_id}", response_model=UploadParts)

@@ -88,14 +88,14 @@ class S3Storage:
             ),
         )
         self._transfer = TransferConfig(multipart_chunksize=PART_SIZE, max_concurrency=4)
-        self._signer: S3Client = self.client
-        if config.public_endpoint_url:
-            self._signer = boto3.client(
-                "s3",
-                endpoint_url=config.public_endpoint_url,
-                region_name=config.region,
-                config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"),
-            )
+        # Presigned URLs: always SigV4 (botocore may choose V2, which signs Content-MD5 and
+        # other headers a browser sends), for the host browsers reach the server by.
+        self._signer: S3Client = boto3.client(
+            "s3",
+            endpoint_url=config.public_endpoint_url or config.endpoint_url,
+            region_name=config.region,
+            config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"),
+        )
         self._uploads = S3Uploads(self.client, self._signer, self.bucket)
 
     def __reduce__(self) -> tuple[type["S3Storage"], tuple[S3Config]]:
