@@ -8,6 +8,7 @@ timing.
 
 import contextlib
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -310,4 +311,32 @@ def test_refused_connections_while_online_are_retried(
     assert failed == [2, 2]
     assert [p.number for p in puts].count(2) == 3
     assert page.get_by_test_id("upload-error").is_hidden()
+    assert blocked == []
+
+
+def test_a_file_removed_after_a_reload_leaves_nothing_on_the_server(
+    stack: Stack, context: tuple[BrowserContext, list[str]], tmp_path: Path
+) -> None:
+    """Reloaded mid-upload, the file is not chosen again but removed from the list: its upload
+    is aborted (its parts and its image go) rather than left to expire."""
+    ctx, blocked = context
+    page = ctx.new_page()
+    page.goto(stack.url)
+    gate = PartGate(page, 3)
+    page.set_input_files("[data-testid=file-input]", str(tiff(tmp_path, "left.tif", 2400, 1800)))
+    upload_id = gate.wait_held(stack)
+    wait_stored(page, stack, upload_id, [1, 2])
+    wait_saved(page, upload_id)
+    page.reload()
+    page.get_by_test_id("resume-note").wait_for(state="visible", timeout=20_000)
+    with page.expect_request(
+        lambda r: r.method == "DELETE" and r.url.endswith(f"/v1/uploads/{upload_id}")
+    ):
+        page.locator(".uppy-Dashboard-Item-action--remove").click()
+    page.get_by_test_id("resume-note").wait_for(state="hidden")
+    deadline = time.monotonic() + 10
+    while httpx.get(f"{stack.url}/v1/images/{upload_id}").status_code != 404:
+        assert time.monotonic() < deadline, "the image of the removed upload is still there"
+        page.wait_for_timeout(100)
+    assert httpx.get(f"{stack.url}/v1/uploads/{upload_id}").status_code == 404
     assert blocked == []

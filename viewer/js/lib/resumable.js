@@ -39,6 +39,12 @@ export function createUploader({ target, onUploaded }) {
     server.forget(file);
     if (file && response.body?.image) onUploaded(file, response.body.image);
   });
+  // A file removed before its upload ended (a ghost after a reload, too: Uppy has no uploader
+  // of its own to tell then) leaves no parts on the server.
+  uppy.on("file-removed", (file) => {
+    const uploadId = file?.s3Multipart?.uploadId;
+    if (uploadId && !file.progress?.uploadComplete) server.abort({ uploadId }).catch(() => {});
+  });
   resumeAfterFailures(uppy);
   return uppy;
 }
