@@ -60,6 +60,7 @@ class ServerUploads {
     this.signers = new Map();
     /** Uploads the server completed though the page never heard its answer: their images. */
     this.completed = new Map();
+    this.aborted = new Set();
   }
 
   /** Options of the AwsS3 plugin. */
@@ -132,7 +133,10 @@ class ServerUploads {
     return { location: image.links?.viewer, image };
   }
 
+  /** Abort the server's upload once (Uppy's cancel and the page's file-removed both ask). */
   async abort({ uploadId }) {
+    if (this.aborted.has(uploadId)) return;
+    this.aborted.add(uploadId);
     this.signers.delete(uploadId);
     await abortUpload(uploadId).catch((err) => {
       if (!(err instanceof ApiError && err.status === 404)) throw err;
