@@ -67,7 +67,9 @@ class ServerUploads {
   options() {
     return {
       shouldUseMultipart: true, // a file of one part too: it is the same protocol
-      limit: 6,
+      // Requests at once: the browser opens 6 per origin, and the page's two event streams (the
+      // gallery's, the conversions') hold two of them where parts go to the api itself.
+      limit: 4,
       retryDelays: RETRY_MS,
       getChunkSize: (data) => partSizeOf(this.uppy, data),
       createMultipartUpload: (file) => this.created(file),
