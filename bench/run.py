@@ -26,6 +26,7 @@ import pyvips
 import scale
 import slides
 import tiles
+import uploads
 import values
 from images import CONTENTS, ensure_image, ensure_photo
 
@@ -33,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 SECTIONS = (
     "options", "convert", "memory", "tiles", "multichannel", "mixing", "values", "events", "slides",
-    "scale",
+    "scale", "uploads",
 )  # fmt: skip
 
 
@@ -167,6 +168,11 @@ def main() -> int:
             results["scale"] = scale.run(images[big], work, duration_s, runs)
             summary += scale.table(results["scale"])
             timing["scale"] = round(time.monotonic() - mark, 1)
+        if "uploads" in sections:
+            mark = time.monotonic()
+            results["uploads"] = uploads.run(work, runs)
+            summary += uploads.table(results["uploads"])
+            timing["uploads"] = round(time.monotonic() - mark, 1)
     finally:
         logs = OUT / "logs"
         shutil.rmtree(logs, ignore_errors=True)
