@@ -2,6 +2,8 @@
 and held at a chosen part so that "mid-upload" is a state the test makes, not a moment it hopes
 for; and the files, waits and pixel checks the resumable-upload browser tests share."""
 
+import base64
+import hashlib
 import re
 import time
 from pathlib import Path
@@ -52,6 +54,7 @@ class PartPut(NamedTuple):
     origin: str
     upload: str
     number: int
+    content_md5: str | None
 
 
 def part_puts(page: Page) -> list[PartPut]:
@@ -62,7 +65,8 @@ def part_puts(page: Page) -> list[PartPut]:
         found = part_of(request.url)
         if request.method == "PUT" and found is not None:
             url = urlsplit(request.url)
-            seen.append(PartPut(f"{url.scheme}://{url.netloc}", *found))
+            md5 = request.headers.get("content-md5")
+            seen.append(PartPut(f"{url.scheme}://{url.netloc}", *found, md5))
 
     page.on("request", record)
     return seen
@@ -128,6 +132,15 @@ def check_home(page: Page, width: int, height: int, name: str) -> None:
         assert np.allclose(pixel, colour, atol=16), (name, cx, cy, pixel)
 
 
+def part_md5s(path: Path) -> list[str]:
+    """The Content-MD5 header of each of a file's parts, in order."""
+    data = path.read_bytes()
+    return [
+        base64.b64encode(hashlib.md5(data[at : at + PART]).digest()).decode()
+        for at in range(0, len(data), PART)
+    ]
+
+
 def wait_saved(page: Page, upload_id: str) -> None:
     """Wait until Golden Retriever has saved the upload's state (at most every 0.5 s)."""
     page.wait_for_function(
@@ -175,6 +188,7 @@ def reload_mid_upload(
     page.set_input_files("[data-testid=file-input]", str(source))
     wait_ready(page)
     assert [(p.origin, p.number) for p in after] == [(part_origin, 3)]
+    assert [p.content_md5 for p in after] == [part_md5s(source)[2]]
     assert note.is_hidden()
     with page.expect_navigation():
         page.click("[data-testid=upload-open]")

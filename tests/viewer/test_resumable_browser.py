@@ -28,6 +28,7 @@ from tests.viewer.part_traffic import (
     PartGate,
     check_home,
     is_part_url,
+    part_md5s,
     part_of,
     part_puts,
     reload_mid_upload,
@@ -72,6 +73,9 @@ def test_several_files_at_once_become_ready_and_draw(
     assert sorted(p.number for p in puts) == [1, 1, 1, 2, 2, 2, 3, 3, 3]
     assert len({p.upload for p in puts}) == 3
     assert {p.origin for p in puts} == {stack.url}
+    # Each part carries the MD5 of its bytes, which the server checks.
+    expected = [md5 for f in files for md5 in part_md5s(f)]
+    assert sorted(p.content_md5 or "" for p in puts) == sorted(expected)
     links = page.eval_on_selector_all(
         f"{items} [data-testid=upload-image-open]",
         "(links) => links.map((a) => [a.closest('li').querySelector('.name').textContent, a.href])",
@@ -339,4 +343,34 @@ def test_a_file_removed_after_a_reload_leaves_nothing_on_the_server(
         assert time.monotonic() < deadline, "the image of the removed upload is still there"
         page.wait_for_timeout(100)
     assert httpx.get(f"{stack.url}/v1/uploads/{upload_id}").status_code == 404
+    assert blocked == []
+
+
+def test_a_part_changed_on_the_way_is_refused_and_sent_again(
+    stack: Stack, context: tuple[BrowserContext, list[str]], tmp_path: Path
+) -> None:
+    """Part 2's bytes are changed on the way once: its Content-MD5 no longer matches, the server
+    refuses it (400, nothing stored), and Uppy sends it again."""
+    ctx, blocked = context
+    page = ctx.new_page()
+    page.goto(stack.url)
+    answers: list[int] = []
+
+    def corrupt_once(route: Route) -> None:
+        found = part_of(route.request.url) if route.request.method == "PUT" else None
+        if found and found[1] == 2 and not answers:
+            body = bytearray(route.request.post_data_buffer or b"")
+            body[1000] ^= 0xFF
+            answers.append(route.fetch(post_data=bytes(body)).status)
+            route.abort("connectionreset")  # the page sees a failed PUT (as if cut off)
+        else:
+            route.fallback()
+
+    page.route(is_part_url, corrupt_once)
+    puts = part_puts(page)
+    page.set_input_files("[data-testid=file-input]", str(tiff(tmp_path, "bent.tif", 2400, 1800)))
+    wait_ready(page)
+    assert answers == [400]
+    assert [p.number for p in puts].count(2) == 2
+    assert page.get_by_test_id("upload-error").is_hidden()
     assert blocked == []

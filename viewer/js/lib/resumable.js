@@ -6,6 +6,7 @@
 
 import { AwsS3, Dashboard, GoldenRetriever, Uppy } from "/vendor/uppy/uppy.min.mjs";
 import { ApiError, abortUpload, completeUpload, createUpload, getImage, getUpload } from "./api.js";
+import { contentMd5 } from "./md5.js";
 import { PartSigner, isTransient, partBytes } from "./uploadparts.js";
 
 const MIN_PART = 5 * 1024 * 1024; // Uppy never cuts smaller parts (nor does S3 take them)
@@ -92,12 +93,17 @@ class ServerUploads {
     return { uploadId: prepared.uploadId, key: prepared.key };
   }
 
-  async signPart(file, { partNumber, signal }) {
+  /** The part's URL, and its Content-MD5 where the URLs check one (the storage then refuses
+   * bytes that changed on the way). */
+  async signPart(file, { partNumber, body, signal }) {
     const { uploadId, parts } = file.s3Multipart;
     if (!this.signers.has(uploadId)) this.signers.set(uploadId, new PartSigner(uploadId, parts));
-    const { url, headers } = await this.signers.get(uploadId).get(partNumber);
+    const signer = this.signers.get(uploadId);
+    const { url, headers } = await signer.get(partNumber);
     signal?.throwIfAborted();
-    return { method: "PUT", url, headers };
+    if (!signer.contentMd5 || !body) return { method: "PUT", url, headers };
+    const { base64 } = await contentMd5(body);
+    return { method: "PUT", url, headers: { ...headers, "Content-MD5": base64 } };
   }
 
   /** Uppy's PUT of a part; a 403 (the URL expired) is told to Uppy so that it signs again. */

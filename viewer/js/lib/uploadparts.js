@@ -40,6 +40,7 @@ export class PartSigner {
     /** @type {Map<number, {resolve: (v: any) => void, reject: (e: any) => void}[]>} */
     this.waiting = new Map();
     this.flushing = false;
+    this.contentMd5 = false;
     /** @type {Map<number, number>} how often each part's URL was refused */
     this.refused = new Map();
   }
@@ -84,6 +85,7 @@ export class PartSigner {
     try {
       const answer = await this.sign(this.id, [...numbers].sort((a, b) => a - b));
       const until = Date.now() + answer.expires_in * 1000 * URL_LIFE;
+      this.contentMd5 = Boolean(answer.content_md5); // the URLs check a Content-MD5 header
       for (const part of answer.parts) {
         this.urls.set(part.number, { url: part.url, headers: part.headers || {}, until });
       }
