@@ -374,3 +374,27 @@ def test_a_part_changed_on_the_way_is_refused_and_sent_again(
     assert [p.number for p in puts].count(2) == 2
     assert page.get_by_test_id("upload-error").is_hidden()
     assert blocked == []
+
+
+def test_a_part_refused_for_good_shows_the_reason(
+    stack: Stack, context: tuple[BrowserContext, list[str]], tmp_path: Path
+) -> None:
+    """Every PUT of part 1 is refused with 404: no endless retry, and the page shows the answer's
+    own sentence, not Uppy's "Non 2xx"."""
+    ctx, blocked = context
+    page = ctx.new_page()
+    page.goto(stack.url)
+
+    def refuse(route: Route) -> None:
+        found = part_of(route.request.url) if route.request.method == "PUT" else None
+        if found and found[1] == 1:
+            route.fulfill(status=404, json={"detail": "This upload is not open (any more)."})
+        else:
+            route.fallback()
+
+    page.route(is_part_url, refuse)
+    page.set_input_files("[data-testid=file-input]", str(tiff(tmp_path, "shut.tif", 2400, 1800)))
+    error = page.get_by_test_id("upload-error")
+    error.wait_for(state="visible", timeout=30_000)
+    assert error.text_content() == "Could not upload shut.tif: This upload is not open (any more)."
+    assert blocked == []

@@ -5,7 +5,9 @@
 // file must be chosen again, and then only the parts the server lacks are sent).
 
 import { AwsS3, Dashboard, GoldenRetriever, Uppy } from "/vendor/uppy/uppy.min.mjs";
-import { ApiError, abortUpload, completeUpload, createUpload, getImage, getUpload } from "./api.js";
+import {
+  ApiError, abortUpload, completeUpload, createUpload, errorMessage, getImage, getUpload,
+} from "./api.js";
 import { contentMd5 } from "./md5.js";
 import { PartSigner, isTransient, partBytes } from "./uploadparts.js";
 
@@ -112,8 +114,15 @@ class ServerUploads {
       return await AwsS3.uploadPartBytes(options);
     } catch (err) {
       const url = options.signature.url;
-      if (err?.source?.status !== 403 || ![...this.signers.values()].some((s) => s.forget(url))) throw err;
-      throw Object.assign(new Error("Request has expired"), { source: { status: 403 } });
+      const source = err?.source;
+      if (source?.status === 403 && [...this.signers.values()].some((s) => s.forget(url))) {
+        throw Object.assign(new Error("Request has expired"), { source: { status: 403 } });
+      }
+      // Uppy says "Non 2xx"; the storage's answer says why (Uppy retries by the status alone).
+      if (source?.status > 0 && typeof source.responseText === "string") {
+        err.message = errorMessage(source.status, source.responseText);
+      }
+      throw err;
     }
   }
 
