@@ -150,6 +150,8 @@ def test_pause_and_resume_send_only_the_missing_part(
     wait_stored(page, stack, upload_id, [1, 2])
     page.locator(".uppy-StatusBar [aria-label=Pause]").click()
     page.locator(".uppy-StatusBar [aria-label=Resume]").wait_for()
+    page.wait_for_function(f"() => {STATUS}.startsWith('paused: ')")
+    page.screenshot(path=artifact("resumable-paused.png"))
     assert gate.held is not None
     with contextlib.suppress(PlaywrightError):  # pausing cancelled it already
         gate.held.abort()

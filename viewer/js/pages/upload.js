@@ -55,8 +55,9 @@ function showBar() {
     ui.state.dataset.status = "uploading";
     ui.label.textContent = files.length > 1 ? `Uploading ${files.length} files` : `Uploading ${files[0].name}`;
     ui.progress.value = fraction;
+    const state = files.every((f) => f.isPaused) ? "paused" : "uploading";
     ui.status.textContent =
-      `uploading: ${formatBytes(loaded)} of ${formatBytes(total)} sent (${Math.round(fraction * 100)}%)`;
+      `${state}: ${formatBytes(loaded)} of ${formatBytes(total)} sent (${Math.round(fraction * 100)}%)`;
     return;
   }
   const entry = images.get(lastId);
@@ -238,6 +239,7 @@ function init() {
   uppy.on("restored", () => showRecovery());
   uppy.on("file-removed", () => showRecovery());
   uppy.on("upload-progress", showBar);
+  for (const event of ["upload-pause", "pause-all", "resume-all"]) uppy.on(event, () => setTimeout(showBar));
   uppy.on("upload-success", showBar);
   uppy.on("upload-error", onUploadError);
   uppy.on("upload-retry", () => showError(""));
