@@ -39,7 +39,7 @@ from tests.viewer.part_traffic import (
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-_DB = 1  # Redis database of this module's stack (only tests/worker/test_actors.py uses it too)
+_DB = 1  # this module's Redis database (tests/worker/test_actors.py's too; modules run in turn)
 
 
 @pytest.fixture(scope="module")
