@@ -16,6 +16,7 @@ from plexzoom.client.errors import (
     PlexzoomError,
     Refused,
     ServerUnreachable,
+    Stopped,
     WaitTimeout,
 )
 from plexzoom.client.models import Image, ImagePage, UploadProgress, UploadResult
@@ -30,6 +31,7 @@ __all__ = [
     "PlexzoomError",
     "Refused",
     "ServerUnreachable",
+    "Stopped",
     "UploadProgress",
     "UploadResult",
     "WaitTimeout",

@@ -16,8 +16,8 @@ import click
 
 from plexzoom.client.config import ConfigError, resolve
 from plexzoom.client.console import Output, UploadBars
-from plexzoom.client.errors import PlexzoomError
-from plexzoom.client.exits import Exit, fatal
+from plexzoom.client.errors import PlexzoomError, fatal
+from plexzoom.client.exits import Exit
 from plexzoom.client.models import UploadResult
 from plexzoom.client.session import Session, for_each, pass_session, wait_for
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-from collections.abc import Callable, Iterable, Iterator
+import threading
+from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import httpx
 
-from plexzoom.client.errors import check, unreachable
+from plexzoom.client.errors import PlexzoomError, check, unreachable
 from plexzoom.client.models import (
     Image,
     ImagePage,
@@ -51,9 +52,11 @@ class Client:
             base_url=self.url, headers=headers, timeout=timeout_s, transport=transport
         )
         # Part URLs are presigned: they get no Authorization header, so a client of their own.
+        # Its connections are not capped: the part threads (files x parallel) are the cap.
         self.parts_http = httpx.Client(
             headers={"user-agent": USER_AGENT},
             timeout=httpx.Timeout(300.0, connect=10.0),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
             transport=transport,
         )
 
@@ -129,6 +132,28 @@ class Client:
 
         uploader = Uploader(self, parallel=parallel, progress=progress)
         return uploader.run(Path(path), variable=variable)
+
+    def upload_many(
+        self,
+        paths: Iterable[str | Path],
+        *,
+        files: int = 2,
+        parallel: int = 4,
+        variable: str | None = None,
+        progress: Callable[[UploadProgress], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> Generator[tuple[Path, UploadResult | PlexzoomError]]:
+        """Upload ``files`` files at a time, each ``parallel`` parts at a time (about files x
+        parallel connections); yields each path with its result or its error as it ends.
+
+        An auth error or an unreachable server stops the rest. Setting ``stop`` (or Ctrl-C
+        while iterating, which is raised again) starts no more parts; unfinished files end
+        with ``Stopped`` and resume when uploaded again.
+        """
+        from plexzoom.client.upload import Uploader
+
+        uploader = Uploader(self, parallel=parallel, progress=progress, stop=stop)
+        return uploader.run_many([Path(p) for p in paths], files, variable)
 
     def wait(
         self,

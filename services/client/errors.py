@@ -39,6 +39,19 @@ class WaitTimeout(PlexzoomError):
     """Images were still converting when the wait ran out."""
 
 
+class Stopped(PlexzoomError):
+    """An upload stopped before it finished (Ctrl-C, its stop event, another file's fatal
+    error); what it sent is kept, so uploading the file again resumes it."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"The upload of {name} was stopped; upload it again to resume.")
+
+
+def fatal(exc: PlexzoomError) -> bool:
+    """True when the error concerns every item, not one (the server, the key): stop at once."""
+    return isinstance(exc, AuthError | ServerUnreachable)
+
+
 def detail_of(response: httpx.Response) -> str:
     """The server's sentence: JSON ``detail``, an S3 error's Message, or the start of the body."""
     body = response.text

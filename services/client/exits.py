@@ -37,8 +37,3 @@ def exit_for(exc: PlexzoomError) -> Exit:
         if isinstance(exc, kind):
             return code
     return Exit.FAILED
-
-
-def fatal(exc: PlexzoomError) -> bool:
-    """True when the error concerns every item, not one: stop at once."""
-    return isinstance(exc, AuthError | ServerUnreachable)

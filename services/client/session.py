@@ -9,8 +9,8 @@ import click
 from plexzoom.client.client import Client
 from plexzoom.client.config import Target
 from plexzoom.client.console import Output, WaitBars
-from plexzoom.client.errors import PlexzoomError
-from plexzoom.client.exits import Exit, exit_for, fatal
+from plexzoom.client.errors import PlexzoomError, fatal
+from plexzoom.client.exits import Exit, exit_for
 from plexzoom.client.models import Image
 
 

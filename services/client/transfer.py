@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from plexzoom.client.errors import PlexzoomError, ServerUnreachable, check
+from plexzoom.client.errors import PlexzoomError, ServerUnreachable, Stopped, check
 from plexzoom.client.models import SignedPart
 from plexzoom.client.parts import FilePart
 
@@ -74,7 +74,8 @@ class Signer:
 
 class PartSender:
     """PUTs one part at a time to its presigned URL: explicit Content-Length, Content-MD5,
-    no Authorization; network errors, 5xx and 429 are retried, a 403 is signed again."""
+    no Authorization; network errors, 5xx and 429 are retried, a 403 is signed again. Once
+    ``stop`` is set no try starts, and a PUT under way is abandoned at its next chunk."""
 
     def __init__(
         self,
@@ -82,16 +83,20 @@ class PartSender:
         signer: Signer,
         retry: Retry,
         counted: Callable[[int], None],
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] = time.sleep,
+        stop: threading.Event | None = None,
     ) -> None:
         self.http, self.signer, self.retry = http, signer, retry
         self.counted, self.sleep = counted, sleep
+        self.stop = stop or threading.Event()
 
     def send(self, part: FilePart) -> str:
         """Send the part; the ETag its PUT answered."""
+        self._go_on(part)
         md5 = part.md5()
         fresh, problem = False, ""
         for attempt in range(self.retry.tries):
+            self._go_on(part)
             signed = self.signer.url(part.number, fresh)
             if signed.size != part.size:
                 raise PlexzoomError(
@@ -102,6 +107,7 @@ class PartSender:
 
             def count(n: int) -> None:
                 nonlocal sent
+                self._go_on(part)  # raised inside the body's iterator: the PUT is dropped
                 sent += n
                 self.counted(n)
 
@@ -132,6 +138,11 @@ class PartSender:
             f"Part {part.number} of {part.path.name} failed {self.retry.tries} times "
             f"(last: {problem}); run the upload again to resume."
         )
+
+    def _go_on(self, part: FilePart) -> None:
+        """Raise Stopped once the stop event is set."""
+        if self.stop.is_set():
+            raise Stopped(part.path.name)
 
 
 def matches(etag: str, md5: bytes) -> bool:

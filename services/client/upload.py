@@ -1,16 +1,16 @@
-"""One file's resumable upload: create (or resume), send the missing parts in parallel,
-complete, forget. What is remembered between runs is in plexzoom.client.resume."""
+"""Resumable uploads: a file is created (or resumed), its missing parts sent in parallel,
+completed and forgotten; several files go at once, each with its own parts in flight. What is
+remembered between runs is in plexzoom.client.resume."""
 
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from collections.abc import Callable, Generator, Iterable
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, as_completed, wait
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from plexzoom.client.errors import NotFound, PlexzoomError, Refused
+from plexzoom.client.errors import NotFound, PlexzoomError, Refused, Stopped, fatal
 from plexzoom.client.models import Image, Upload, UploadProgress, UploadResult
 from plexzoom.client.parts import FilePart
 from plexzoom.client.resume import FileKey, ResumeStore, Saved
@@ -41,8 +41,15 @@ class Tally:
             self.callback(now)
 
 
+Outcome = UploadResult | PlexzoomError
+
+
 class Uploader:
-    """Uploads files to one server through a Client, resuming what an earlier run left."""
+    """Uploads files to one server through a Client, resuming what an earlier run left.
+
+    Setting ``stop`` stops every upload of this uploader: no part starts after it, parts under
+    way are dropped, and the uploads stay resumable. Backoff waits end early when it is set.
+    """
 
     def __init__(
         self,
@@ -50,14 +57,44 @@ class Uploader:
         parallel: int = 4,
         progress: Callable[[UploadProgress], None] | None = None,
         retry: Retry | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.client, self.parallel, self.progress = client, max(1, parallel), progress
-        self.retry, self.sleep = retry or Retry(), sleep
+        self.stop = stop or threading.Event()
+        self.retry, self.sleep = retry or Retry(), sleep or self.stop.wait
         self.store = ResumeStore(client.state_dir)
+
+    def run_many(
+        self, paths: Iterable[Path], files: int = 2, variable: str | None = None
+    ) -> Generator[tuple[Path, Outcome]]:
+        """Upload ``files`` of ``paths`` at a time; each path with its result or error, as
+        each one ends. An error that concerns every file (the key, the server) stops the rest,
+        which then end Stopped; Ctrl-C while iterating stops them all and is raised again."""
+        pool = ThreadPoolExecutor(max(1, files), thread_name_prefix="plexzoom-file")
+        futures = {pool.submit(self._run_one, path, variable): path for path in paths}
+        try:
+            for future in as_completed(futures):
+                yield futures[future], outcome(future)
+        except BaseException:  # Ctrl-C, a bug, or the caller stopped iterating
+            self.stop.set()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _run_one(self, path: Path, variable: str | None) -> UploadResult:
+        """``run``, setting the stop when the error is fatal (before another file starts)."""
+        try:
+            return self.run(path, variable)
+        except PlexzoomError as exc:
+            if fatal(exc):
+                self.stop.set()
+            raise
 
     def run(self, path: Path, variable: str | None = None) -> UploadResult:
         """Upload ``path``; the image it became and what was sent."""
+        if self.stop.is_set():
+            raise Stopped(path.name)
         if not path.is_file():
             raise PlexzoomError(f"{path} is not a file.")
         key = FileKey.of(path, self.client.url)
@@ -105,7 +142,9 @@ class Uploader:
         if not numbers:
             return {}
         signer = Signer(lambda batch: self.client.sign_parts(upload.id, batch), numbers)
-        sender = PartSender(self.client.parts_http, signer, self.retry, tally.add, self.sleep)
+        sender = PartSender(
+            self.client.parts_http, signer, self.retry, tally.add, self.sleep, self.stop
+        )
         etags: dict[int, str] = {}
 
         def one(number: int) -> None:
@@ -116,11 +155,16 @@ class Uploader:
         with ThreadPoolExecutor(self.parallel, thread_name_prefix="plexzoom-part") as pool:
             futures = [pool.submit(one, n) for n in numbers]
             try:
-                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            finally:  # a failed part or Ctrl-C: start no more parts
+                wait(futures, return_when=FIRST_EXCEPTION)
+            except KeyboardInterrupt:  # only ever raised here when run() is on the main thread
+                self.stop.set()
+                raise
+            finally:  # a failed part, a stop or Ctrl-C: start no more parts
                 pool.shutdown(wait=False, cancel_futures=True)
-            for future in done:
-                future.result()  # raises the first part's error
+        errors = [e for f in futures if not f.cancelled() and (e := f.exception()) is not None]
+        errors.sort(key=lambda e: isinstance(e, Stopped))  # a part's own error comes first
+        if errors:
+            raise errors[0]
         return etags
 
     def _complete(
@@ -148,3 +192,11 @@ class Uploader:
         etags |= {n: etag for n, (_size, etag) in again.stored.items() if n not in missing}
         etags |= self._send(path, upload, missing, tally)
         return self.client.complete_upload(upload.id, etags)
+
+
+def outcome(future: Future[UploadResult]) -> Outcome:
+    """A finished upload's result, or its PlexzoomError (any other error is raised)."""
+    try:
+        return future.result()
+    except PlexzoomError as exc:
+        return exc

@@ -2,7 +2,8 @@
 
 It checks what a real server and S3 check (exact Content-Length, Content-MD5, no Authorization
 on part URLs) and keeps only each part's size and MD5, never its bytes, so a test can push a
-large file through it. ``faults`` makes a part's next PUTs answer a status or drop.
+large file through it. ``faults`` makes a part's next PUTs answer a status or drop; ``gate``
+holds PUTs until several uploads send at once; ``refused`` names files it will not take.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import hashlib
 import itertools
 import json
 import math
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +22,33 @@ import httpx
 
 PART_HOST = "parts.test"
 DROP = 0  # a fault that drops the connection instead of answering
+GUARD_S = 20.0  # how long a gate holds a PUT when the other uploads never come: a failure
+
+
+class PartGate:
+    """Holds each upload's PUT of part ``number`` until ``uploads`` uploads have theirs in
+    flight, then runs ``then`` once and lets them all go on. A PUT held GUARD_S without the
+    others is an AssertionError: the uploads did not run at once."""
+
+    def __init__(
+        self, uploads: int, number: int = 1, then: Callable[[], object] | None = None
+    ) -> None:
+        self.uploads, self.number, self.then = uploads, number, then
+        self.held: set[str] = set()
+        self.opened = threading.Event()
+        self._lock = threading.Lock()
+
+    def enter(self, upload_id: str, number: int) -> None:
+        if number != self.number or self.opened.is_set():
+            return
+        with self._lock:
+            self.held.add(upload_id)
+            if len(self.held) == self.uploads:
+                if self.then is not None:
+                    self.then()
+                self.opened.set()
+        if not self.opened.wait(GUARD_S):
+            raise AssertionError(f"part {number} of {sorted(self.held)} held alone")
 
 
 @dataclass
@@ -41,6 +71,8 @@ class FakeServer:
     # as S3 refuses one a presigned URL did not sign.
     content_md5: bool | None = None
     wrong_etags: dict[int, int] = field(default_factory=dict)  # number -> answers to spoil
+    gate: PartGate | None = None
+    refused: set[str] = field(default_factory=set)  # names whose upload is refused (415)
     signed: list[list[int]] = field(default_factory=list)
     puts: list[int] = field(default_factory=list)  # part numbers, one per PUT that arrived
     creates: int = 0
@@ -75,6 +107,8 @@ class FakeServer:
         return answer(405, {"detail": "Not here."})
 
     def create(self, body: dict[str, Any]) -> httpx.Response:
+        if body["name"] in self.refused:
+            return answer(415, {"detail": "This file is not an image plexzoom can read."})
         self.creates += 1
         upload_id = f"{next(self._ids):026d}"
         size = body["size"]
@@ -111,6 +145,8 @@ class FakeServer:
         upload = self.uploads[request.url.path.strip("/")]
         number = int(request.url.params["partNumber"])
         self.puts.append(number)
+        if self.gate is not None:
+            self.gate.enter(upload.id, number)
         digest, size = hashlib.md5(), 0
         for chunk in request.stream:  # type: ignore[union-attr]
             self.largest_chunk = max(self.largest_chunk, len(chunk))
