@@ -6,6 +6,7 @@ traceback.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import webbrowser
@@ -16,7 +17,7 @@ import click
 
 from plexzoom.client.config import ConfigError, resolve
 from plexzoom.client.console import Output, UploadBars
-from plexzoom.client.errors import PlexzoomError, fatal
+from plexzoom.client.errors import PlexzoomError, Stopped
 from plexzoom.client.exits import Exit
 from plexzoom.client.models import UploadResult
 from plexzoom.client.session import Session, for_each, pass_session, wait_for
@@ -148,7 +149,9 @@ def describe(result: UploadResult) -> str:
 @click.option("--timeout", type=click.FloatRange(min=0), help="With --wait: seconds to wait.")
 @click.option("--open", "then_open", is_flag=True, help="Open each image in the web browser.")
 @click.option("--parallel", type=click.IntRange(1, 64), default=4, show_default=True,
-              help="Parts sent at once.")  # fmt: skip
+              help="Parts sent at once, per file.")  # fmt: skip
+@click.option("--files", "in_flight", type=click.IntRange(1, 16), default=2, show_default=True,
+              help="Files sent at once (connections: about files x parallel).")  # fmt: skip
 @click.option("--variable", help="MATLAB/HDF5 files: the variable that holds the image.")
 @pass_session
 def upload(
@@ -158,13 +161,21 @@ def upload(
     timeout: float | None,
     then_open: bool,
     parallel: int,
+    in_flight: int,
     variable: str | None,
 ) -> None:
     """Upload files and folders (recursively); run it again to resume an interrupted upload."""
     files = files_in(paths)
     if not files:
         raise click.UsageError("There are no files in the folders given.")
-    results, code = send_files(session, files, parallel, variable, announce=not then_wait)
+    results, code = send_files(
+        session,
+        files,
+        parallel=parallel,
+        in_flight=in_flight,
+        variable=variable,
+        announce=not then_wait,
+    )
     if then_wait and results:
         results = follow(session, results, timeout)
     for result in results:
@@ -193,35 +204,42 @@ def follow(
 
 
 def send_files(
-    session: Session, files: list[Path], parallel: int, variable: str | None, announce: bool
+    session: Session,
+    files: list[Path],
+    *,
+    parallel: int,
+    in_flight: int,
+    variable: str | None,
+    announce: bool,
 ) -> tuple[list[UploadResult], Exit]:
-    """Upload each file with progress bars (``announce``: print each result at once); the
-    results and the first failure's exit code."""
+    """Upload ``in_flight`` files at a time with progress bars (``announce``: print each result
+    as its file ends); the results in the files' order and the first failure's exit code.
+    Ctrl-C exits 130, the uploads kept to resume."""
     sizes = {path: path.stat().st_size for path in files}
     bars = UploadBars(session.output, sum(sizes.values()), len(files))
+    uploads = session.client.upload_many(
+        files, files=in_flight, parallel=parallel, variable=variable, progress=bars.update
+    )
     results: list[UploadResult] = []
     code = Exit.OK
-    with bars.shown():
-        for path in files:
-            bars.start(path, sizes[path])
-            try:
-                result = session.client.upload(
-                    path, variable=variable, parallel=parallel, progress=bars.update
-                )
-            except KeyboardInterrupt:
-                resume = "interrupted; run the same command again to resume."
-                session.output.problem(str(path), resume)
-                raise SystemExit(Exit.INTERRUPTED) from None
-            except PlexzoomError as exc:
-                body = {"path": str(path), "image_id": None, "status": "error", "size": sizes[path]}
-                failure = session.failed(str(path), exc, body)
-                code = code or failure
-                if fatal(exc):
-                    break
-                continue
-            finally:
+    with bars.shown(), contextlib.closing(uploads):
+        try:
+            for path, outcome in uploads:
+                if isinstance(outcome, Stopped):  # another file's fatal error stopped it
+                    continue
                 bars.finish(path, sizes[path])
-            results.append(result)
-            if announce:
-                session.output.record(result.as_json(), describe(result))
-    return results, code
+                if isinstance(outcome, PlexzoomError):
+                    body = {"path": str(path), "image_id": None, "status": "error",
+                            "size": sizes[path]}  # fmt: skip
+                    code = code or session.failed(str(path), outcome, body)
+                    continue
+                results.append(outcome)
+                if announce:
+                    session.output.record(outcome.as_json(), describe(outcome))
+        except KeyboardInterrupt:
+            left = len(files) - len(results)
+            resume = f"interrupted with {left} file(s) not uploaded; run the same command again"
+            session.output.problem("", f"{resume} to resume.")
+            raise SystemExit(Exit.INTERRUPTED) from None
+    order = {path: n for n, path in enumerate(files)}
+    return sorted(results, key=lambda r: order[r.path]), code

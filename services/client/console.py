@@ -66,7 +66,8 @@ def _progress(console: Console, disable: bool) -> Progress:
 
 
 class UploadBars:
-    """One bar per file and one for all files (updated from the upload's threads)."""
+    """One bar for all files, and one per file from its first progress on (updated from the
+    uploads' threads, several files at once)."""
 
     def __init__(self, output: Output, total_bytes: int, files: int) -> None:
         self.progress = _progress(output.stderr, not output.bars)
@@ -81,15 +82,13 @@ class UploadBars:
         with self.progress:
             yield self
 
-    def start(self, path: Path, size: int) -> None:
-        """Add the bar of a file about to be uploaded."""
-        with self._lock:
-            self._files[path] = self.progress.add_task(escape(path.name), total=size)
-            self._done[path] = 0
-
     def update(self, now: UploadProgress) -> None:
-        """A progress callback: move the file's bar and the total."""
+        """A progress callback: move the file's bar (added on its first call) and the total."""
         with self._lock:
+            if now.path not in self._files:
+                self._files[now.path] = self.progress.add_task(
+                    escape(now.path.name), total=now.bytes_total
+                )
             self._done[now.path] = now.bytes_done
             self.progress.update(self._files[now.path], completed=now.bytes_done)
             self.progress.update(self.total, completed=sum(self._done.values()))
