@@ -55,6 +55,7 @@ _VENDOR = {
     "/vendor/openseadragon": "node_modules/openseadragon/build/openseadragon",
     "/vendor/swagger-ui": "node_modules/swagger-ui-dist",
     "/vendor/uppy": "node_modules/uppy/dist",
+    "/vendor/hash-wasm": "node_modules/hash-wasm/dist",
 }
 
 
