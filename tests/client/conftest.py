@@ -3,6 +3,7 @@ storage backend: a local folder, and S3 on SeaweedFS. Each stack has a private R
 its own, so its queue and events never mix with another test's; parts are 5 MiB (the
 smallest S3 takes), so an 11 MiB file is three parts."""
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,3 +65,15 @@ def three_parts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = write_tiff(tmp_path_factory.mktemp("images") / "noise.tif", 1700, 2200)
     assert 2 * PART_BYTES < path.stat().st_size < 3 * PART_BYTES
     return path
+
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture
+def slides(tmp_path: Path) -> list[Path]:
+    """Two 11 MiB files of varied bytes: parts 5, 5 and 1 MiB each."""
+    paths = [tmp_path / "a.tif", tmp_path / "b.tif"]
+    for path in paths:
+        path.write_bytes(os.urandom(11 * MiB))
+    return paths

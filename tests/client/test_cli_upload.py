@@ -20,15 +20,6 @@ MiB = 1024 * 1024
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def slides(tmp_path: Path) -> list[Path]:
-    """Two 11 MiB files of varied bytes: parts 5, 5 and 1 MiB each."""
-    paths = [tmp_path / "a.tif", tmp_path / "b.tif"]
-    for path in paths:
-        path.write_bytes(os.urandom(11 * MiB))
-    return paths
-
-
 def plexzoom(
     server: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str
 ) -> Result:

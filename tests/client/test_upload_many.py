@@ -1,25 +1,13 @@
 """Several files at once (``Client.upload_many``) against the in-memory server: files in flight
 together, an outcome per file as it ends, a fatal error and a stop that start no more parts."""
 
-import os
 import threading
 from pathlib import Path
-
-import pytest
 
 from plexzoom.client import AuthError, Client, Refused, Stopped, UploadResult
 from tests.client.fake_server import FakeServer, PartGate
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def slides(tmp_path: Path) -> list[Path]:
-    """Two 11 MiB files of varied bytes: parts 5, 5 and 1 MiB each."""
-    paths = [tmp_path / "a.tif", tmp_path / "b.tif"]
-    for path in paths:
-        path.write_bytes(os.urandom(11 * MiB))
-    return paths
 
 
 def client_of(server: FakeServer, tmp_path: Path, key: str | None = None) -> Client:
