@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from uploads import BUCKET, MIB, Api, finish_command, start_command
+from uploads import BUCKET, MIB, Api, finish_command, start_command, verdict
+
+PART_MIB = 16  # the server's default part size
 
 
 class CountingRelay:
@@ -66,14 +68,31 @@ def stored_parts(s3: Any) -> list[dict[str, Any]]:
     return list(s3.list_parts(Bucket=BUCKET, Key=key, UploadId=upload_id).get("Parts", []))
 
 
-def multipart_etag(path: Path, part_size: int) -> str:
-    """The ETag S3 gives a multipart object of ``path`` in parts of ``part_size``."""
+def part_digests(path: Path, part_size: int) -> list[bytes]:
+    """The MD5 of each part of ``path`` (S3's ETag of a part, unquoted, is its hex)."""
     digests = []
     with path.open("rb") as file:
         while chunk := file.read(part_size):
             digests.append(hashlib.md5(chunk, usedforsecurity=False).digest())
+    return digests
+
+
+def multipart_etag(digests: list[bytes]) -> str:
+    """The ETag S3 gives an object joined from parts with these MD5s."""
     joined = hashlib.md5(b"".join(digests), usedforsecurity=False).hexdigest()
     return f'"{joined}-{len(digests)}"'
+
+
+def differing_parts(s3: Any, key: str, digests: list[bytes], part_size: int) -> list[int]:
+    """The numbers of the parts whose bytes in the object are not the file's (read back)."""
+    wrong = []
+    for number, digest in enumerate(digests, start=1):
+        first = (number - 1) * part_size
+        span = f"bytes={first}-{first + part_size - 1}"
+        answer = s3.get_object(Bucket=BUCKET, Key=key, Range=span)
+        if hashlib.md5(answer["Body"].read(), usedforsecurity=False).digest() != digest:
+            wrong.append(number)
+    return wrong
 
 
 def kill_and_resume(
@@ -83,7 +102,8 @@ def kill_and_resume(
     (first run's bytes to S3 less the parts stored) and what the rerun sent and reused."""
     relay = CountingRelay(server.endpoint)
     # Part URLs are signed for the public endpoint: the relay (SigV4 signs its host:port).
-    api = Api(server, 16, redis_url, work, {"PLEXZOOM_S3_PUBLIC_ENDPOINT_URL": relay.endpoint})
+    public = {"PLEXZOOM_S3_PUBLIC_ENDPOINT_URL": relay.endpoint}
+    api = Api(server, PART_MIB, redis_url, work, public)
     state, log = work / "uploads-state", work / "uploads-command.log"
     shutil.rmtree(state, ignore_errors=True)
     try:
@@ -105,7 +125,7 @@ def kill_and_resume(
     finally:
         api.stop()
         relay.close()
-    result = summary(s3, path, parallel, stored, sent_first, sent_again, again)
+    result = summary(s3, path, parallel, PART_MIB * MIB, stored, (sent_first, sent_again), again)
     return {"stored_at_signal": len(seen), **result}
 
 
@@ -113,16 +133,18 @@ def summary(
     s3: Any,
     path: Path,
     parallel: int,
+    part_size: int,
     stored: list[dict[str, Any]],
-    sent_first: int,
-    sent_again: int,
+    sent: tuple[int, int],
     again: dict[str, Any],
 ) -> dict[str, Any]:
-    """The figures of one kill and resume, and a check of the object it made."""
+    """The figures of one kill and resume (``sent``: bytes to S3 by each run), and a check of
+    the parts stored at the kill and of the object it made against the file."""
     objects = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"images/{again['image_id']}/")
     original = max(objects.get("Contents", []), key=lambda o: o["Size"])
-    part_size = next(p["Size"] for p in stored if p["PartNumber"] == 1)
     stored_bytes = sum(p["Size"] for p in stored)
+    digests = part_digests(path, part_size)
+    sent_first, sent_again = sent
     result = {
         "parallel": parallel,
         "part_bytes": part_size,
@@ -137,14 +159,21 @@ def summary(
         "rerun_parts_reused": again["parts_reused"],
         "rerun_bytes_sent": again["bytes_sent"],
         "both_runs_over_size": sent_first + sent_again - path.stat().st_size,
+        "wrong_parts_at_kill": [
+            p["PartNumber"]
+            for p in stored
+            if p["ETag"].strip('"') != digests[p["PartNumber"] - 1].hex()
+        ],
         "object_bytes": original["Size"],
-        "etag_matches": original["ETag"] == multipart_etag(path, part_size),
+        "etag_matches": original["ETag"] == multipart_etag(digests),
     }
+    if not result["etag_matches"]:  # which bytes differ: read the object back
+        result["wrong_parts"] = differing_parts(s3, original["Key"], digests, part_size)
     print(
         f"    SIGKILL at {len(stored)}/{again['parts']} parts stored: "
         f"{result['sent_twice'] / MIB:.1f} MiB sent twice (bound {result['bound'] / MIB:.0f} MiB)"
-        f"; rerun sent {again['parts_sent']} parts, reused {again['parts_reused']}; object "
-        f"{'identical' if result['etag_matches'] else 'DIFFERENT'}",
+        f"; rerun sent {again['parts_sent']} parts, reused {again['parts_reused']}; "
+        f"{verdict(result)}",
         flush=True,
     )
     return result

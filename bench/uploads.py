@@ -36,13 +36,16 @@ MIB = 2**20
 SIDE = 32768  # a 32768² 8-bit grayscale TIFF, uncompressed: 1 GiB of pixels and a small header
 BUCKET = "bench-uploads"
 API_KEY = "bench-uploads-key-0123456789"
-# boto3's settings measured (chunk MiB, max_concurrency). Explored once each on both servers
-# first: 8/16/32/64 MiB x 4/10/16 threads and use_threads=False (6.7-14 s, a shared machine);
-# 16 threads and no threads were never fastest; 32 MiB x 4 was fastest once (SeaweedFS) and
-# slowest on both servers the next time; 16 MiB x 10 was fastest three times of four. Kept:
-# boto3's default (8 MiB x 10), 16 MiB x 10 and 64 MiB x 4 (fewest requests).
+# boto3's settings measured (chunk MiB, max_concurrency). Explored first on both servers
+# (2026-12-05, shared 2-core machine): 8/16/32/64 MiB x 4/10/16 threads and use_threads=False
+# once each, then the settings kept here three times each. 16 threads, no threads and 16 MiB x 4
+# were never the fastest; 32 MiB x 4 was once (SeaweedFS) and the slowest on both servers the
+# next time. The fastest medians: 16 MiB x 10 (moto 3 of 4 times, SeaweedFS once), boto3's
+# default 8 MiB x 10 (moto once), 64 MiB x 4 (SeaweedFS once).
 BOTO3_OPTIONS = ((8, 10), (16, 10), (64, 4))
-PARALLEL = (2, 4, 8)  # the command's --parallel (4 is its default)
+# The command's --parallel (4 is its default). 2 was tried: on SeaweedFS the slowest, on moto
+# (where the completion dominates) within the noise of 4.
+PARALLEL = (4, 8)
 # The server's PLEXZOOM_UPLOAD_PART_BYTES (16 MiB is its default); 32 MiB, tried once, was the
 # slowest setting on both servers.
 PART_MIB = (16, 64)
@@ -428,7 +431,17 @@ def table(result: dict[str, Any]) -> list[str]:
             f"({kill['stored_at_kill']} once the parts in flight settled): "
             f"{kill['sent_twice'] / MIB:.1f} MiB sent twice (bound {kill['parallel']} x "
             f"{kill['part_bytes'] / MIB:.0f} MiB) {twice_ok}; the rerun sent "
-            f"{kill['rerun_parts_sent']} parts and reused {kill['rerun_parts_reused']}; object "
-            f"{'identical (multipart ETag)' if kill['etag_matches'] else 'DIFFERENT'}",
+            f"{kill['rerun_parts_sent']} parts and reused {kill['rerun_parts_reused']}; "
+            f"{verdict(kill)}",
         ]
     return lines
+
+
+def verdict(result: dict[str, Any]) -> str:
+    """The object's check in words."""
+    text = "object identical (multipart ETag)"
+    if not result["etag_matches"]:
+        text = f"object DIFFERENT in parts {result['wrong_parts']}"
+    if result["wrong_parts_at_kill"]:
+        text += f"; parts stored at the kill with other bytes: {result['wrong_parts_at_kill']}"
+    return text
