@@ -73,6 +73,8 @@ class ResumableUpload(BaseModel):
     owner: str  # plexzoom.core.access.key_owner of the API key that started it ("" when open)
     size: int  # declared, in bytes: every part but the last has ``part_size``
     part_size: int
+    # "crc32": every part is signed with its CRC-32 and completed naming it (S3 checks them)
+    checksum: Literal["crc32"] | None = None
     # The file name as the client gave it: kept hidden until the completed bytes tell whether
     # the file is a slide (plexzoom.core.privacy).
     name: str | None = None

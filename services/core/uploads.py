@@ -8,11 +8,13 @@ image is submitted like every other source (plexzoom.core.images.submit_image).
 """
 
 import base64
+import binascii
 import functools
 import hashlib
 import hmac
 import math
 import time
+import urllib.parse
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -78,20 +80,22 @@ def create_upload(
     name: str | None = None,
     variable: str | None = None,
     preferred_part_size: int = DEFAULT_PART_SIZE,
+    crc32: bool = False,
 ) -> Manifest:
     """Start a resumable upload of ``size`` bytes: a multipart upload of the original and the
-    image record (``uploading``) that names it."""
+    image record (``uploading``) that names it; ``crc32``: its parts carry CRC-32s."""
     if size > cap:
         raise ImageTooLarge(f"The file is larger than this server's upload limit of {cap} bytes.")
     image_id = new_image_id()
     key = keys.original_key(image_id)
-    upload_id = storage.create_multipart(key)
+    upload_id = storage.create_multipart(key, crc32=crc32)
     upload = ResumableUpload(
         upload_id=upload_id,
         owner=owner,
         size=size,
         part_size=part_size_for(size, preferred_part_size),
         name=name,
+        checksum="crc32" if crc32 else None,
     )
     try:
         return start_image(storage, None, variable, image_id=image_id, upload=upload)
@@ -157,8 +161,10 @@ def complete_upload(
     parts: list[tuple[int, str]],
     enqueue: Enqueue,
     show_slides: bool = False,
+    checksums: dict[int, str] | None = None,
 ) -> Manifest:
-    """Join the named parts into the original, check it is an image, queue its conversion.
+    """Join the named parts (``checksums``: their CRC-32s, as the client computed them) into
+    the original, check it is an image, queue its conversion.
 
     Missing parts, wrong ETags and parts of the wrong size are refused and the upload kept, so
     the client can send them again; a file that is no supported image is deleted (415).
@@ -166,9 +172,16 @@ def complete_upload(
     key = keys.original_key(manifest.id)
     if not _joined_already(storage, key, upload):
         wanted = ordered_parts(parts)
+        if upload.checksum == "crc32":
+            unnamed = [n for n, _ in wanted if n not in (checksums or {})]
+            if unnamed:
+                raise BadRequest(
+                    f"This upload checks CRC-32s: name each part's crc32 (part {unnamed[0]} "
+                    "has none)."
+                )
         _check_complete(upload, wanted, _all_parts(storage, manifest.id, upload))
         try:
-            storage.complete_multipart(key, upload.upload_id, wanted)
+            storage.complete_multipart(key, upload.upload_id, wanted, checksums)
         except NotFound as exc:  # another completion or an abort got there first
             open_upload(storage, manifest.id, upload.owner)
             raise NotFound(NO_UPLOAD) from exc
@@ -253,31 +266,49 @@ class PartUrls:
     """Signs and checks the part URLs the api serves itself (storage without presigned URLs).
 
     A signature is the URL-safe base64 (no padding) of HMAC-SHA256(secret,
-    "part/{image id}/{number}/{expiry}"): it lets one part of one upload be PUT until it expires.
-    The secret is loaded at the first use (most apis never serve a part).
+    "part/{image id}/{number}/{expiry}/{crc32}"): it lets one part of one upload be PUT until it
+    expires, with the bytes of that CRC-32 when one was given ("" otherwise). The secret is
+    loaded at the first use (most apis never serve a part).
     """
 
     def __init__(self, load_secret: Callable[[], bytes]) -> None:
         self._load_secret = functools.cache(load_secret)
 
-    def sign(self, image_id: str, number: int, expires: int) -> str:
+    def sign(self, image_id: str, number: int, expires: int, crc32: str = "") -> str:
         """The signature of one part URL."""
-        message = f"part/{image_id}/{number}/{expires}".encode()
+        message = f"part/{image_id}/{number}/{expires}/{crc32}".encode()
         digest = hmac.new(self._load_secret(), message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
-    def query(self, image_id: str, number: int, ttl_s: int) -> str:
+    def query(self, image_id: str, number: int, ttl_s: int, crc32: str | None = None) -> str:
         """The query string of a part URL valid for ``ttl_s`` seconds from now."""
         expires = math.ceil(time.time()) + ttl_s
-        return f"expires={expires}&signature={self.sign(image_id, number, expires)}"
+        signature = self.sign(image_id, number, expires, crc32 or "")
+        checksum = f"&crc32={urllib.parse.quote(crc32, safe='')}" if crc32 else ""
+        return f"expires={expires}{checksum}&signature={signature}"
 
-    def check(self, image_id: str, number: int, expires: int, signature: str) -> None:
+    def check(
+        self, image_id: str, number: int, expires: int, signature: str, crc32: str = ""
+    ) -> None:
         """Forbidden unless the signature is ours and has not expired."""
-        if not hmac.compare_digest(
-            signature.encode(), self.sign(image_id, number, expires).encode()
-        ):
+        expected = self.sign(image_id, number, expires, crc32)
+        if not hmac.compare_digest(signature.encode(), expected.encode()):
             raise Forbidden("This part URL is not valid; ask the api for a new one.")
         if expires < time.time():
             raise Forbidden(
                 "This part URL has expired; sign the part again (POST /v1/uploads/{id}/parts)."
             )
+
+
+def check_crc32(value: str) -> str:
+    """``value`` if it is the base64 of a 4-byte CRC-32; BadRequest otherwise."""
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 4:
+        raise BadRequest(
+            "crc32 is the base64 of the part's 4-byte big-endian CRC-32 (zlib.crc32), "
+            "like 'NhCmhg=='."
+        )
+    return value

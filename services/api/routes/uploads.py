@@ -10,10 +10,12 @@ import base64
 import binascii
 import hashlib
 import io
+import zlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import IO, Annotated, cast
+from typing import IO, Annotated, Literal, cast
 
 from anyio import from_thread, to_thread
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -49,6 +51,9 @@ class NewUpload(BaseModel):
     name: str | None = Field(None, max_length=255, description="The file name (metadata only).")
     type: str | None = Field(None, max_length=255, description="Its content type (not trusted).")
     variable: str | None = Field(None, pattern=VARIABLE, description="MATLAB/HDF5 variable.")
+    checksum: Literal["crc32"] | None = Field(
+        None, description="'crc32': every part is signed and completed with its CRC-32."
+    )
 
 
 class UploadLinks(BaseModel):
@@ -59,11 +64,12 @@ class UploadLinks(BaseModel):
 
 
 class StoredPart(BaseModel):
-    """One part the storage holds."""
+    """One part the storage holds (``crc32``: its checksum, where the server lists one)."""
 
     number: int
     size: int
     etag: str
+    crc32: str | None = None
 
 
 class UploadState(BaseModel):
@@ -74,6 +80,7 @@ class UploadState(BaseModel):
     size: int
     part_size: int
     parts: int
+    checksum: Literal["crc32"] | None
     expires: datetime
     links: UploadLinks
 
@@ -84,10 +91,25 @@ class UploadParts(UploadState):
     stored: list[StoredPart]
 
 
-class PartNumbers(BaseModel):
-    """POST /v1/uploads/{id}/parts."""
+class PartToSign(BaseModel):
+    """A part to sign a URL for, with the base64 of its big-endian CRC-32 (zlib.crc32)."""
 
-    numbers: list[int] = Field(min_length=1, max_length=SIGN_BATCH)
+    number: int
+    crc32: str | None = Field(None, max_length=12)
+
+
+class PartNumbers(BaseModel):
+    """POST /v1/uploads/{id}/parts: ``parts`` with their CRC-32s (the URLs then take only those
+    bytes), or plain ``numbers``."""
+
+    numbers: list[int] = Field(default_factory=list, max_length=SIGN_BATCH)
+    parts: list[PartToSign] = Field(default_factory=list, max_length=SIGN_BATCH)
+
+    def wanted(self) -> list[PartToSign]:
+        """Every part to sign; BadRequest when none or both lists are given."""
+        if bool(self.numbers) == bool(self.parts):
+            raise BadRequest("Name the parts to sign: 'parts' (with their crc32) or 'numbers'.")
+        return self.parts or [PartToSign(number=number) for number in self.numbers]
 
 
 class PartUrl(BaseModel):
@@ -111,10 +133,11 @@ class SignedParts(BaseModel):
 
 
 class PartRef(BaseModel):
-    """A part as its PUT answered: number and ETag."""
+    """A part as its PUT answered: number and ETag (and the CRC-32 it was signed with)."""
 
     number: int
     etag: str = Field(max_length=200)
+    crc32: str | None = Field(None, max_length=12)
 
 
 class Completion(BaseModel):
@@ -141,6 +164,7 @@ def _state(
         size=upload.size,
         part_size=upload.part_size,
         parts=uploads.part_count(upload),
+        checksum=upload.checksum,
         expires=uploads.expires_at(manifest, settings.resumable_upload_ttl_s),
         links=UploadLinks(
             self=f"{base}/v1/uploads/{manifest.id}", image=f"{base}/v1/images/{manifest.id}"
@@ -168,6 +192,7 @@ def create(
         name=new.name,
         variable=new.variable,
         preferred_part_size=settings.upload_part_bytes,
+        crc32=new.checksum == "crc32",
     )
     assert manifest.upload is not None
     return _state(request, manifest, manifest.upload, settings)
@@ -183,20 +208,29 @@ def sign_parts(
 ) -> SignedParts:
     """URLs to PUT parts to (each with exactly its `size` bytes); keep each PUT's ETag."""
     manifest, upload = _opened(request, storage, upload_id)
-    for number in wanted.numbers:
-        uploads.check_number(upload, number)
+    wanted_parts = wanted.wanted()
+    for part in wanted_parts:
+        uploads.check_number(upload, part.number)
+        if part.crc32 is not None:
+            uploads.check_crc32(part.crc32)
+        elif upload.checksum == "crc32":
+            raise BadRequest(
+                f"This upload checks CRC-32s: give part {part.number}'s crc32 to sign it."
+            )
     ttl = settings.upload_part_url_ttl_s
     key = keys.original_key(manifest.id)
     signer: PartUrls = request.app.state.part_urls
     base = str(request.base_url).rstrip("/")
     parts = []
-    for number in wanted.numbers:
-        url = storage.presign_part(key, upload.upload_id, number, ttl)
+    for part in wanted_parts:
+        number, crc32 = part.number, part.crc32
+        url = storage.presign_part(key, upload.upload_id, number, ttl, crc32)
         if url is None:
-            query = signer.query(manifest.id, number, ttl)
+            query = signer.query(manifest.id, number, ttl, crc32)
             url = f"{base}/uploads/{manifest.id}/parts/{number}?{query}"
         size = uploads.expected_part_size(upload, number)
-        parts.append(PartUrl(number=number, url=url, size=size, headers={}))
+        headers = {"x-amz-checksum-crc32": crc32} if crc32 else {}
+        parts.append(PartUrl(number=number, url=url, size=size, headers=headers))
     return SignedParts(parts=parts, expires_in=ttl)
 
 
@@ -209,7 +243,9 @@ def get_upload(
     stored = uploads.stored_parts(storage, manifest.id, upload)
     return UploadParts(
         **_state(request, manifest, upload, settings).model_dump(),
-        stored=[StoredPart(number=p.number, size=p.size, etag=p.etag) for p in stored],
+        stored=[
+            StoredPart(number=p.number, size=p.size, etag=p.etag, crc32=p.crc32) for p in stored
+        ],
     )
 
 
@@ -225,8 +261,9 @@ def complete(
     """Join the parts (each named with the ETag its PUT answered) and convert the image."""
     manifest, upload = uploads.open_upload(storage, upload_id, _owner(request))
     parts = [(part.number, part.etag) for part in completion.parts]
+    checksums = {p.number: uploads.check_crc32(p.crc32) for p in completion.parts if p.crc32}
     manifest = uploads.complete_upload(
-        storage, manifest, upload, parts, enqueue, settings.show_slide_labels
+        storage, manifest, upload, parts, enqueue, settings.show_slide_labels, checksums
     )
     return to_status(manifest, link_context(request, settings), storage)
 
@@ -260,11 +297,12 @@ async def put_part(
     storage: StorageDep,
     expires: Annotated[int, Query(ge=0, le=2**40)],
     signature: Annotated[str, Query(max_length=64)],
+    crc32: Annotated[str | None, Query(max_length=12)] = None,
     content_md5: Annotated[str | None, Header(max_length=64)] = None,
 ) -> Response:
     """Store one part sent to a part URL of the local backend; answers its ETag."""
     signer: PartUrls = request.app.state.part_urls
-    signer.check(upload_id, number, expires, signature)
+    signer.check(upload_id, number, expires, signature, crc32 or "")
     manifest = await to_thread.run_sync(_uploading, storage, upload_id)
     upload = manifest.upload
     assert upload is not None
@@ -275,7 +313,8 @@ async def put_part(
         raise BadRequest(
             f"Part {number} must have exactly {expected} bytes; this one has {declared}."
         )
-    body = PartBody(request.stream(), number, expected, _md5_of(content_md5))
+    checks = Checks(md5=_md5_of(content_md5), crc32=_crc32_of(crc32))
+    body = PartBody(request.stream(), number, expected, checks)
     key = keys.original_key(manifest.id)
     put = partial(storage.put_part, key, upload.upload_id, number, cast(IO[bytes], body))
     etag = await to_thread.run_sync(put)
@@ -294,6 +333,13 @@ def _uploading(storage: StorageDep, image_id: str) -> Manifest:
     return manifest
 
 
+def _crc32_of(value: str | None) -> int | None:
+    """The CRC-32 a signed part URL names, as a number."""
+    if value is None:
+        return None
+    return int.from_bytes(base64.b64decode(uploads.check_crc32(value)), "big")
+
+
 def _md5_of(header: str | None) -> bytes | None:
     """The digest a Content-MD5 header names (base64 of 16 bytes), or BadRequest."""
     if header is None:
@@ -307,16 +353,25 @@ def _md5_of(header: str | None) -> bytes | None:
     return digest
 
 
+@dataclass(frozen=True)
+class Checks:
+    """What a part's bytes must match: a Content-MD5 digest, the CRC-32 its URL was signed for."""
+
+    md5: bytes | None = None
+    crc32: int | None = None
+
+
 class PartBody(io.RawIOBase):
     """A request body read from a worker thread, checked as it goes: never more than the part's
-    size, and at the end exactly its size and (when given) its MD5."""
+    size, and at the end exactly its size and (when given) its MD5 and CRC-32."""
 
     def __init__(
-        self, chunks: AsyncIterator[bytes], number: int, expected: int, md5: bytes | None
+        self, chunks: AsyncIterator[bytes], number: int, expected: int, checks: Checks
     ) -> None:
-        self.chunks, self.number, self.expected, self.md5 = chunks, number, expected, md5
+        self.chunks, self.number, self.expected, self.checks = chunks, number, expected, checks
         self.received = 0
-        self.digest = hashlib.md5(usedforsecurity=False)
+        self.digest = hashlib.md5(usedforsecurity=False) if checks.md5 is not None else None
+        self.crc32 = 0
         self.buffer = b""
 
     def readable(self) -> bool:
@@ -346,7 +401,10 @@ class PartBody(io.RawIOBase):
         self.received += len(chunk)
         if self.received > self.expected:
             raise BadRequest(f"Part {self.number} must have exactly {self.expected} bytes.")
-        self.digest.update(chunk)
+        if self.digest is not None:
+            self.digest.update(chunk)
+        if self.checks.crc32 is not None:
+            self.crc32 = zlib.crc32(chunk, self.crc32)
 
     def _check_end(self) -> None:
         if self.received != self.expected:
@@ -354,5 +412,9 @@ class PartBody(io.RawIOBase):
                 f"Part {self.number} ended after {self.received} of its {self.expected} bytes; "
                 "send it again."
             )
-        if self.md5 is not None and self.digest.digest() != self.md5:
+        if self.digest is not None and self.digest.digest() != self.checks.md5:
             raise BadRequest(f"Part {self.number} does not match its Content-MD5; send it again.")
+        if self.checks.crc32 is not None and self.crc32 != self.checks.crc32:
+            raise BadRequest(
+                f"Part {self.number} does not match the CRC-32 it was signed for; send it again."
+            )

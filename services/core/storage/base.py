@@ -25,6 +25,7 @@ class Part:
     number: int
     size: int
     etag: str  # without quotes
+    crc32: str | None = None  # base64 CRC-32 the server keeps (S3 with checksums), else None
 
 
 class UploadInfo(NamedTuple):
@@ -124,13 +125,18 @@ class Storage(Protocol):
     # Multipart uploads, resumable from a client: parts are numbered 1..10,000 and each part but
     # the last must be at least 5 MiB (S3's rule, enforced by the local backend too).
 
-    def create_multipart(self, key: str, content_type: str = "") -> str:
-        """Start a multipart upload of ``key``; returns its upload id."""
+    def create_multipart(self, key: str, content_type: str = "", crc32: bool = False) -> str:
+        """Start a multipart upload of ``key``; returns its upload id. ``crc32``: its parts
+        carry CRC-32 checksums, which S3 checks and wants named at completion."""
 
-    def presign_part(self, key: str, upload_id: str, number: int, expires_s: int) -> str | None:
+    def presign_part(
+        self, key: str, upload_id: str, number: int, expires_s: int, crc32: str | None = None
+    ) -> str | None:
         """A URL a client can PUT part ``number`` to without credentials, or None if unsupported.
 
-        The URL is signed offline: an unknown upload shows only when the client uses it.
+        The URL is signed offline: an unknown upload shows only when the client uses it. With
+        ``crc32`` (base64 of the part's big-endian CRC-32) the PUT must carry it as the
+        ``x-amz-checksum-crc32`` header, and a part whose bytes do not match is refused.
         """
 
     def put_part(self, key: str, upload_id: str, number: int, data: bytes | IO[bytes]) -> str:
@@ -147,8 +153,15 @@ class Storage(Protocol):
         one whose ETag it names.
         """
 
-    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
-        """Join the named (number, ETag) parts, in ascending order, into the object ``key``.
+    def complete_multipart(
+        self,
+        key: str,
+        upload_id: str,
+        parts: list[tuple[int, str]],
+        checksums: dict[int, str] | None = None,
+    ) -> None:
+        """Join the named (number, ETag) parts, in ascending order, into the object ``key``
+        (``checksums``: the parts' base64 CRC-32s, which S3 wants named at completion).
 
         Parts not named are discarded. NotFound for an unknown upload; Conflict when a part is
         not stored or has another ETag; BadRequest when a part but the last is under 5 MiB, a

@@ -228,11 +228,13 @@ class LocalStorage:
     def presign_get(self, key: str, expires_s: int) -> str | None:
         return None
 
-    def create_multipart(self, key: str, content_type: str = "") -> str:
+    def create_multipart(self, key: str, content_type: str = "", crc32: bool = False) -> str:
         self.path_of(key)  # refuses a key outside the folder now, not at completion
         return self._uploads.create(key)
 
-    def presign_part(self, key: str, upload_id: str, number: int, expires_s: int) -> str | None:
+    def presign_part(
+        self, key: str, upload_id: str, number: int, expires_s: int, crc32: str | None = None
+    ) -> str | None:
         return None
 
     def put_part(self, key: str, upload_id: str, number: int, data: bytes | IO[bytes]) -> str:
@@ -241,7 +243,13 @@ class LocalStorage:
     def list_parts(self, key: str, upload_id: str) -> list[Part]:
         return self._uploads.list_parts(key, upload_id)
 
-    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+    def complete_multipart(
+        self,
+        key: str,
+        upload_id: str,
+        parts: list[tuple[int, str]],
+        checksums: dict[int, str] | None = None,
+    ) -> None:
         with self._uploads.completing(key, upload_id, parts) as paths:
             concatenate(paths, self.open_writer(key))  # a temp file in .tmp, then a rename
 

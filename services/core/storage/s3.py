@@ -305,11 +305,13 @@ class S3Storage:
             "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_s
         )
 
-    def create_multipart(self, key: str, content_type: str = "") -> str:
-        return self._uploads.create(key, content_type)
+    def create_multipart(self, key: str, content_type: str = "", crc32: bool = False) -> str:
+        return self._uploads.create(key, content_type, crc32)
 
-    def presign_part(self, key: str, upload_id: str, number: int, expires_s: int) -> str | None:
-        return self._uploads.presign(key, upload_id, number, expires_s)
+    def presign_part(
+        self, key: str, upload_id: str, number: int, expires_s: int, crc32: str | None = None
+    ) -> str | None:
+        return self._uploads.presign(key, upload_id, number, expires_s, crc32)
 
     def put_part(self, key: str, upload_id: str, number: int, data: bytes | IO[bytes]) -> str:
         return self._uploads.put(key, upload_id, number, data)
@@ -317,8 +319,14 @@ class S3Storage:
     def list_parts(self, key: str, upload_id: str) -> list[Part]:
         return self._uploads.list_parts(key, upload_id)
 
-    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
-        self._uploads.complete(key, upload_id, parts)
+    def complete_multipart(
+        self,
+        key: str,
+        upload_id: str,
+        parts: list[tuple[int, str]],
+        checksums: dict[int, str] | None = None,
+    ) -> None:
+        self._uploads.complete(key, upload_id, parts, checksums)
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         self._uploads.abort(key, upload_id)

@@ -19,20 +19,35 @@ class S3Uploads:
     def __init__(self, client: "S3Client", signer: "S3Client", bucket: str) -> None:
         self._client, self._signer, self._bucket = client, signer, bucket
 
-    def create(self, key: str, content_type: str) -> str:
-        """CreateMultipartUpload; returns the upload id."""
+    def create(self, key: str, content_type: str, crc32: bool = False) -> str:
+        """CreateMultipartUpload (``crc32``: with CRC-32 part checksums, which the server checks
+        on each part and wants named at completion); returns the upload id."""
+        checksum = {"ChecksumAlgorithm": "CRC32"} if crc32 else {}
         try:
             created = self._client.create_multipart_upload(
-                Bucket=self._bucket, Key=key, ContentType=content_type or BYTES
+                Bucket=self._bucket,
+                Key=key,
+                ContentType=content_type or BYTES,
+                **checksum,  # type: ignore[arg-type]
             )
         except (BotoCoreError, ClientError) as exc:
             raise translate(exc, "start an upload") from exc
         return created["UploadId"]
 
-    def presign(self, key: str, upload_id: str, number: int, expires_s: int) -> str:
-        """A presigned UploadPart URL (signed offline: the upload is not looked up)."""
+    def presign(
+        self, key: str, upload_id: str, number: int, expires_s: int, crc32: str | None = None
+    ) -> str:
+        """A presigned UploadPart URL (signed offline: the upload is not looked up); with
+        ``crc32``, its x-amz-checksum-crc32 header is signed in."""
         check_part_number(number)
-        params = {"Bucket": self._bucket, "Key": key, "UploadId": upload_id, "PartNumber": number}
+        params: dict[str, object] = {
+            "Bucket": self._bucket,
+            "Key": key,
+            "UploadId": upload_id,
+            "PartNumber": number,
+        }
+        if crc32 is not None:
+            params["ChecksumCRC32"] = crc32
         return self._signer.generate_presigned_url(
             "upload_part", Params=params, ExpiresIn=expires_s
         )
@@ -67,14 +82,25 @@ class S3Uploads:
             )
             for page in pages:
                 found.extend(
-                    (Part(p["PartNumber"], p["Size"], p["ETag"].strip('"')), p["LastModified"])
+                    (
+                        Part(
+                            p["PartNumber"], p["Size"], p["ETag"].strip('"'), p.get("ChecksumCRC32")
+                        ),
+                        p["LastModified"],
+                    )
                     for p in page.get("Parts", [])
                 )
         except (BotoCoreError, ClientError) as exc:
             raise translate(exc, "list the parts of an upload") from exc
         return found
 
-    def complete(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+    def complete(
+        self,
+        key: str,
+        upload_id: str,
+        parts: list[tuple[int, str]],
+        checksums: dict[int, str] | None = None,
+    ) -> None:
         """CompleteMultipartUpload with the parts in ascending order (as S3 requires).
 
         The parts are checked against ListParts first, as the local backend checks them, so
@@ -82,8 +108,18 @@ class S3Uploads:
         accepts the ETag of a part since uploaded again, where S3 refuses it.
         """
         wanted = ordered_parts(parts)
-        check_parts(wanted, [part for part, _ in self._stored_parts(key, upload_id)])
-        named = [{"PartNumber": n, "ETag": f'"{etag}"'} for n, etag in wanted]
+        stored = [part for part, _ in self._stored_parts(key, upload_id)]
+        check_parts(wanted, stored)
+        # S3 wants each part's checksum named when the upload has them: the client's, else the
+        # one the listing gives (servers that list none check none).
+        listed = {(part.number, part.etag): part.crc32 for part in stored}
+        named = []
+        for n, etag in wanted:
+            entry = {"PartNumber": n, "ETag": f'"{etag}"'}
+            crc32 = (checksums or {}).get(n) or listed.get((n, etag))
+            if crc32:
+                entry["ChecksumCRC32"] = crc32
+            named.append(entry)
         try:
             self._client.complete_multipart_upload(
                 Bucket=self._bucket,
