@@ -3,9 +3,9 @@ and held at a chosen part so that "mid-upload" is a state the test makes, not a 
 for; and the files, waits and pixel checks the resumable-upload browser tests share."""
 
 import base64
-import hashlib
 import re
 import time
+import zlib
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import parse_qs, urlsplit
@@ -54,7 +54,7 @@ class PartPut(NamedTuple):
     origin: str
     upload: str
     number: int
-    content_md5: str | None
+    crc32: str | None  # its x-amz-checksum-crc32 header
 
 
 def part_puts(page: Page) -> list[PartPut]:
@@ -65,8 +65,8 @@ def part_puts(page: Page) -> list[PartPut]:
         found = part_of(request.url)
         if request.method == "PUT" and found is not None:
             url = urlsplit(request.url)
-            md5 = request.headers.get("content-md5")
-            seen.append(PartPut(f"{url.scheme}://{url.netloc}", *found, md5))
+            crc32 = request.headers.get("x-amz-checksum-crc32")
+            seen.append(PartPut(f"{url.scheme}://{url.netloc}", *found, crc32))
 
     page.on("request", record)
     return seen
@@ -132,11 +132,12 @@ def check_home(page: Page, width: int, height: int, name: str) -> None:
         assert np.allclose(pixel, colour, atol=16), (name, cx, cy, pixel)
 
 
-def part_md5s(path: Path) -> list[str]:
-    """The Content-MD5 header of each of a file's parts, in order."""
+def part_crc32s(path: Path) -> list[str]:
+    """The x-amz-checksum-crc32 header of each of a file's parts, in order: base64 of the
+    big-endian CRC-32."""
     data = path.read_bytes()
     return [
-        base64.b64encode(hashlib.md5(data[at : at + PART]).digest()).decode()
+        base64.b64encode(zlib.crc32(data[at : at + PART]).to_bytes(4, "big")).decode()
         for at in range(0, len(data), PART)
     ]
 
@@ -188,7 +189,7 @@ def reload_mid_upload(
     page.set_input_files("[data-testid=file-input]", str(source))
     wait_ready(page)
     assert [(p.origin, p.number) for p in after] == [(part_origin, 3)]
-    assert [p.content_md5 for p in after] == [part_md5s(source)[2]]
+    assert [p.crc32 for p in after] == [part_crc32s(source)[2]]
     assert note.is_hidden()
     with page.expect_navigation():
         page.click("[data-testid=upload-open]")

@@ -7,6 +7,7 @@ timing.
 """
 
 import contextlib
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import BrowserContext, Route
+from playwright.sync_api import BrowserContext, Request, Route
 from playwright.sync_api import Error as PlaywrightError
 
 from tests.integration.test_pipeline import quadrant_image
@@ -28,7 +29,7 @@ from tests.viewer.part_traffic import (
     PartGate,
     check_home,
     is_part_url,
-    part_md5s,
+    part_crc32s,
     part_of,
     part_puts,
     reload_mid_upload,
@@ -73,9 +74,9 @@ def test_several_files_at_once_become_ready_and_draw(
     assert sorted(p.number for p in puts) == [1, 1, 1, 2, 2, 2, 3, 3, 3]
     assert len({p.upload for p in puts}) == 3
     assert {p.origin for p in puts} == {stack.url}
-    # Each part carries the MD5 of its bytes, which the server checks.
-    expected = [md5 for f in files for md5 in part_md5s(f)]
-    assert sorted(p.content_md5 or "" for p in puts) == sorted(expected)
+    # Each part carries the CRC-32 of its bytes, which the server checks.
+    expected = [crc32 for f in files for crc32 in part_crc32s(f)]
+    assert sorted(p.crc32 or "" for p in puts) == sorted(expected)
     links = page.eval_on_selector_all(
         f"{items} [data-testid=upload-image-open]",
         "(links) => links.map((a) => [a.closest('li').querySelector('.name').textContent, a.href])",
@@ -279,13 +280,19 @@ def test_a_refused_part_url_is_signed_again(
 
     page.route(is_part_url, refuse_once)
     sent: list[tuple[str, str]] = []
-    page.on("request", lambda r: sent.append((r.method, r.url)))
+    signed: list[int] = []  # the part numbers of each signing call, in turn
+
+    def record(request: Request) -> None:
+        sent.append((request.method, request.url))
+        if request.method == "POST" and urlsplit(request.url).path.endswith("/parts"):
+            signed.extend(p["number"] for p in json.loads(request.post_data or "{}")["parts"])
+
+    page.on("request", record)
     page.set_input_files("[data-testid=file-input]", str(tiff(tmp_path, "resign.tif", 2400, 1800)))
     wait_ready(page)
     assert len(refused) == 1
-    signing = [u for m, u in sent if m == "POST" and urlsplit(u).path.endswith("/parts")]
-    assert len(signing) == 2
     number = (part_of(refused[0]) or ("", 0))[1]
+    assert sorted(signed) == sorted([1, 2, 3, number])  # each part once, the refused one again
     urls = [u for m, u in sent if m == "PUT" and (part_of(u) or ("", 0))[1] == number]
     # Signed anew (within the same second the server's signature is the same URL).
     assert len(urls) == 2 and urls[0] == refused[0]
@@ -351,8 +358,8 @@ def test_a_file_removed_after_a_reload_leaves_nothing_on_the_server(
 def test_a_part_changed_on_the_way_is_refused_and_sent_again(
     stack: Stack, context: tuple[BrowserContext, list[str]], tmp_path: Path
 ) -> None:
-    """Part 2's bytes are changed on the way once: its Content-MD5 no longer matches, the server
-    refuses it (400, nothing stored), and Uppy sends it again."""
+    """Part 2's bytes are changed on the way once: its x-amz-checksum-crc32 no longer matches,
+    the server refuses it (400, nothing stored), and Uppy sends it again."""
     ctx, blocked = context
     page = ctx.new_page()
     page.goto(stack.url)
@@ -370,10 +377,12 @@ def test_a_part_changed_on_the_way_is_refused_and_sent_again(
 
     page.route(is_part_url, corrupt_once)
     puts = part_puts(page)
-    page.set_input_files("[data-testid=file-input]", str(tiff(tmp_path, "bent.tif", 2400, 1800)))
+    source = tiff(tmp_path, "bent.tif", 2400, 1800)
+    page.set_input_files("[data-testid=file-input]", str(source))
     wait_ready(page)
     assert answers == [400]
-    assert [p.number for p in puts].count(2) == 2
+    twos = [p for p in puts if p.number == 2]
+    assert len(twos) == 2 and twos[0].crc32 == twos[1].crc32 == part_crc32s(source)[1]
     assert page.get_by_test_id("upload-error").is_hidden()
     assert blocked == []
 

@@ -1,5 +1,5 @@
-// Unit tests of viewer/js/lib/uploadparts.js (the upload page's part layout, batched part URLs
-// and retry rule). Run: node --test tests/viewer/*.test.mjs
+// Unit tests of viewer/js/lib/uploadparts.js (the upload page's part layout, part URLs signed
+// with each part's CRC-32, and retry rule). Run: node --test tests/viewer/*.test.mjs
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -15,51 +15,58 @@ test("every part but the last is part_size bytes; the last is the remainder", ()
   assert.equal(partBytes(1, 5 * MiB, 1), 1);
 });
 
-/** A fake POST /v1/uploads/{id}/parts that records the numbers of each call. */
+/** A fake POST /v1/uploads/{id}/parts that records the parts of each call. */
 function fakeSign(calls, expiresIn = 3600) {
-  return async (id, numbers) => {
-    calls.push(numbers);
+  return async (id, parts) => {
+    calls.push(parts);
     return {
-      parts: numbers.map((number) => ({ number, url: `http://s/${id}/${number}?v=${calls.length}`, size: 1, headers: {} })),
+      parts: parts.map(({ number, crc32 }) => ({
+        number, url: `http://s/${id}/${number}?v=${calls.length}`, size: 1, headers: { "x-amz-checksum-crc32": crc32 },
+      })),
       expires_in: expiresIn,
     };
   };
 }
 
-test("part URLs asked for in one turn come from one call, which signs the next parts too", async () => {
+test("parts asked for in one turn are signed by one call, each with its CRC-32, and no others", async () => {
   const calls = [];
-  const signer = new PartSigner("u1", 40, fakeSign(calls));
-  const got = await Promise.all([3, 1, 2].map((n) => signer.get(n)));
+  const signer = new PartSigner("u1", fakeSign(calls));
+  const got = await Promise.all([3, 1, 2].map((n) => signer.get(n, `c${n}`)));
   assert.deepEqual(got.map((p) => p.url), ["http://s/u1/3?v=1", "http://s/u1/1?v=1", "http://s/u1/2?v=1"]);
-  assert.deepEqual(calls, [Array.from({ length: 16 }, (_, i) => i + 1)]);
-  assert.equal((await signer.get(16)).url, "http://s/u1/16?v=1"); // kept: no second call
-  assert.equal(calls.length, 1);
+  assert.deepEqual(got.map((p) => p.headers), [3, 1, 2].map((n) => ({ "x-amz-checksum-crc32": `c${n}` })));
+  assert.deepEqual(calls, [[{ number: 1, crc32: "c1" }, { number: 2, crc32: "c2" }, { number: 3, crc32: "c3" }]]);
+  await signer.get(4, "c4"); // not signed ahead: its bytes were not hashed yet
+  assert.deepEqual(calls[1], [{ number: 4, crc32: "c4" }]);
 });
 
-test("no part number past the upload's last is asked for", async () => {
+test("a URL is reused for the same bytes only: other bytes of the part are signed anew", async () => {
   const calls = [];
-  const signer = new PartSigner("u2", 3, fakeSign(calls));
-  await signer.get(2);
-  assert.deepEqual(calls, [[2, 3]]);
+  const signer = new PartSigner("u2", fakeSign(calls));
+  const first = await signer.get(1, "aaa");
+  assert.equal(await signer.get(1, "aaa"), first); // a retry of the same bytes: no call
+  assert.equal(calls.length, 1);
+  const other = await signer.get(1, "bbb");
+  assert.equal(calls.length, 2);
+  assert.deepEqual(other.headers, { "x-amz-checksum-crc32": "bbb" });
 });
 
 test("a refused URL is signed again; so is one past most of its life", async () => {
   const calls = [];
-  const signer = new PartSigner("u3", 2, fakeSign(calls, 0));
-  await signer.get(1);
-  await signer.get(1); // expires_in 0: stale at once
+  const signer = new PartSigner("u3", fakeSign(calls, 0));
+  await signer.get(1, "c");
+  await signer.get(1, "c"); // expires_in 0: stale at once
   assert.equal(calls.length, 2);
-  const fresh = new PartSigner("u4", 1, fakeSign(calls));
-  const first = await fresh.get(1);
+  const fresh = new PartSigner("u4", fakeSign(calls));
+  const first = await fresh.get(1, "c");
   assert.equal(fresh.forget(first.url), true);
-  assert.notEqual((await fresh.get(1)).url, first.url);
+  assert.notEqual((await fresh.get(1, "c")).url, first.url);
   assert.equal(fresh.forget("http://elsewhere/1"), false); // not one of this upload's URLs
 });
 
 test("a part refused again and again is no longer signed anew: the refusal is not about time", async () => {
-  const signer = new PartSigner("u6", 1, fakeSign([]));
+  const signer = new PartSigner("u6", fakeSign([]));
   const answers = [];
-  for (let i = 0; i < 4; i += 1) answers.push(signer.forget((await signer.get(1)).url));
+  for (let i = 0; i < 4; i += 1) answers.push(signer.forget((await signer.get(1, "c")).url));
   assert.deepEqual(answers, [true, true, true, false]);
 });
 
@@ -67,14 +74,14 @@ test("a failed signing call fails every waiting part, and the next get asks agai
   let fail = true;
   const calls = [];
   const ok = fakeSign(calls);
-  const signer = new PartSigner("u5", 4, async (id, numbers) => {
+  const signer = new PartSigner("u5", async (id, parts) => {
     if (fail) throw Object.assign(new Error("down"), { status: 503 });
-    return ok(id, numbers);
+    return ok(id, parts);
   });
-  const results = await Promise.allSettled([signer.get(1), signer.get(2)]);
+  const results = await Promise.allSettled([signer.get(1, "c1"), signer.get(2, "c2")]);
   assert.deepEqual(results.map((r) => r.status), ["rejected", "rejected"]);
   fail = false;
-  assert.equal((await signer.get(2)).url, "http://s/u5/2?v=1");
+  assert.equal((await signer.get(2, "c2")).url, "http://s/u5/2?v=1");
 });
 
 test("network failures, timeouts, 429 and 5xx are worth a retry; refusals are not", () => {

@@ -186,29 +186,33 @@ export function uploadImage(file, onProgress = () => {}) {
 // --- resumable uploads (/v1/uploads): the file is sent in parts to URLs the server signs ---
 
 /**
- * POST /v1/uploads: start a resumable upload of `size` bytes; the answer gives its `id` (the image
- * id), `part_size` and `parts`.
+ * POST /v1/uploads: start a resumable upload of `size` bytes whose parts carry CRC-32s (each
+ * part is signed, and the upload completed, with its CRC-32); the answer gives its `id` (the
+ * image id), `part_size` and `parts`.
  * @param {{size: number, name?: string, type?: string}} file
  */
 export function createUpload({ size, name, type }) {
   return request("/v1/uploads", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ size, name: name?.slice(0, 255) || null, type: type || null }),
+    body: JSON.stringify({
+      size, name: name?.slice(0, 255) || null, type: type || null, checksum: "crc32",
+    }),
   });
 }
 
 /**
- * POST /v1/uploads/{id}/parts: `{parts: [{number, url, size, headers}], expires_in}`.
+ * POST /v1/uploads/{id}/parts with each part's CRC-32 (base64), which is signed into its URL:
+ * `{parts: [{number, url, size, headers}], expires_in}`; the PUT must send `headers`.
  * @param {string} id
- * @param {number[]} numbers
+ * @param {{number: number, crc32: string}[]} parts
  * @param {AbortSignal} [signal]
  */
-export function signUploadParts(id, numbers, signal) {
+export function signUploadParts(id, parts, signal) {
   return request(`/v1/uploads/${encodeURIComponent(id)}/parts`, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ numbers }),
+    body: JSON.stringify({ parts }),
     signal,
   });
 }
@@ -219,9 +223,10 @@ export function getUpload(id, { signal = undefined } = {}) {
 }
 
 /**
- * POST /v1/uploads/{id}/complete with every part's ETag: the image's status object (queued).
+ * POST /v1/uploads/{id}/complete with every part's ETag (and CRC-32 where known): the image's
+ * status object (queued).
  * @param {string} id
- * @param {{number: number, etag: string}[]} parts
+ * @param {{number: number, etag: string, crc32?: string}[]} parts
  * @param {AbortSignal} [signal]
  */
 export function completeUpload(id, parts, signal) {

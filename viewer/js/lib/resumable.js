@@ -8,7 +8,7 @@ import { AwsS3, Dashboard, GoldenRetriever, Uppy } from "/vendor/uppy/uppy.min.m
 import {
   ApiError, abortUpload, completeUpload, createUpload, errorMessage, getImage, getUpload,
 } from "./api.js";
-import { contentMd5 } from "./md5.js";
+import { partCrc32 } from "./checksum.js";
 import { PartSigner, isTransient, partBytes } from "./uploadparts.js";
 
 const MIN_PART = 5 * 1024 * 1024; // Uppy never cuts smaller parts (nor does S3 take them)
@@ -61,6 +61,8 @@ class ServerUploads {
     this.uppy = uppy;
     /** @type {Map<string, PartSigner>} */
     this.signers = new Map();
+    /** @type {Map<string, Map<number, string>>} each upload's parts' CRC-32s, for completion */
+    this.crc32s = new Map();
     /** Uploads the server completed though the page never heard its answer: their images. */
     this.completed = new Map();
     this.aborted = new Set();
@@ -79,13 +81,23 @@ class ServerUploads {
       signPart: (file, options) => this.signPart(file, options),
       uploadPartBytes: (options) => this.uploadPartBytes(options),
       listParts: (file, options) => this.listParts(file, options),
-      completeMultipartUpload: (file, options) => this.complete(options),
+      completeMultipartUpload: (file, options) => this.complete(file, options),
       abortMultipartUpload: (file, options) => this.abort(options),
     };
   }
 
   forget(file) {
-    if (file?.s3Multipart?.uploadId) this.signers.delete(file.s3Multipart.uploadId);
+    const uploadId = file?.s3Multipart?.uploadId;
+    if (uploadId) {
+      this.signers.delete(uploadId);
+      this.crc32s.delete(uploadId);
+    }
+  }
+
+  /** The CRC-32s known of an upload's parts (number -> base64). */
+  checksums(uploadId) {
+    if (!this.crc32s.has(uploadId)) this.crc32s.set(uploadId, new Map());
+    return /** @type {Map<number, string>} */ (this.crc32s.get(uploadId));
   }
 
   /** The upload made for the file before Uppy cut it (see prepare). */
@@ -95,17 +107,17 @@ class ServerUploads {
     return { uploadId: prepared.uploadId, key: prepared.key };
   }
 
-  /** The part's URL, and its Content-MD5 where the URLs check one (the storage then refuses
-   * bytes that changed on the way). */
-  async signPart(file, { partNumber, body, signal }) {
-    const { uploadId, parts } = file.s3Multipart;
-    if (!this.signers.has(uploadId)) this.signers.set(uploadId, new PartSigner(uploadId, parts));
-    const signer = this.signers.get(uploadId);
-    const { url, headers } = await signer.get(partNumber);
+  /** The part's URL, signed with the CRC-32 of its bytes, and the headers that carry it (the
+   * storage then refuses bytes that changed on the way). */
+  async signPart(file, { uploadId, partNumber, body, signal }) {
+    const crc32 = await partCrc32(body);
     signal?.throwIfAborted();
-    if (!signer.contentMd5 || !body) return { method: "PUT", url, headers };
-    const { base64 } = await contentMd5(body);
-    return { method: "PUT", url, headers: { ...headers, "Content-MD5": base64 } };
+    if (!this.signers.has(uploadId)) this.signers.set(uploadId, new PartSigner(uploadId));
+    const signer = /** @type {PartSigner} */ (this.signers.get(uploadId));
+    const { url, headers } = await signer.get(partNumber, crc32);
+    signal?.throwIfAborted();
+    this.checksums(uploadId).set(partNumber, crc32);
+    return { method: "PUT", url, headers };
   }
 
   /** Uppy's PUT of a part; a 403 (the URL expired) is told to Uppy so that it signs again. */
@@ -138,14 +150,23 @@ class ServerUploads {
       this.completed.set(uploadId, image); // completed, but its answer was lost: nothing to send
       return Array.from({ length: file.s3Multipart.parts }, (_, i) => ({ PartNumber: i + 1, ETag: "" }));
     }
-    return state.stored
-      .filter((p) => p.size === partBytes(state.size, state.part_size, p.number))
-      .map((p) => ({ PartNumber: p.number, Size: p.size, ETag: p.etag }));
+    const kept = state.stored.filter((p) => p.size === partBytes(state.size, state.part_size, p.number));
+    const crc32s = this.checksums(uploadId);
+    for (const p of kept) if (p.crc32) crc32s.set(p.number, p.crc32);
+    return kept.map((p) => ({ PartNumber: p.number, Size: p.size, ETag: p.etag }));
   }
 
-  async complete({ uploadId, parts, signal }) {
+  /** Complete with each part's ETag and CRC-32 (that of a part stored before a reload is
+   * computed again from the file: S3's part list may not name it). */
+  async complete(file, { uploadId, parts, signal }) {
     if (this.completed.has(uploadId)) return { image: this.completed.get(uploadId) };
-    const done = parts.map((p) => ({ number: p.PartNumber, etag: p.ETag }));
+    const crc32s = this.checksums(uploadId);
+    const { partSize } = file.s3Multipart;
+    for (const { PartNumber: n } of parts) {
+      if (!crc32s.has(n)) crc32s.set(n, await partCrc32(file.data.slice((n - 1) * partSize, n * partSize)));
+    }
+    signal?.throwIfAborted();
+    const done = parts.map((p) => ({ number: p.PartNumber, etag: p.ETag, crc32: crc32s.get(p.PartNumber) }));
     const image = await completeUpload(uploadId, done, signal);
     return { location: image.links?.viewer, image };
   }
@@ -155,6 +176,7 @@ class ServerUploads {
     if (this.aborted.has(uploadId)) return;
     this.aborted.add(uploadId);
     this.signers.delete(uploadId);
+    this.crc32s.delete(uploadId);
     await abortUpload(uploadId).catch((err) => {
       if (!(err instanceof ApiError && err.status === 404)) throw err;
     });

@@ -1,10 +1,10 @@
 // @ts-check
 // The parts of a resumable upload, without Uppy (unit-tested in node): the server's part layout,
-// part URLs signed in batches and kept while they are fresh, and which failures are worth a retry.
+// part URLs signed with each part's CRC-32 and kept while they are fresh, and which failures are
+// worth a retry.
 
 import { signUploadParts } from "./api.js";
 
-const SIGN_AHEAD = 16; // part URLs asked for in one call
 const URL_LIFE = 0.8; // share of a signed URL's life it is used for
 const RESIGN_TRIES = 3; // a part's URL signed again after a 403 at most this often
 
@@ -22,35 +22,37 @@ export function partBytes(size, partSize, number) {
 }
 
 /**
- * Signed part URLs of one upload: concurrent requests for URLs are answered by one call that
- * also signs the next parts; each URL is reused until most of its life has passed.
+ * Signed part URLs of one upload. A part is signed with its CRC-32, so only once its bytes are
+ * hashed: the parts asked for in one turn are signed by one call, and each URL is reused (a
+ * retry of the same bytes) until most of its life has passed.
  */
 export class PartSigner {
   /**
    * @param {string} id
-   * @param {number} parts
    * @param {typeof signUploadParts} [sign]
    */
-  constructor(id, parts, sign = signUploadParts) {
+  constructor(id, sign = signUploadParts) {
     this.id = id;
-    this.parts = parts;
     this.sign = sign;
-    /** @type {Map<number, {url: string, headers: Record<string, string>, until: number}>} */
+    /** @type {Map<number, {url: string, headers: Record<string, string>, crc32: string, until: number}>} */
     this.urls = new Map();
-    /** @type {Map<number, {resolve: (v: any) => void, reject: (e: any) => void}[]>} */
+    /** @type {Map<number, {crc32: string, resolve: (v: any) => void, reject: (e: any) => void}[]>} */
     this.waiting = new Map();
     this.flushing = false;
-    this.contentMd5 = false;
     /** @type {Map<number, number>} how often each part's URL was refused */
     this.refused = new Map();
   }
 
-  /** The URL and headers to PUT part `number` to. */
-  get(number) {
+  /**
+   * The URL and headers to PUT part `number` to, whose bytes have CRC-32 `crc32` (base64).
+   * @param {number} number
+   * @param {string} crc32
+   */
+  get(number, crc32) {
     const known = this.urls.get(number);
-    if (known && known.until > Date.now()) return Promise.resolve(known);
+    if (known && known.crc32 === crc32 && known.until > Date.now()) return Promise.resolve(known);
     return new Promise((resolve, reject) => {
-      this.waiting.set(number, [...(this.waiting.get(number) || []), { resolve, reject }]);
+      this.waiting.set(number, [...(this.waiting.get(number) || []), { crc32, resolve, reject }]);
       if (!this.flushing) {
         this.flushing = true;
         setTimeout(() => this.flush(), 0); // gather the calls made in this turn
@@ -74,22 +76,26 @@ export class PartSigner {
   }
 
   async flush() {
-    const asked = [...this.waiting.keys()].sort((a, b) => a - b);
-    const numbers = new Set(asked);
-    for (let n = asked[0] + 1; n <= this.parts && numbers.size < SIGN_AHEAD; n += 1) {
-      if (!this.urls.has(n)) numbers.add(n);
-    }
-    const waiting = new Map(asked.map((n) => [n, this.waiting.get(n)]));
+    const waiting = new Map(this.waiting);
     this.waiting.clear();
     this.flushing = false;
+    // A part asked for twice in one turn is signed with its latest bytes' checksum.
+    const parts = [...waiting].map(([number, calls]) => ({ number, crc32: calls.at(-1).crc32 }));
     try {
-      const answer = await this.sign(this.id, [...numbers].sort((a, b) => a - b));
+      const answer = await this.sign(this.id, parts.sort((a, b) => a.number - b.number));
       const until = Date.now() + answer.expires_in * 1000 * URL_LIFE;
-      this.contentMd5 = Boolean(answer.content_md5); // the URLs check a Content-MD5 header
+      const crc32s = new Map(parts.map((p) => [p.number, p.crc32]));
       for (const part of answer.parts) {
-        this.urls.set(part.number, { url: part.url, headers: part.headers || {}, until });
+        const signed = { url: part.url, headers: part.headers || {}, crc32: crc32s.get(part.number), until };
+        this.urls.set(part.number, signed);
       }
-      for (const [n, calls] of waiting) calls.forEach(({ resolve }) => resolve(this.urls.get(n)));
+      for (const [n, calls] of waiting) {
+        for (const { crc32, resolve, reject } of calls) {
+          const signed = this.urls.get(n);
+          if (signed?.crc32 === crc32) resolve(signed);
+          else reject(new Error(`Part ${n} was signed for other bytes.`));
+        }
+      }
     } catch (err) {
       for (const calls of waiting.values()) calls.forEach(({ reject }) => reject(err));
     }
