@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import threading
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -17,11 +17,11 @@ from plexzoom.client.models import (
     Image,
     ImagePage,
     SignedPart,
+    StoredPart,
     Upload,
     UploadProgress,
     UploadResult,
 )
-from plexzoom.client.transfer import takes_md5
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 USER_AGENT = "plexzoom-client/0.1"
@@ -170,8 +170,9 @@ class Client:
     # The resumable upload protocol (README, "Resumable uploads")
 
     def create_upload(self, size: int, name: str, variable: str | None = None) -> Upload:
-        """Start an upload of ``size`` bytes."""
-        body = {"size": size, "name": name[:255], "variable": variable}
+        """Start an upload of ``size`` bytes whose parts are signed and completed with their
+        CRC-32s."""
+        body = {"size": size, "name": name[:255], "variable": variable, "checksum": "crc32"}
         return Upload.from_json(self.call("POST", "/v1/uploads", json=body).json())
 
     def get_upload(self, upload_id: str) -> Upload:
@@ -179,28 +180,28 @@ class Client:
         return Upload.from_json(self.call("GET", f"/v1/uploads/{upload_id}").json())
 
     def sign_parts(
-        self, upload_id: str, numbers: Iterable[int]
+        self, upload_id: str, crc32s: Mapping[int, str]
     ) -> tuple[builtins.list[SignedPart], int]:
-        """Presigned URLs for parts, and the seconds they stay valid."""
-        body = {"numbers": sorted(numbers)}
-        answer = self.call("POST", f"/v1/uploads/{upload_id}/parts", json=body).json()
-        said = answer.get("content_md5")
-        parts = [
+        """Presigned URLs for parts, by number with each one's CRC-32 (base64), which the URL
+        signs: the storage refuses other bytes. Also the seconds the URLs stay valid."""
+        parts = [{"number": n, "crc32": crc32s[n]} for n in sorted(crc32s)]
+        answer = self.call("POST", f"/v1/uploads/{upload_id}/parts", json={"parts": parts}).json()
+        signed = [
             SignedPart(
-                int(p["number"]),
-                str(p["url"]),
-                int(p["size"]),
-                dict(p.get("headers") or {}),
-                md5_header=bool(said) if said is not None else takes_md5(str(p["url"])),
+                int(p["number"]), str(p["url"]), int(p["size"]), dict(p.get("headers") or {})
             )
             for p in answer["parts"]
         ]
-        return parts, int(answer.get("expires_in", 3600))
+        return signed, int(answer.get("expires_in", 3600))
 
-    def complete_upload(self, upload_id: str, etags: dict[int, str]) -> Image:
-        """Join the parts; the conversion starts."""
-        parts = [{"number": n, "etag": etags[n]} for n in sorted(etags)]
-        body = self.call("POST", f"/v1/uploads/{upload_id}/complete", json={"parts": parts})
+    def complete_upload(self, upload_id: str, parts: Mapping[int, StoredPart]) -> Image:
+        """Join the parts (their ETags, and CRC-32s where known); the conversion starts."""
+        named = [
+            {"number": n, "etag": parts[n].etag}
+            | ({"crc32": parts[n].crc32} if parts[n].crc32 else {})
+            for n in sorted(parts)
+        ]
+        body = self.call("POST", f"/v1/uploads/{upload_id}/complete", json={"parts": named})
         return Image.from_json(body.json())
 
     def abort_upload(self, upload_id: str) -> None:

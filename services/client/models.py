@@ -53,6 +53,22 @@ class ImagePage:
 
 
 @dataclass(frozen=True)
+class StoredPart:
+    """A part the storage holds: its size, the ETag completion names, and its CRC-32 (base64)
+    where it is known (the server lists none on SeaweedFS and moto)."""
+
+    size: int
+    etag: str
+    crc32: str | None = None
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> StoredPart:
+        """A stored part from GET /v1/uploads/{id}."""
+        crc32 = body.get("crc32")
+        return cls(int(body["size"]), str(body["etag"]), str(crc32) if crc32 else None)
+
+
+@dataclass(frozen=True)
 class Upload:
     """A resumable upload (POST or GET /v1/uploads/{id})."""
 
@@ -60,14 +76,12 @@ class Upload:
     size: int
     part_size: int
     parts: int
-    stored: dict[int, tuple[int, str]]  # number -> (size, etag) of the parts the server holds
+    stored: dict[int, StoredPart]  # by number: the parts the server holds
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Upload:
         """An upload from the API's JSON."""
-        stored = {
-            int(p["number"]): (int(p["size"]), str(p["etag"])) for p in body.get("stored") or []
-        }
+        stored = {int(p["number"]): StoredPart.from_json(p) for p in body.get("stored") or []}
         return cls(str(body["id"]), int(body["size"]), int(body["part_size"]),
                    int(body["parts"]), stored)  # fmt: skip
 
@@ -80,7 +94,7 @@ class Upload:
         return [
             n
             for n in range(1, self.parts + 1)
-            if n not in self.stored or self.stored[n][0] != self.part_bytes(n)
+            if n not in self.stored or self.stored[n].size != self.part_bytes(n)
         ]
 
 
@@ -91,8 +105,7 @@ class SignedPart:
     number: int
     url: str
     size: int
-    headers: dict[str, str]
-    md5_header: bool = False  # the URL checks a Content-MD5 header (and does not refuse one)
+    headers: dict[str, str]  # x-amz-checksum-crc32: signed into the URL, so it must be sent
 
 
 @dataclass(frozen=True)

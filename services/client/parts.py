@@ -1,4 +1,4 @@
-"""A part of a file on disk: its MD5 (a first read pass) and its bytes as a stream.
+"""A part of a file on disk: its CRC-32 (a first read pass) and its bytes as a stream.
 
 Neither holds the part in memory: both read it in ``CHUNK`` pieces, so an upload's memory is
 the chunks in flight, whatever the part size.
@@ -6,7 +6,8 @@ the chunks in flight, whatever the part size.
 
 from __future__ import annotations
 
-import hashlib
+import base64
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +24,13 @@ class FilePart:
     offset: int
     size: int
 
-    def md5(self) -> bytes:
-        """The MD5 digest of the part's bytes (a first read pass, before it is sent)."""
-        digest = hashlib.md5(usedforsecurity=False)
+    def crc32(self) -> str:
+        """The part's CRC-32 as S3's ``x-amz-checksum-crc32`` spells it: base64 of the four
+        big-endian bytes (a first read pass, before the part is signed and sent)."""
+        crc = 0
         for chunk in self.chunks():
-            digest.update(chunk)
-        return digest.digest()
+            crc = zlib.crc32(chunk, crc)
+        return base64.b64encode(crc.to_bytes(4, "big")).decode()
 
     def chunks(self, sent: Callable[[int], None] | None = None) -> Iterator[bytes]:
         """The part's bytes, ``CHUNK`` at a time; ``sent`` hears the length of each."""

@@ -1,23 +1,20 @@
-"""Sending parts: presigned URLs signed in batches just before use, PUTs retried with backoff."""
+"""Sending parts: URLs signed with each part's CRC-32 once it is hashed; PUTs retried."""
 
 from __future__ import annotations
 
-import base64
 import random
-import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
 from plexzoom.client.errors import PlexzoomError, ServerUnreachable, Stopped, check
-from plexzoom.client.models import SignedPart
+from plexzoom.client.models import SignedPart, StoredPart
 from plexzoom.client.parts import FilePart
 
-SIGN_BATCH = 100  # URLs signed per call (the server takes up to 1,000)
+SIGN_BATCH = 16  # parts hashed, then signed in one call, a batch ahead of their PUTs
 EXPIRY_MARGIN = 0.8  # a URL is signed again once 80 % of its lifetime has passed
 
 
@@ -37,45 +34,48 @@ class Retry:
 
 
 class Signer:
-    """Part URLs of one upload, signed ``SIGN_BATCH`` at a time as the threads reach them."""
+    """Part URLs of one upload. A part is signed with its CRC-32, so only once it is hashed:
+    ``add`` signs a hashed batch in one call; a refused or expired URL is signed again alone,
+    with the same CRC-32. A retry reuses a URL until it nears its expiry."""
 
     def __init__(
         self,
-        sign: Callable[[list[int]], tuple[list[SignedPart], int]],
-        numbers: list[int],
+        sign: Callable[[dict[int, str]], tuple[list[SignedPart], int]],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.sign, self.numbers, self.clock = sign, numbers, clock
+        self.sign, self.clock = sign, clock
+        self._crc32s: dict[int, str] = {}
         self._signed: dict[int, tuple[SignedPart, float]] = {}
-        self._used: set[int] = set()
         self._lock = threading.Lock()
+
+    def add(self, crc32s: dict[int, str]) -> None:
+        """Sign parts, by number with their CRC-32 (base64), in one call."""
+        with self._lock:
+            self._crc32s |= crc32s
+            self._sign(crc32s)
 
     def url(self, number: int, fresh: bool = False) -> SignedPart:
         """Part ``number``'s URL; ``fresh``: sign it again (the last one was refused)."""
         with self._lock:
-            hit = self._signed.pop(number, None)
+            hit = self._signed.get(number)
             if hit is None or fresh or self.clock() >= hit[1]:
-                self._sign_from(number)
-                hit = self._signed.pop(number)
-            self._used.add(number)
+                self._sign({number: self._crc32s[number]})
+                hit = self._signed.get(number)
+            if hit is None:
+                raise PlexzoomError(f"The server signed no URL for part {number}.")
             return hit[0]
 
-    def _sign_from(self, number: int) -> None:
-        """Sign ``number`` and the earliest parts not signed or sent yet, in one call."""
-        taken = self._used | self._signed.keys() | {number}
-        later = [n for n in self.numbers if n not in taken]
-        batch = [number, *later[: SIGN_BATCH - 1]]
-        parts, expires_in = self.sign(batch)
+    def _sign(self, crc32s: dict[int, str]) -> None:
+        parts, expires_in = self.sign(crc32s)
         good_until = self.clock() + expires_in * EXPIRY_MARGIN
-        self._signed.update({p.number: (p, good_until) for p in parts})
-        if number not in self._signed:
-            raise PlexzoomError(f"The server signed no URL for part {number}.")
+        self._signed |= {p.number: (p, good_until) for p in parts}
 
 
 class PartSender:
-    """PUTs one part at a time to its presigned URL: explicit Content-Length, Content-MD5,
-    no Authorization; network errors, 5xx and 429 are retried, a 403 is signed again. Once
-    ``stop`` is set no try starts, and a PUT under way is abandoned at its next chunk."""
+    """PUTs one part at a time to its presigned URL: explicit Content-Length, the headers the
+    URL signed (its CRC-32, which the storage checks), no Authorization; network errors, 5xx
+    and 429 are retried, a 403 is signed again. Once ``stop`` is set no try starts, and a PUT
+    under way is abandoned at its next chunk."""
 
     def __init__(
         self,
@@ -90,10 +90,13 @@ class PartSender:
         self.counted, self.sleep = counted, sleep
         self.stop = stop or threading.Event()
 
-    def send(self, part: FilePart) -> str:
-        """Send the part; the ETag its PUT answered."""
+    def checksum(self, part: FilePart) -> str:
+        """The part's CRC-32 (base64), unless the stop is set."""
         self._go_on(part)
-        md5 = part.md5()
+        return part.crc32()
+
+    def send(self, part: FilePart, crc32: str) -> StoredPart:
+        """Send the part (signed with ``crc32``); what the storage now holds."""
         fresh, problem = False, ""
         for attempt in range(self.retry.tries):
             self._go_on(part)
@@ -112,8 +115,6 @@ class PartSender:
                 self.counted(n)
 
             headers = {**signed.headers, "content-length": str(part.size)}
-            if signed.md5_header:
-                headers["content-md5"] = base64.b64encode(md5).decode()
             retry_after: float | None = None
             try:
                 answer = self.http.put(signed.url, content=part.chunks(count), headers=headers)
@@ -121,16 +122,12 @@ class PartSender:
                 problem = f"{type(exc).__name__}: {exc}"
             else:
                 if answer.status_code < 300:
-                    etag = etag_of(answer, part.number)
-                    if matches(etag, md5):
-                        return etag
-                    problem = f"the storage holds other bytes (ETag {etag}, MD5 {md5.hex()})"
-                else:
-                    problem = f"HTTP {answer.status_code}"
-                    fresh = answer.status_code == 403
-                    if not (fresh or answer.status_code == 429 or answer.status_code >= 500):
-                        check(answer)  # raises: the part itself is refused (400 bad digest, ...)
-                    retry_after = seconds(answer.headers.get("retry-after"))
+                    return StoredPart(part.size, etag_of(answer, part.number), crc32)
+                problem = f"HTTP {answer.status_code}"
+                fresh = answer.status_code == 403
+                if not (fresh or answer.status_code == 429 or answer.status_code >= 500):
+                    check(answer)  # raises: the part is refused (400: not the bytes hashed, ...)
+                retry_after = seconds(answer.headers.get("retry-after"))
             self.counted(-sent)
             if attempt + 1 < self.retry.tries:
                 self.sleep(self.retry.delay(attempt, retry_after))
@@ -143,21 +140,6 @@ class PartSender:
         """Raise Stopped once the stop event is set."""
         if self.stop.is_set():
             raise Stopped(part.path.name)
-
-
-def matches(etag: str, md5: bytes) -> bool:
-    """Whether a part's ETag fits its MD5: plexzoom's storage answers a part's MD5 in hex (the
-    protocol says so), which catches bytes changed on the way where no Content-MD5 is sent;
-    an ETag of another form is taken as it is."""
-    plain = etag.strip('"').lower()
-    return not re.fullmatch(r"[0-9a-f]{32}", plain) or plain == md5.hex()
-
-
-def takes_md5(url: str) -> bool:
-    """Whether a Content-MD5 header may be added to a PUT to ``url``: not to an S3 URL
-    presigned with signature version 2, whose signature covers Content-MD5 (as signed: none)."""
-    query = parse_qs(urlsplit(url).query)
-    return not ("Signature" in query and "AWSAccessKeyId" in query)
 
 
 def etag_of(answer: httpx.Response, number: int) -> str:

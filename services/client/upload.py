@@ -7,14 +7,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, as_completed, wait
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from plexzoom.client.errors import NotFound, PlexzoomError, Refused, Stopped, fatal
-from plexzoom.client.models import Image, Upload, UploadProgress, UploadResult
+from plexzoom.client.models import Image, StoredPart, Upload, UploadProgress, UploadResult
 from plexzoom.client.parts import FilePart
 from plexzoom.client.resume import FileKey, ResumeStore, Saved
-from plexzoom.client.transfer import PartSender, Retry, Signer
+from plexzoom.client.transfer import SIGN_BATCH, PartSender, Retry, Signer
 
 if TYPE_CHECKING:
     from plexzoom.client.client import Client
@@ -106,15 +107,14 @@ class Uploader:
         if upload is None:
             upload = self.client.create_upload(key.size, path.name, variable)
             self.store.save(key, Saved(upload.id, upload.part_size, upload.parts))
-        reused = {n: etag for n, (_size, etag) in upload.stored.items()}
-        for n in upload.missing():
-            reused.pop(n, None)
+        missing = upload.missing()
+        reused = {n: p for n, p in upload.stored.items() if n not in missing}
         tally = Tally(path, upload, self.progress)
         tally.add(sum(upload.part_bytes(n) for n in reused), len(reused))
-        etags = self._send(path, upload, upload.missing(), tally)
-        image = self._complete(key, path, upload, {**reused, **etags}, tally)
+        sent_parts = self._send(path, upload, missing, tally)
+        image = self._complete(key, path, upload, reused | sent_parts, tally)
         self.store.forget(key)
-        sent = sum(upload.part_bytes(n) for n in etags)
+        sent = sum(upload.part_bytes(n) for n in sent_parts)
         return UploadResult(path, image, key.size, upload.parts, upload.parts - len(reused),
                             len(reused), sent)  # fmt: skip
 
@@ -137,24 +137,32 @@ class Uploader:
             return None, None
         return upload, None
 
-    def _send(self, path: Path, upload: Upload, numbers: list[int], tally: Tally) -> dict[int, str]:
-        """PUT the parts ``numbers``, ``parallel`` at a time; their ETags."""
+    def _send(
+        self, path: Path, upload: Upload, numbers: list[int], tally: Tally
+    ) -> dict[int, StoredPart]:
+        """PUT the parts ``numbers``, ``parallel`` at a time; what the storage holds of them.
+
+        The same threads hash the parts, SIGN_BATCH at a time: a hashed batch is signed in one
+        call (a URL signs its part's CRC-32), and its PUTs are queued after the next batch's
+        hashing, so the threads never wait for a signature."""
         if not numbers:
             return {}
-        signer = Signer(lambda batch: self.client.sign_parts(upload.id, batch), numbers)
+        signer = Signer(lambda crc32s: self.client.sign_parts(upload.id, crc32s))
         sender = PartSender(
             self.client.parts_http, signer, self.retry, tally.add, self.sleep, self.stop
         )
-        etags: dict[int, str] = {}
+        parts = [part_of(path, upload, n) for n in numbers]
+        batches = [parts[i : i + SIGN_BATCH] for i in range(0, len(parts), SIGN_BATCH)]
+        stored: dict[int, StoredPart] = {}
 
-        def one(number: int) -> None:
-            offset = (number - 1) * upload.part_size
-            etags[number] = sender.send(FilePart(path, number, offset, upload.part_bytes(number)))
+        def put(part: FilePart, crc32: str) -> None:
+            stored[part.number] = sender.send(part, crc32)
             tally.add(0, 1)
 
         with ThreadPoolExecutor(self.parallel, thread_name_prefix="plexzoom-part") as pool:
-            futures = [pool.submit(one, n) for n in numbers]
+            futures: list[Future[Any]] = []
             try:
+                self._queue(pool, batches, sender, put, futures)
                 wait(futures, return_when=FIRST_EXCEPTION)
             except KeyboardInterrupt:  # only ever raised here when run() is on the main thread
                 self.stop.set()
@@ -165,10 +173,34 @@ class Uploader:
         errors.sort(key=lambda e: isinstance(e, Stopped))  # a part's own error comes first
         if errors:
             raise errors[0]
-        return etags
+        if len(stored) < len(numbers):  # stopped between two batches
+            raise Stopped(path.name)
+        return stored
+
+    def _queue(
+        self,
+        pool: ThreadPoolExecutor,
+        batches: list[list[FilePart]],
+        sender: PartSender,
+        put: Callable[[FilePart, str], None],
+        futures: list[Future[Any]],
+    ) -> None:
+        """Queue each batch's hashing, then its signing and PUTs behind the next batch's
+        hashing, into ``futures``; no more after a stop or a failed part."""
+        hashing = [pool.submit(sender.checksum, p) for p in batches[0]]
+        for k, batch in enumerate(batches):
+            futures += hashing
+            wait(hashing, return_when=FIRST_EXCEPTION)
+            if self.stop.is_set() or any(failed(f) for f in futures):
+                return
+            crc32s = [f.result() for f in hashing]
+            sender.signer.add({p.number: c for p, c in zip(batch, crc32s, strict=True)})
+            if k + 1 < len(batches):
+                hashing = [pool.submit(sender.checksum, p) for p in batches[k + 1]]
+            futures += [pool.submit(put, p, c) for p, c in zip(batch, crc32s, strict=True)]
 
     def _complete(
-        self, key: FileKey, path: Path, upload: Upload, etags: dict[int, str], tally: Tally
+        self, key: FileKey, path: Path, upload: Upload, parts: dict[int, StoredPart], tally: Tally
     ) -> Image:
         """Complete the upload; parts the server says are missing are sent once more first."""
         if FileKey.of(path, self.client.url) != key:
@@ -176,7 +208,7 @@ class Uploader:
             self.client.abort_upload(upload.id)
             raise PlexzoomError(f"{path} changed while it was uploading; upload it again.")
         try:
-            return self.client.complete_upload(upload.id, etags)
+            return self.client.complete_upload(upload.id, self._checksummed(path, upload, parts))
         except Refused as exc:
             if exc.status != 409:
                 self.store.forget(key)  # 400, 413, 415: the server will not take this file
@@ -189,9 +221,23 @@ class Uploader:
         missing = again.missing()
         if not missing:
             raise conflict
-        etags |= {n: etag for n, (_size, etag) in again.stored.items() if n not in missing}
-        etags |= self._send(path, upload, missing, tally)
-        return self.client.complete_upload(upload.id, etags)
+        held = {n: p for n, p in again.stored.items() if n not in missing}
+        parts = {n: parts[n] if same(parts.get(n), p) else p for n, p in held.items()}
+        parts |= self._send(path, upload, missing, tally)
+        return self.client.complete_upload(upload.id, self._checksummed(path, upload, parts))
+
+    def _checksummed(
+        self, path: Path, upload: Upload, parts: dict[int, StoredPart]
+    ) -> dict[int, StoredPart]:
+        """``parts`` with every CRC-32, which completion names: those the server does not list
+        (SeaweedFS, moto) are hashed from the file, unchanged since (its key says so)."""
+        unknown = [n for n, p in parts.items() if p.crc32 is None]
+        if not unknown:
+            return parts
+        with ThreadPoolExecutor(self.parallel, thread_name_prefix="plexzoom-hash") as pool:
+            crc32s = pool.map(FilePart.crc32, [part_of(path, upload, n) for n in unknown])
+            known = zip(unknown, crc32s, strict=True)
+            return parts | {n: replace(parts[n], crc32=crc32) for n, crc32 in known}
 
 
 def outcome(future: Future[UploadResult]) -> Outcome:
@@ -200,3 +246,18 @@ def outcome(future: Future[UploadResult]) -> Outcome:
         return future.result()
     except PlexzoomError as exc:
         return exc
+
+
+def part_of(path: Path, upload: Upload, number: int) -> FilePart:
+    """Part ``number`` of the file ``path`` in the upload's layout."""
+    return FilePart(path, number, (number - 1) * upload.part_size, upload.part_bytes(number))
+
+
+def same(sent: StoredPart | None, listed: StoredPart) -> bool:
+    """Whether a part this run sent is the one the server lists (whose CRC-32 may be unknown)."""
+    return sent is not None and sent.etag.strip('"') == listed.etag.strip('"')
+
+
+def failed(future: Future[Any]) -> bool:
+    """Whether a future has ended with an error (without waiting for it)."""
+    return future.done() and not future.cancelled() and future.exception() is not None

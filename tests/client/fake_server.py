@@ -1,9 +1,11 @@
 """The resumable upload protocol as an in-memory server behind an httpx transport.
 
-It checks what a real server and S3 check (exact Content-Length, Content-MD5, no Authorization
-on part URLs) and keeps only each part's size and MD5, never its bytes, so a test can push a
-large file through it. ``faults`` makes a part's next PUTs answer a status or drop; ``gate``
-holds PUTs until several uploads send at once; ``refused`` names files it will not take.
+It checks what a real server and S3 check (exact Content-Length, the CRC-32 a part URL signed
+sent as ``x-amz-checksum-crc32`` and matching the bytes, no Authorization on part URLs) and
+keeps only each part's size, ETag and CRC-32, never its bytes, so a test can push a large file
+through it. ``faults`` makes a part's next PUTs answer a status or drop; ``spoiled`` changes a
+part's bytes on the way; ``gate`` holds PUTs until several uploads send at once; ``refused``
+names files it will not take.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import itertools
 import json
 import math
 import threading
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -57,7 +61,9 @@ class FakeUpload:
     size: int
     part_size: int
     parts: int
-    stored: dict[int, tuple[int, str]] = field(default_factory=dict)  # number -> (size, etag)
+    crc32: bool = False  # created with "checksum": "crc32": completion names every CRC-32
+    # number -> (size, etag, crc32)
+    stored: dict[int, tuple[int, str, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -67,13 +73,12 @@ class FakeServer:
     uploads: dict[str, FakeUpload] = field(default_factory=dict)
     images: dict[str, dict[str, Any]] = field(default_factory=dict)
     faults: dict[int, list[int]] = field(default_factory=dict)
-    # The sign answer's content_md5 (None: left out); False: a Content-MD5 header is refused,
-    # as S3 refuses one a presigned URL did not sign.
-    content_md5: bool | None = None
-    wrong_etags: dict[int, int] = field(default_factory=dict)  # number -> answers to spoil
+    spoiled: dict[int, int] = field(default_factory=dict)  # number -> PUTs whose bytes change
+    lists_crc32: bool = True  # False: stored parts are listed with crc32 null (SeaweedFS, moto)
     gate: PartGate | None = None
     refused: set[str] = field(default_factory=set)  # names whose upload is refused (415)
     signed: list[list[int]] = field(default_factory=list)
+    completions: list[list[dict[str, Any]]] = field(default_factory=list)
     puts: list[int] = field(default_factory=list)  # part numbers, one per PUT that arrived
     creates: int = 0
     largest_chunk: int = 0
@@ -101,7 +106,7 @@ class FakeServer:
         if route == ("GET", "uploads"):
             return answer(200, self.describe(upload))
         if route == ("POST", "uploads", "parts"):
-            return self.sign(upload, json.loads(request.content)["numbers"])
+            return self.sign(upload, json.loads(request.content))
         if route == ("POST", "uploads", "complete"):
             return self.complete(upload, json.loads(request.content)["parts"])
         return answer(405, {"detail": "Not here."})
@@ -112,33 +117,39 @@ class FakeServer:
         self.creates += 1
         upload_id = f"{next(self._ids):026d}"
         size = body["size"]
-        upload = FakeUpload(upload_id, size, self.part_size, math.ceil(size / self.part_size))
+        parts = math.ceil(size / self.part_size)
+        upload = FakeUpload(upload_id, size, self.part_size, parts, body.get("checksum") == "crc32")
         self.uploads[upload_id] = upload
         self.images[upload_id] = image(upload_id, "uploading")
         return answer(201, self.describe(upload))
 
     def describe(self, upload: FakeUpload) -> dict[str, Any]:
         held = sorted(upload.stored.items())
-        stored = [{"number": n, "size": s, "etag": e} for n, (s, e) in held]
+        stored = [
+            {"number": n, "size": s, "etag": e, "crc32": c if self.lists_crc32 else None}
+            for n, (s, e, c) in held
+        ]
         return {"id": upload.id, "image_id": upload.id, "size": upload.size,
                 "part_size": upload.part_size, "parts": upload.parts, "stored": stored}  # fmt: skip
 
-    def sign(self, upload: FakeUpload, numbers: list[int]) -> httpx.Response:
+    def sign(self, upload: FakeUpload, body: dict[str, Any]) -> httpx.Response:
+        """Both forms: ``{"parts": [{"number", "crc32"}]}`` signs each CRC-32 into its URL (the
+        fake's stand-in for a signature), the older ``{"numbers": [...]}`` signs none."""
+        crc32s = {p["number"]: p["crc32"] for p in body["parts"]} if "parts" in body else {}
+        numbers = sorted(crc32s) or body["numbers"]
         self.signed.append(numbers)
         last = upload.size - (upload.parts - 1) * upload.part_size
         parts = [
             {
                 "number": n,
-                "url": f"http://{PART_HOST}/{upload.id}?partNumber={n}",
+                "url": f"http://{PART_HOST}/{upload.id}?partNumber={n}"
+                + (f"&crc32={quote(crc32s[n], safe='')}" if n in crc32s else ""),
                 "size": last if n == upload.parts else upload.part_size,
-                "headers": {},
+                "headers": {"x-amz-checksum-crc32": crc32s[n]} if n in crc32s else {},
             }
             for n in numbers
         ]
-        signed: dict[str, Any] = {"parts": parts, "expires_in": 3600}
-        if self.content_md5 is not None:
-            signed["content_md5"] = self.content_md5
-        return answer(200, signed)
+        return answer(200, {"parts": parts, "expires_in": 3600, "content_md5": True})
 
     def put_part(self, request: httpx.Request) -> httpx.Response:
         assert "authorization" not in request.headers, "a part URL got the API key"
@@ -147,10 +158,11 @@ class FakeServer:
         self.puts.append(number)
         if self.gate is not None:
             self.gate.enter(upload.id, number)
-        digest, size = hashlib.md5(), 0
+        digest, crc, size = hashlib.md5(), 0, 0
         for chunk in request.stream:  # type: ignore[union-attr]
             self.largest_chunk = max(self.largest_chunk, len(chunk))
             digest.update(chunk)
+            crc = zlib.crc32(chunk, crc)
             size += len(chunk)
         pending = self.faults.get(number)
         if pending:
@@ -159,25 +171,31 @@ class FakeServer:
                 raise httpx.ConnectError("connection reset by the test", request=request)
             return httpx.Response(status, text="<Error><Message>Faulty.</Message></Error>")
         assert int(request.headers["content-length"]) == size
-        md5 = request.headers.get("content-md5")
-        if md5 is not None and self.content_md5 is False:
+        sent = request.headers.get("x-amz-checksum-crc32")
+        if sent != request.url.params.get("crc32"):  # S3: the header is signed into the URL
             return httpx.Response(403, text="<Error><Code>SignatureDoesNotMatch</Code></Error>")
-        if md5 is not None and base64.b64encode(digest.digest()).decode() != md5:
-            return httpx.Response(400, text="<Error><Message>Bad digest.</Message></Error>")
-        etag = digest.hexdigest()
-        upload.stored[number] = (size, etag)
-        if self.wrong_etags.get(number):
-            self.wrong_etags[number] -= 1
-            etag = "0" * 32  # as if other bytes had arrived
-        return httpx.Response(200, headers={"etag": f'"{etag}"'})
+        if self.spoiled.get(number):
+            self.spoiled[number] -= 1
+            crc ^= 1  # as if another bit had arrived
+        crc32 = base64.b64encode(crc.to_bytes(4, "big")).decode()
+        if sent is not None and sent != crc32:
+            return httpx.Response(400, text="<Error><Message>Bad CRC-32.</Message></Error>")
+        upload.stored[number] = (size, digest.hexdigest(), crc32)
+        return httpx.Response(200, headers={"etag": f'"{digest.hexdigest()}"'})
 
     def complete(self, upload: FakeUpload, parts: list[dict[str, Any]]) -> httpx.Response:
+        self.completions.append(parts)
         named = {p["number"]: p["etag"].strip('"') for p in parts}
         missing = [n for n in range(1, upload.parts + 1) if n not in upload.stored]
         if missing:
             return answer(409, {"detail": f"Parts {missing} are missing."})
-        if any(named.get(n) != etag for n, (_s, etag) in upload.stored.items()):
+        if any(named.get(n) != etag for n, (_s, etag, _c) in upload.stored.items()):
             return answer(409, {"detail": "An ETag is not the stored one."})
+        crc32s = {p["number"]: p["crc32"] for p in parts if p.get("crc32")}
+        if upload.crc32 and len(crc32s) < len(parts):
+            return answer(400, {"detail": "This upload checks CRC-32s: name each part's crc32."})
+        if any(crc32s.get(n, crc) != crc for n, (_s, _e, crc) in upload.stored.items()):
+            return answer(400, {"detail": "A part's CRC-32 is not the stored one."})
         del self.uploads[upload.id]
         self.images[upload.id] = image(upload.id, "queued")
         return answer(202, self.images[upload.id])

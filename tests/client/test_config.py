@@ -5,7 +5,6 @@ from pathlib import Path
 import pytest
 
 from plexzoom.client.config import ConfigError, Target, resolve
-from plexzoom.client.transfer import takes_md5
 
 
 def config(tmp_path: Path, text: str) -> dict[str, str]:
@@ -38,11 +37,3 @@ def test_without_anything_the_local_server_and_no_key(tmp_path: Path) -> None:
 def test_a_config_that_cannot_be_used_is_named(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         resolve(None, None, config(tmp_path, text))
-
-
-def test_content_md5_goes_everywhere_but_to_signature_version_2_urls() -> None:
-    """Version 2 signs Content-MD5 (empty when presigned), version 4 signs only the host."""
-    v2 = "http://s3/b/k?uploadId=u&partNumber=1&AWSAccessKeyId=a&Signature=s&Expires=1"
-    v4 = "http://s3/b/k?uploadId=u&partNumber=1&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=s"
-    local = "http://api/v1/uploads/x/parts/1?expires=1&signature=s"
-    assert [takes_md5(url) for url in (v2, v4, local)] == [False, True, True]

@@ -1,9 +1,11 @@
 """The upload engine against the protocol's in-memory server: parts, retries, re-signing,
 resume, memory."""
 
+import base64
 import os
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -80,6 +82,7 @@ def test_a_part_that_keeps_failing_stops_the_upload_and_keeps_it_for_resuming(
 
 
 def test_a_refused_url_is_signed_again(tmp_path: Path, eleven_mib: Path) -> None:
+    """With the same CRC-32: the fake refuses (403) a header its URL did not sign."""
     server = FakeServer(faults={2: [403]})
     with client_of(server, tmp_path) as client:
         uploader(client).run(eleven_mib)
@@ -191,29 +194,69 @@ def test_parts_the_server_lost_are_sent_again_before_completing(
     assert result.image.status == "queued" and server.puts.count(2) == 2
 
 
-@pytest.mark.parametrize(("content_md5", "sent"), [(True, True), (False, False), (None, True)])
-def test_content_md5_is_sent_where_the_server_says_the_urls_take_it(
-    tmp_path: Path, eleven_mib: Path, content_md5: bool | None, sent: bool
-) -> None:
-    """The sign answer's content_md5 decides; a server that does not say: every URL but an S3
-    one presigned with signature version 2 (the fake's are neither)."""
-    server = FakeServer(content_md5=content_md5)
-    seen: list[bool] = []
+def test_each_part_is_signed_and_sent_with_its_crc32(tmp_path: Path, eleven_mib: Path) -> None:
+    """The CRC-32 goes into the sign request, the PUT's x-amz-checksum-crc32 and completion."""
+    server = FakeServer()
+    seen: list[str | None] = []
     handle = server.put_part
 
     def recording(request):  # type: ignore[no-untyped-def]
-        seen.append("content-md5" in request.headers)
+        seen.append(request.headers.get("x-amz-checksum-crc32"))
+        assert "content-md5" not in request.headers
         return handle(request)
 
     server.put_part = recording  # type: ignore[method-assign]
     with client_of(server, tmp_path) as client:
         assert client.upload(eleven_mib).image.status == "queued"
-    assert seen == [sent] * 3
+    data = eleven_mib.read_bytes()
+    crc32s = [crc32_of(data[i : i + 5 * MiB]) for i in range(0, len(data), 5 * MiB)]
+    assert sorted(seen) == sorted(crc32s)  # type: ignore[type-var]
+    assert [p["crc32"] for p in server.completions[-1]] == crc32s
 
 
-def test_an_etag_that_is_not_the_parts_md5_is_sent_again(tmp_path: Path, eleven_mib: Path) -> None:
-    """Without Content-MD5 the ETag (the MD5 of what the storage got) is the check."""
-    server = FakeServer(content_md5=False, wrong_etags={2: 1})
+def test_parts_are_hashed_then_signed_in_batches(tmp_path: Path) -> None:
+    """40 parts: three sign calls (16, 16, 8), each URL signed before its PUT."""
+    path = tmp_path / "many.raw"
+    path.write_bytes(os.urandom(40 * 1024))
+    server = FakeServer(part_size=1024)
     with client_of(server, tmp_path) as client:
-        uploader(client).run(eleven_mib)
+        result = uploader(client).run(path)
+    assert (result.parts_sent, result.image.status) == (40, "queued")
+    assert server.signed == [list(range(1, 17)), list(range(17, 33)), list(range(33, 41))]
+    assert all(p.get("crc32") for p in server.completions[-1])
+
+
+def test_a_part_whose_bytes_changed_on_the_way_is_refused_and_sent_again_on_resume(
+    tmp_path: Path, eleven_mib: Path
+) -> None:
+    """The storage checks the signed CRC-32 against the bytes: a mismatch is refused (400) and
+    not stored; the upload stays resumable and the next run sends that part only."""
+    server = FakeServer(spoiled={2: 1})
+    with client_of(server, tmp_path) as client:
+        with pytest.raises(Refused, match=r"Bad CRC-32"):
+            uploader(client).run(eleven_mib)
+        assert server.puts.count(2) == 1
+        assert sorted(server.uploads[next(iter(server.uploads))].stored) == [1, 3]
+        again = uploader(client).run(eleven_mib)
+    assert (again.parts_sent, again.parts_reused, again.image.status) == (1, 2, "queued")
     assert server.puts.count(2) == 2
+
+
+def test_crc32s_the_server_does_not_list_are_hashed_from_the_file_to_complete(
+    tmp_path: Path, eleven_mib: Path
+) -> None:
+    """SeaweedFS and moto list stored parts without a CRC-32; completion names every one."""
+    server = FakeServer(faults={3: [500]}, lists_crc32=False)
+    with client_of(server, tmp_path) as client:
+        with pytest.raises(ServerUnreachable):
+            uploader(client, tries=1).run(eleven_mib)
+        again = uploader(client).run(eleven_mib)
+    assert (again.parts_reused, again.image.status) == (2, "queued")
+    data = eleven_mib.read_bytes()
+    crc32s = [crc32_of(data[i : i + 5 * MiB]) for i in range(0, len(data), 5 * MiB)]
+    assert [p.get("crc32") for p in server.completions[-1]] == crc32s
+
+
+def crc32_of(data: bytes) -> str:
+    """What x-amz-checksum-crc32 holds: base64 of the big-endian CRC-32."""
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
