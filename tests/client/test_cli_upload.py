@@ -84,12 +84,15 @@ def test_files_in_flight_is_1_to_16(
 
 
 INTERRUPTED = """
-import json, os, sys
+import json, os, signal, sys
 from pathlib import Path
 from plexzoom.client import Client, session, upload
 from plexzoom.client.cli import main
 from tests.client.fake_server import GUARD_S, FakeServer, PartGate
 
+# A background shell starts its children with SIGINT ignored, and Python then leaves it so:
+# give the process the handler a terminal's would have.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 held_fd, summary, state = int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 uploaders, made = [], upload.Uploader.__init__
 
