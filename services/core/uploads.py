@@ -170,7 +170,8 @@ def complete_upload(
     the client can send them again; a file that is no supported image is deleted (415).
     """
     key = keys.original_key(manifest.id)
-    if not _joined_already(storage, key, upload):
+    stored = _stored_or_joined(storage, key, upload)
+    if stored is not None:
         wanted = ordered_parts(parts)
         if upload.checksum == "crc32":
             unnamed = [n for n, _ in wanted if n not in (checksums or {})]
@@ -179,7 +180,7 @@ def complete_upload(
                     f"This upload checks CRC-32s: name each part's crc32 (part {unnamed[0]} "
                     "has none)."
                 )
-        _check_complete(upload, wanted, _all_parts(storage, manifest.id, upload))
+        _check_complete(upload, wanted, stored)
         try:
             storage.complete_multipart(key, upload.upload_id, wanted, checksums)
         except NotFound as exc:  # another completion or an abort got there first
@@ -196,17 +197,19 @@ def complete_upload(
     return submit_image(storage, manifest, fmt, upload.size, enqueue, (filename, pending))
 
 
-def _joined_already(storage: Storage, key: str, upload: ResumableUpload) -> bool:
-    """True when an earlier completion joined the parts and stopped before queueing the image
-    (the multipart upload is gone and the original has the declared size)."""
+def _stored_or_joined(storage: Storage, key: str, upload: ResumableUpload) -> list[Part] | None:
+    """Every stored part of the upload; None when an earlier completion joined them and stopped
+    before queueing the image (the multipart upload is gone and the original has the declared
+    size); NotFound when neither."""
     try:
-        storage.list_parts(key, upload.upload_id)
-        return False
-    except NotFound:
+        return storage.list_parts(key, upload.upload_id)
+    except NotFound as exc:
         try:
-            return storage.size(key) == upload.size
+            if storage.size(key) == upload.size:
+                return None
         except NotFound:
-            return False
+            pass
+        raise NotFound(NO_UPLOAD) from exc
 
 
 def _check_complete(
